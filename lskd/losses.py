@@ -1,0 +1,245 @@
+"""Label smoothing and knowledge-distillation losses, pure torch.
+
+Shapes: logits/log-probabilities are (N, V) or (..., V); targets are (N,) or (...).
+All KD math runs in fp32 whatever the input dtype, so half-precision students and teachers
+do not lose the small probabilities that high temperatures bring out.
+
+Notation follows docs/PAPER.md: LS factor `epsilon` (the paper's alpha), temperature `T`,
+KD_T = T^2 * KL(q_t(T) || p_s(T)).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+SPREADS = ("others", "all")
+
+
+def label_smoothed_nll_loss(
+    lprobs: Tensor,
+    target: Tensor,
+    epsilon: float,
+    ignore_index: Optional[int] = None,
+    reduce: bool = True,
+    spread: str = "others",
+) -> Tuple[Tensor, Tensor]:
+    """Label-smoothed negative log-likelihood; returns (loss, nll_loss).
+
+    spread="others" is fairseq's `label_smoothed_nll_loss` bit for bit (epsilon spread over the
+    V-1 non-target classes); spread="all" is the paper's form, target = (1-eps)*onehot + eps/V.
+    Positions whose target is `ignore_index` contribute 0.
+    """
+    if spread not in SPREADS:
+        raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
+    if target.dim() == lprobs.dim() - 1:
+        target = target.unsqueeze(-1)
+    nll_loss = -lprobs.gather(dim=-1, index=target)
+    smooth_loss = -lprobs.sum(dim=-1, keepdim=True)
+    if ignore_index is not None:
+        pad_mask = target.eq(ignore_index)
+        nll_loss = nll_loss.masked_fill(pad_mask, 0.0)
+        smooth_loss = smooth_loss.masked_fill(pad_mask, 0.0)
+    nll_loss = nll_loss.squeeze(-1)
+    smooth_loss = smooth_loss.squeeze(-1)
+    if reduce:
+        nll_loss = nll_loss.sum()
+        smooth_loss = smooth_loss.sum()
+    if spread == "others":
+        eps_i = epsilon / (lprobs.size(-1) - 1)
+        loss = (1.0 - epsilon - eps_i) * nll_loss + eps_i * smooth_loss
+    else:
+        eps_i = epsilon / lprobs.size(-1)
+        loss = (1.0 - epsilon) * nll_loss + eps_i * smooth_loss
+    return loss, nll_loss
+
+
+def teacher_log_probs(teacher_logits: Union[Tensor, Sequence[Tensor]], temperature: float) -> Tensor:
+    """log q_t(T): log-softmax of teacher logits / T, in fp32.
+
+    A sequence of logits is an ensemble: its members' probabilities (each at temperature T)
+    are averaged, log(mean_m softmax(z_m / T)).
+    """
+    if isinstance(teacher_logits, Tensor):
+        return F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    members = [F.log_softmax(z.float() / temperature, dim=-1) for z in teacher_logits]
+    if len(members) == 1:
+        return members[0]
+    return torch.logsumexp(torch.stack(members, dim=0), dim=0) - math.log(len(members))
+
+
+def topk_renormalised(log_q: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+    """Keep the k most probable teacher tokens and renormalise over them.
+
+    Returns (ids, log_q_k): ids (..., k) int64, log_q_k (..., k) with logsumexp 0 along -1.
+    """
+    if k > log_q.size(-1):
+        raise ValueError(f"top-K of {k} is larger than the vocabulary ({log_q.size(-1)})")
+    values, ids = log_q.topk(k, dim=-1)
+    return ids, values - torch.logsumexp(values, dim=-1, keepdim=True)
+
+
+def topk_logits_to_log_probs(topk_logits: Tensor, temperature: float) -> Tensor:
+    """Teacher distribution from stored top-K logits: softmax over the K values at temperature T."""
+    return F.log_softmax(topk_logits.float() / temperature, dim=-1)
+
+
+def student_log_probs(student_logits: Tensor, temperature: float) -> Tensor:
+    """log p_s(T) over the full vocabulary, in fp32."""
+    return F.log_softmax(student_logits.float() / temperature, dim=-1)
+
+
+def _finish(per_position: Tensor, temperature: float, t2_scale: bool, mask: Optional[Tensor], reduce: bool) -> Tensor:
+    if t2_scale:
+        per_position = per_position * (temperature**2)
+    if mask is not None:
+        per_position = per_position.masked_fill(~mask, 0.0)
+    return per_position.sum() if reduce else per_position
+
+
+def kd_loss(
+    student_lprobs_t: Tensor,
+    teacher_lprobs_t: Tensor,
+    temperature: float,
+    t2_scale: bool = True,
+    mask: Optional[Tensor] = None,
+    reduce: bool = True,
+) -> Tensor:
+    """Full-vocabulary KD: T^2 * sum_v q_v (log q_v - log p_v), per position.
+
+    Both inputs are log-probabilities already at temperature T (`student_log_probs`,
+    `teacher_log_probs`); `mask` (bool, True = keep) zeroes padding positions.
+    The gradient w.r.t. the student logits is T * (p_s(T) - q_t(T)) per position (with T^2 scaling).
+    """
+    q = teacher_lprobs_t.exp()
+    # xlogy-style guard: q = 0 contributes 0 even where log q = -inf.
+    teacher_term = torch.where(q > 0, q * teacher_lprobs_t, torch.zeros_like(q))
+    per_position = (teacher_term - q * student_lprobs_t).sum(-1)
+    return _finish(per_position, temperature, t2_scale, mask, reduce)
+
+
+def sparse_kd_loss(
+    student_lprobs_t: Tensor,
+    teacher_ids: Tensor,
+    teacher_lprobs_k: Tensor,
+    temperature: float,
+    t2_scale: bool = True,
+    mask: Optional[Tensor] = None,
+    reduce: bool = True,
+) -> Tensor:
+    """Top-K KD: T^2 * sum_{k} q_k (log q_k - log p_{s,k}), the teacher renormalised over its K tokens.
+
+    `student_lprobs_t` (..., V) is the student's full-vocabulary log-probability at T; only the K
+    teacher columns are gathered from it, so no dense (..., V) teacher tensor is ever built.
+    `teacher_lprobs_k` (..., K) are the teacher's log-probabilities over `teacher_ids` (..., K).
+    """
+    student_k = student_lprobs_t.gather(-1, teacher_ids.long())
+    q = teacher_lprobs_k.float().exp()
+    per_position = (q * (teacher_lprobs_k.float() - student_k)).sum(-1)
+    return _finish(per_position, temperature, t2_scale, mask, reduce)
+
+
+def check_kd_options(alpha: float, temperature: float, alpha_name: str = "kd_alpha", temperature_name: str = "kd_temperature") -> None:
+    """Shared validation of the KD weight and temperature (raises ValueError naming the option)."""
+    if not (0.0 <= alpha <= 1.0):
+        raise ValueError(f"{alpha_name} must be in [0, 1], got {alpha}")
+    if not (temperature > 0.0 and math.isfinite(temperature)):
+        raise ValueError(f"{temperature_name} must be > 0, got {temperature}")
+
+
+class TopKTeacher:
+    """A teacher given as its top-K token ids and logits per position (e.g. read from a cache)."""
+
+    def __init__(self, ids: Tensor, logits: Tensor):
+        if ids.shape != logits.shape:
+            raise ValueError(f"top-K ids {tuple(ids.shape)} and logits {tuple(logits.shape)} differ in shape")
+        self.ids = ids
+        self.logits = logits
+
+
+TeacherOutput = Union[Tensor, Sequence[Tensor], TopKTeacher]
+
+
+class LSKDLoss(torch.nn.Module):
+    """loss = (1 - kd_alpha) * LS-NLL(epsilon) + kd_alpha * KD_T, summed over kept positions.
+
+    The one loss both adapters use: the fairseq `ls_kd` criterion (spread="others", fairseq's LS)
+    and the vision trainer (spread="all", the paper's LS; kd_alpha=1 is the paper's pure KD).
+    `forward` returns (loss, nll_loss, kd_loss), each summed; nll_loss is the student's plain NLL
+    of the gold labels, the number to select checkpoints on.
+
+    teacher: dense logits (..., V), a sequence of them (ensemble, probabilities averaged at T), or
+    a `TopKTeacher` (stored top-K logits, renormalised over K at T). With `topk` > 0 a dense
+    teacher is cut to its top-K tokens and renormalised (Tan et al.'s form).
+    """
+
+    def __init__(
+        self,
+        kd_alpha: float = 0.5,
+        temperature: float = 1.0,
+        label_smoothing: float = 0.0,
+        t2_scale: bool = True,
+        topk: int = 0,
+        spread: str = "others",
+        ignore_index: Optional[int] = None,
+    ):
+        super().__init__()
+        check_kd_options(kd_alpha, temperature)
+        if not (0.0 <= label_smoothing < 1.0):
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if topk < 0:
+            raise ValueError(f"kd_topk must be >= 0, got {topk}")
+        if spread not in SPREADS:
+            raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
+        self.kd_alpha = kd_alpha
+        self.temperature = temperature
+        self.label_smoothing = label_smoothing
+        self.t2_scale = t2_scale
+        self.topk = topk
+        self.spread = spread
+        self.ignore_index = ignore_index
+
+    def teacher_targets(self, teacher: TeacherOutput) -> Tuple[Optional[Tensor], Tensor]:
+        """(ids, log q) at this loss's temperature; ids is None for a dense distribution."""
+        T = self.temperature
+        if isinstance(teacher, TopKTeacher):
+            return teacher.ids, topk_logits_to_log_probs(teacher.logits, T)
+        log_q = teacher_log_probs(teacher, T)
+        if self.topk > 0:
+            return topk_renormalised(log_q, self.topk)
+        return None, log_q
+
+    def forward(
+        self,
+        student_logits: Tensor,
+        target: Tensor,
+        teacher: Optional[TeacherOutput] = None,
+        student_lprobs: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, Tensor, Tensor]:
+        """`student_lprobs` may pass the adapter's own log_softmax(logits) (fp32) to reuse it."""
+        if student_lprobs is None:
+            student_lprobs = F.log_softmax(student_logits.float(), dim=-1)
+        ls_loss, nll_loss = label_smoothed_nll_loss(
+            student_lprobs, target, self.label_smoothing, ignore_index=self.ignore_index, spread=self.spread
+        )
+        if self.kd_alpha == 0.0:
+            return ls_loss, nll_loss, ls_loss.new_zeros(())
+        if teacher is None:
+            raise ValueError("kd_alpha > 0 needs a teacher output")
+        mask = None if self.ignore_index is None else target.ne(self.ignore_index)
+        T = self.temperature
+        # At T = 1 the NLL's log-probabilities are the KD's: no second full-vocabulary tensor.
+        s_lprobs_t = student_lprobs if T == 1.0 else student_log_probs(student_logits, T)
+        ids, log_q = self.teacher_targets(teacher)
+        if ids is None:
+            kd = kd_loss(s_lprobs_t, log_q, T, self.t2_scale, mask)
+        else:
+            kd = sparse_kd_loss(s_lprobs_t, ids, log_q, T, self.t2_scale, mask)
+        if self.kd_alpha == 1.0:
+            return kd, nll_loss, kd
+        return (1.0 - self.kd_alpha) * ls_loss + self.kd_alpha * kd, nll_loss, kd
