@@ -21,6 +21,11 @@ Tensor = torch.Tensor
 SPREADS = ("others", "all")
 
 
+def _fp32(x: Tensor) -> Tensor:
+    """At least fp32: half/bf16 go up to fp32, fp64 (gradcheck) stays."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def label_smoothed_nll_loss(
     lprobs: Tensor,
     target: Tensor,
@@ -66,8 +71,8 @@ def teacher_log_probs(teacher_logits: Union[Tensor, Sequence[Tensor]], temperatu
     are averaged, log(mean_m softmax(z_m / T)).
     """
     if isinstance(teacher_logits, Tensor):
-        return F.log_softmax(teacher_logits.float() / temperature, dim=-1)
-    members = [F.log_softmax(z.float() / temperature, dim=-1) for z in teacher_logits]
+        return F.log_softmax(_fp32(teacher_logits) / temperature, dim=-1)
+    members = [F.log_softmax(_fp32(z) / temperature, dim=-1) for z in teacher_logits]
     if len(members) == 1:
         return members[0]
     return torch.logsumexp(torch.stack(members, dim=0), dim=0) - math.log(len(members))
@@ -86,12 +91,12 @@ def topk_renormalised(log_q: Tensor, k: int) -> Tuple[Tensor, Tensor]:
 
 def topk_logits_to_log_probs(topk_logits: Tensor, temperature: float) -> Tensor:
     """Teacher distribution from stored top-K logits: softmax over the K values at temperature T."""
-    return F.log_softmax(topk_logits.float() / temperature, dim=-1)
+    return F.log_softmax(_fp32(topk_logits) / temperature, dim=-1)
 
 
 def student_log_probs(student_logits: Tensor, temperature: float) -> Tensor:
     """log p_s(T) over the full vocabulary, in fp32."""
-    return F.log_softmax(student_logits.float() / temperature, dim=-1)
+    return F.log_softmax(_fp32(student_logits) / temperature, dim=-1)
 
 
 def _finish(per_position: Tensor, temperature: float, t2_scale: bool, mask: Optional[Tensor], reduce: bool) -> Tensor:
@@ -139,8 +144,9 @@ def sparse_kd_loss(
     `teacher_lprobs_k` (..., K) are the teacher's log-probabilities over `teacher_ids` (..., K).
     """
     student_k = student_lprobs_t.gather(-1, teacher_ids.long())
-    q = teacher_lprobs_k.float().exp()
-    per_position = (q * (teacher_lprobs_k.float() - student_k)).sum(-1)
+    log_q = _fp32(teacher_lprobs_k)
+    q = log_q.exp()
+    per_position = (q * (log_q - student_k)).sum(-1)
     return _finish(per_position, temperature, t2_scale, mask, reduce)
 
 
@@ -223,7 +229,7 @@ class LSKDLoss(torch.nn.Module):
     ) -> Tuple[Tensor, Tensor, Tensor]:
         """`student_lprobs` may pass the adapter's own log_softmax(logits) (fp32) to reuse it."""
         if student_lprobs is None:
-            student_lprobs = F.log_softmax(student_logits.float(), dim=-1)
+            student_lprobs = F.log_softmax(_fp32(student_logits), dim=-1)
         ls_loss, nll_loss = label_smoothed_nll_loss(
             student_lprobs, target, self.label_smoothing, ignore_index=self.ignore_index, spread=self.spread
         )

@@ -1,0 +1,14 @@
+"""fairseq --user-dir for lskd: `fairseq-train --user-dir fairseq_plugins --criterion ls_kd ...`.
+
+Importing this package registers the `ls_kd` criterion, and allow-lists `argparse.Namespace` for
+torch >= 2.6's weights-only `torch.load`, so every fairseq command run with this user dir can load
+checkpoints of argparse-style architectures (generate, resume, teachers).
+"""
+
+import argparse
+
+import torch
+
+torch.serialization.add_safe_globals([argparse.Namespace])
+
+from . import criterions  # noqa: E402,F401  (registers ls_kd)

@@ -1,0 +1,1 @@
+from . import ls_kd  # noqa: F401

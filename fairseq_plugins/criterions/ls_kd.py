@@ -1,0 +1,177 @@
+"""`ls_kd`: label-smoothed cross-entropy mixed with word-level knowledge distillation.
+
+Per non-padding target token:
+    loss = (1 - kd_alpha) * LS-NLL(eps) + kd_alpha * T^2 * KL(q_t(T) || p_s(T))
+The math is `lskd.losses.LSKDLoss`; this module only adapts fairseq's samples and models to it.
+kd_alpha = 0 is fairseq's `label_smoothed_cross_entropy` exactly and needs no teacher.
+
+The teacher is held outside the criterion's module tree (a plain attribute of a helper object),
+so fairseq never saves it into the student's checkpoint, never hands it to the optimizer, and
+`criterion.train()` never switches it out of eval mode.
+"""
+
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import torch
+from fairseq import utils
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import FairseqDataclass
+from fairseq.logging import metrics
+from omegaconf import II
+
+from lskd.losses import LSKDLoss
+
+from ..errors import PluginError
+from ..help import add_ls_kd_options_to_help
+from ..teacher import load_teachers
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LsKdConfig(FairseqDataclass):
+    kd_alpha: float = field(
+        default=0.5,
+        metadata={"help": "weight lambda of the KD term: loss = (1-lambda)*LS-NLL + lambda*KD; 0 = plain "
+                  "label-smoothed training (no teacher needed), 1 = pure KD"},
+    )
+    kd_temperature: float = field(
+        default=1.0,
+        metadata={"help": "KD temperature T: student and teacher logits are divided by T (T > 0)"},
+    )
+    no_kd_t2_scale: bool = field(
+        default=False,
+        metadata={"help": "do not multiply the KD term by T^2 (by default it is, to keep its gradient scale)"},
+    )
+    teacher_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "teacher checkpoint for online KD; several joined by ':' form an ensemble whose "
+                  "probabilities are averaged at temperature T. Must share the task's dictionaries"},
+    )
+    kd_topk: int = field(
+        default=0,
+        metadata={"help": "0 = KD over the full vocabulary; K > 0 = keep the teacher's top-K tokens per "
+                  "position and renormalise over them at temperature T (Tan et al.)"},
+    )
+    label_smoothing: float = field(
+        default=0.0,
+        metadata={"help": "epsilon for the student's own label-smoothed NLL on the gold token "
+                  "(fairseq's definition: eps spread over the V-1 other tokens)"},
+    )
+    report_accuracy: bool = field(default=False, metadata={"help": "report accuracy metric"})
+    ignore_prefix_size: int = field(default=0, metadata={"help": "Ignore first N tokens"})
+    sentence_avg: bool = II("optimization.sentence_avg")
+
+
+class OnlineTeacher:
+    """Frozen teacher model(s) run under no_grad on the student's batch (teacher forcing)."""
+
+    def __init__(self, models: List[torch.nn.Module]):
+        self.models = models
+        self._placed = None
+
+    def _place(self, like: torch.Tensor) -> None:
+        key = (like.device, like.dtype)
+        if self._placed != key:
+            for m in self.models:
+                m.to(device=like.device, dtype=like.dtype)
+            self._placed = key
+
+    @torch.no_grad()
+    def logits(self, sample, student_param: torch.Tensor) -> List[torch.Tensor]:
+        self._place(student_param)
+        return [m(**sample["net_input"])[0] for m in self.models]
+
+
+@register_criterion("ls_kd", dataclass=LsKdConfig)
+class LsKdCriterion(FairseqCriterion):
+    def __init__(self, task, sentence_avg, kd_alpha=0.5, kd_temperature=1.0, no_kd_t2_scale=False,
+                 teacher_path=None, kd_topk=0, label_smoothing=0.0, report_accuracy=False, ignore_prefix_size=0):
+        super().__init__(task)
+        try:
+            self.loss_fn = LSKDLoss(
+                kd_alpha=kd_alpha, temperature=kd_temperature, label_smoothing=label_smoothing,
+                t2_scale=not no_kd_t2_scale, topk=kd_topk, spread="others", ignore_index=self.padding_idx,
+            )
+        except ValueError as e:
+            raise PluginError("--" + str(e).replace("_", "-", 2))
+        vocab = len(task.target_dictionary)
+        if kd_topk > vocab:
+            raise PluginError(f"--kd-topk {kd_topk} is larger than the target vocabulary ({vocab} symbols)")
+        self.sentence_avg = sentence_avg
+        self.report_accuracy = report_accuracy
+        self.ignore_prefix_size = ignore_prefix_size
+        self.teacher = None
+        if kd_alpha > 0:
+            if not teacher_path:
+                raise PluginError("--kd-alpha > 0 needs a teacher: give --teacher-path CKPT[:CKPT...]")
+            self.teacher = OnlineTeacher(load_teachers(teacher_path, task))
+            logger.info(f"ls_kd: {len(self.teacher.models)} frozen teacher(s) from {teacher_path}; "
+                        f"kd_alpha={kd_alpha} T={kd_temperature} topk={kd_topk or 'full'}")
+        elif teacher_path:
+            logger.warning("ls_kd: --kd-alpha 0 ignores --teacher-path (plain label-smoothed training)")
+
+    def _prefix_cut(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.ignore_prefix_size:].contiguous() if self.ignore_prefix_size > 0 else x
+
+    def forward(self, model, sample, reduce=True):
+        net_output = model(**sample["net_input"])
+        lprobs = self._prefix_cut(model.get_normalized_probs(net_output, log_probs=True))
+        target = self._prefix_cut(model.get_targets(sample, net_output))
+        logits = self._prefix_cut(net_output[0])
+        teacher = None
+        if self.teacher is not None:
+            teacher = [self._prefix_cut(t) for t in self.teacher.logits(sample, next(model.parameters()))]
+        V = lprobs.size(-1)
+        loss, nll_loss, kd_loss = self.loss_fn(
+            logits.reshape(-1, V), target.reshape(-1),
+            teacher=None if teacher is None else [t.reshape(-1, V) for t in teacher],
+            student_lprobs=lprobs.view(-1, V),
+        )
+        sample_size = sample["target"].size(0) if self.sentence_avg else sample["ntokens"]
+        logging_output = {
+            "loss": loss.data,
+            "nll_loss": nll_loss.data,
+            "kd_loss": kd_loss.data,
+            "ntokens": sample["ntokens"],
+            "nsentences": sample["target"].size(0),
+            "sample_size": sample_size,
+        }
+        if self.report_accuracy:
+            mask = target.ne(self.padding_idx)
+            logging_output["n_correct"] = utils.item(lprobs.argmax(-1).masked_select(mask).eq(target.masked_select(mask)).sum())
+            logging_output["total"] = utils.item(mask.sum())
+        return loss, sample_size, logging_output
+
+    @classmethod
+    def reduce_metrics(cls, logging_outputs) -> None:
+        """As label_smoothed_cross_entropy (base 2), plus kd_loss per target token."""
+        def total(key):
+            return sum(log.get(key, 0) for log in logging_outputs)
+
+        loss_sum, nll_sum, kd_sum = total("loss"), total("nll_loss"), total("kd_loss")
+        ntokens, sample_size = total("ntokens"), total("sample_size")
+        metrics.log_scalar("loss", loss_sum / sample_size / math.log(2), sample_size, round=3)
+        metrics.log_scalar("nll_loss", nll_sum / ntokens / math.log(2), ntokens, round=3)
+        metrics.log_scalar("kd_loss", kd_sum / ntokens / math.log(2), ntokens, round=3)
+        metrics.log_derived("ppl", lambda meters: utils.get_perplexity(meters["nll_loss"].avg))
+        n_total = utils.item(total("total"))
+        if n_total > 0:
+            metrics.log_scalar("total", n_total)
+            metrics.log_scalar("n_correct", utils.item(total("n_correct")))
+            metrics.log_derived(
+                "accuracy",
+                lambda meters: round(meters["n_correct"].sum * 100.0 / meters["total"].sum, 3)
+                if meters["total"].sum > 0 else float("nan"),
+            )
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True
+
+
+add_ls_kd_options_to_help(LsKdConfig)
