@@ -1,0 +1,216 @@
+"""Shared plumbing: user errors + CLI wrapper, atomic writes, manifests, skip-when-done steps."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+
+from lskd.cli import LskdError
+
+
+class DataPrepError(LskdError):
+    """A user error (bad file, option, language...): one line on stderr, exit status 2."""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------- CLI
+def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], object],
+            argv: Optional[Sequence[str]] = None) -> int:
+    """Parse argv and call run(args); a DataPrepError becomes `<prog>: error: <msg>` and exit 2."""
+    args = parser.parse_args(None if argv is None else list(argv))
+    try:
+        run(args)
+    except LskdError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def command_line() -> str:
+    """The command that is running, for manifests."""
+    argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    return shlex.join(argv)
+
+
+# ------------------------------------------------------------------------------------- atomic
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield an empty temporary directory beside `path`; on success it takes the place of `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.rmdir(old)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def write_lines(path: Path, lines: Iterable[str]) -> int:
+    """Write one item per line (atomically); returns the number of lines."""
+    n = 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for line in lines:
+            f.write(line)
+            f.write("\n")
+            n += 1
+    return n
+
+
+# ------------------------------------------------------------------------- manifests and steps
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def count_lines(path: Path) -> int:
+    n = 0
+    with open(path, "rb") as f:
+        for _ in f:
+            n += 1
+    return n
+
+
+def _files_of(path: Path) -> List[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("manifest"))
+    return [path]
+
+
+def fingerprint(paths: Sequence[Path]) -> List[Dict[str, object]]:
+    """What a step read: path, size and sha256 of each file (directories: every file inside)."""
+    out = []
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            raise DataPrepError(f"{p}: input file not found")
+        for f in _files_of(p):
+            out.append({"path": str(f), "bytes": f.stat().st_size, "sha256": sha256_file(f)})
+    return out
+
+
+def describe_outputs(paths: Sequence[Path], text_suffixes=None) -> List[Dict[str, object]]:
+    """What a step wrote: path and size of each file, line count of the text files."""
+    out = []
+    for p in paths:
+        for f in _files_of(Path(p)):
+            d: Dict[str, object] = {"path": str(f), "bytes": f.stat().st_size}
+            if f.suffix not in (".bin", ".idx", ".model", ".pt", ".db"):
+                d["lines"] = count_lines(f)
+            out.append(d)
+    return out
+
+
+def _normalise(obj):
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def step_is_done(manifest: Path, inputs_fp, options, outputs: Sequence[Path]) -> bool:
+    try:
+        m = json.loads(Path(manifest).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if m.get("options") != _normalise(options):
+        return False
+    if [i["sha256"] for i in m.get("inputs", [])] != [i["sha256"] for i in inputs_fp]:
+        return False
+    for p in outputs:
+        if not Path(p).exists():
+            return False
+    recorded = m.get("outputs", [])
+    if not recorded:
+        return False
+    for o in recorded:
+        f = Path(o["path"])
+        if not f.is_file() or f.stat().st_size != o["bytes"]:
+            return False
+    return True
+
+
+def run_step(name: str, *, manifest: Path, inputs: Sequence[Path], options: dict,
+             outputs: Sequence[Path], action: Callable[[], Optional[dict]]) -> dict:
+    """Run `action` unless `manifest` says the same inputs and options already made `outputs`.
+
+    `action` writes `outputs` (atomically, each) and may return a dict of statistics, stored in the
+    manifest under "stats". The manifest is written last, so it marks a complete step. Returns the
+    manifest (the earlier one when the step is skipped).
+    """
+    manifest = Path(manifest)
+    fp = fingerprint(inputs)
+    if step_is_done(manifest, fp, options, outputs):
+        log(f"skip: {name} (done; {manifest})")
+        return json.loads(manifest.read_text(encoding="utf-8"))
+    if manifest.exists():
+        manifest.unlink()
+    log(f"run: {name}")
+    t0 = time.time()
+    stats = action() or {}
+    m = {
+        "step": name,
+        "created_by": command_line(),
+        "cwd": os.getcwd(),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(time.time() - t0, 2),
+        "inputs": fp,
+        "options": _normalise(options),
+        "outputs": describe_outputs(outputs),
+        "stats": _normalise(stats),
+    }
+    write_json(manifest, m)
+    log(f"done: {name} ({m['seconds']} s)")
+    return m

@@ -1,0 +1,180 @@
+"""The path every corpus takes: extract (module-specific) -> sentencepiece -> fairseq-preprocess.
+
+Output layout of OUT (see data_prep/__init__.py): raw/, spm/, bin/, manifest.json. Each step is
+skipped when its manifest shows the same inputs (sha256) and options, and its outputs are intact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from . import subword
+from .common import DataPrepError, command_line, count_lines, log, run_step, write_json, write_lines
+
+SPLITS = ("train", "valid", "test")
+Pair = Tuple[str, str]
+_LANG = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def add_output_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("output, subwords and binarisation (shared by all data_prep commands)")
+    g.add_argument("--out", required=True, type=Path, help="output directory (raw/, spm/, bin/, manifest.json)")
+    g.add_argument("--max-train", type=int, default=None, metavar="N",
+                   help="keep only the first N training pairs (after filtering; deterministic), for small demos")
+    g.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece vocabulary size (default 8000)")
+    g.add_argument("--spm-model-type", choices=("unigram", "bpe"), default="unigram", help="default unigram")
+    v = g.add_mutually_exclusive_group()
+    v.add_argument("--joint", dest="joint", action="store_true", default=True,
+                   help="one sentencepiece model and a joined fairseq dictionary for both languages (default)")
+    v.add_argument("--separate", dest="joint", action="store_false",
+                   help="one sentencepiece model and one fairseq dictionary per language")
+    g.add_argument("--no-binarize", dest="binarize", action="store_false",
+                   help="stop after sentencepiece (no fairseq-preprocess)")
+    g.add_argument("--workers", type=int, default=2, help="fairseq-preprocess workers (default 2)")
+
+
+def check_pair(src: str, tgt: str) -> None:
+    for opt, lang in (("--src", src), ("--tgt", tgt)):
+        if not _LANG.match(lang):
+            raise DataPrepError(f"{opt} {lang!r}: expected a language code of letters, digits and _ (e.g. de, en)")
+    if src == tgt:
+        raise DataPrepError(f"--src and --tgt are both {src!r}: expected two different languages")
+
+
+def check_output_args(args: argparse.Namespace) -> None:
+    if args.max_train is not None and args.max_train < 1:
+        raise DataPrepError(f"--max-train {args.max_train}: expected a positive number of pairs")
+    if args.vocab_size < 10:
+        raise DataPrepError(f"--vocab-size {args.vocab_size}: expected at least 10")
+    if args.workers < 1:
+        raise DataPrepError(f"--workers {args.workers}: expected at least 1")
+
+
+def raw_paths(out: Path, src: str, tgt: str) -> List[Path]:
+    return [Path(out) / "raw" / f"{s}.{l}" for s in SPLITS for l in (src, tgt)]
+
+
+def extract_step(out: Path, src: str, tgt: str, *, name: str, inputs: Sequence[Path], options: dict,
+                 make_splits: Callable[[], Tuple[Dict[str, List[Pair]], dict]],
+                 max_train: Optional[int] = None) -> dict:
+    """Write OUT/raw/{split}.{src,tgt} from make_splits() -> ({split: pairs}, stats); skip when done."""
+    out = Path(out)
+    options = dict(options, max_train=max_train)
+
+    def action():
+        splits, stats = make_splits()
+        if max_train is not None and len(splits["train"]) > max_train:
+            stats["max_train"] = {"before": len(splits["train"]), "after": max_train}
+            splits["train"] = splits["train"][:max_train]
+        for split in SPLITS:
+            if not splits.get(split):
+                raise DataPrepError(f"{name}: the {split} split is empty after filtering; check the inputs and filter options")
+        counts = {}
+        for split in SPLITS:
+            pairs = splits[split]
+            for i, lang in enumerate((src, tgt)):
+                write_lines(out / "raw" / f"{split}.{lang}", (p[i] for p in pairs))
+            counts[split] = len(pairs)
+        stats["pairs"] = counts
+        log(f"{name}: " + ", ".join(f"{s} {counts[s]}" for s in SPLITS) + " pairs")
+        return stats
+
+    return run_step(f"{name}: extract -> {out / 'raw'}", manifest=out / "raw" / "manifest.json",
+                    inputs=list(inputs), options=options, outputs=raw_paths(out, src, tgt), action=action)
+
+
+def spm_models(out: Path, src: str, tgt: str, joint: bool) -> Dict[str, Path]:
+    """language -> sentencepiece model path."""
+    spm_dir = Path(out) / "spm"
+    if joint:
+        return {src: spm_dir / "spm.model", tgt: spm_dir / "spm.model"}
+    return {src: spm_dir / f"spm.{src}.model", tgt: spm_dir / f"spm.{tgt}.model"}
+
+
+def subword_and_binarize(out: Path, src: str, tgt: str, *, vocab_size: int = 8000, joint: bool = True,
+                         model_type: str = "unigram", binarize: bool = True, workers: int = 2) -> dict:
+    """Train sentencepiece on raw/train.*, encode every split to spm/, then fairseq-preprocess to bin/."""
+    out = Path(out)
+    raw, spm_dir = out / "raw", out / "spm"
+    models = spm_models(out, src, tgt, joint)
+    spm_opts = {"vocab_size": vocab_size, "model_type": model_type, "joint": joint, "character_coverage": 1.0}
+    if joint:
+        groups = [([raw / f"train.{src}", raw / f"train.{tgt}"], models[src])]
+    else:
+        groups = [([raw / f"train.{l}"], models[l]) for l in (src, tgt)]
+
+    def train_action():
+        sizes = {}
+        for inputs, model in groups:
+            subword.train(inputs, model, vocab_size=vocab_size, model_type=model_type)
+            sizes[model.name] = subword.vocab_size_of(model)
+        return {"pieces": sizes}
+
+    tr = run_step("sentencepiece: train", manifest=spm_dir / "manifest.train.json",
+                  inputs=[p for g in groups for p in g[0]], options=spm_opts,
+                  outputs=sorted({m for m in models.values()}), action=train_action)
+    for name, n in tr["stats"]["pieces"].items():
+        if n < vocab_size:
+            log(f"note: {name} has {n} pieces (fewer than --vocab-size {vocab_size}: the corpus is small)")
+
+    encoded = [spm_dir / f"{s}.{l}" for s in SPLITS for l in (src, tgt)]
+
+    def encode_action():
+        for s in SPLITS:
+            for l in (src, tgt):
+                subword.encode_file(models[l], raw / f"{s}.{l}", spm_dir / f"{s}.{l}")
+        return {}
+
+    run_step("sentencepiece: encode", manifest=spm_dir / "manifest.encode.json",
+             inputs=sorted({m for m in models.values()}) + raw_paths(out, src, tgt),
+             options={"joint": joint}, outputs=encoded, action=encode_action)
+
+    result = {"spm_models": {l: str(m) for l, m in models.items()}}
+    if binarize:
+        from .binarize import binarize as _binarize, preprocess_command
+
+        bin_dir = out / "bin"
+
+        def bin_action():
+            cmd = _binarize(src, tgt, spm_dir, bin_dir, joint=joint, workers=workers)
+            return {"fairseq_preprocess": cmd}
+
+        run_step("fairseq-preprocess", manifest=out / "manifest.bin.json", inputs=encoded,
+                 options={"joint": joint, "src": src, "tgt": tgt}, outputs=[bin_dir], action=bin_action)
+        result["bin"] = str(bin_dir)
+    return result
+
+
+def write_summary(out: Path, src: str, tgt: str, *, corpus: str, joint: bool, extra: Optional[dict] = None) -> dict:
+    """OUT/manifest.json: what is where, with line counts (read by recipes)."""
+    out = Path(out)
+    lines = {s: count_lines(out / "raw" / f"{s}.{src}") for s in SPLITS}
+    models = spm_models(out, src, tgt, joint)
+    summary = {
+        "corpus": corpus, "src": src, "tgt": tgt, "joint": joint,
+        "raw": str(out / "raw"), "spm": str(out / "spm"),
+        "spm_models": {l: str(m) for l, m in models.items()},
+        "bin": str(out / "bin") if (out / "bin").is_dir() else None,
+        "pairs": lines, "created_by": command_line(),
+        "step_manifests": [str(p) for p in (out / "raw" / "manifest.json", out / "spm" / "manifest.train.json",
+                                              out / "spm" / "manifest.encode.json", out / "manifest.bin.json") if p.exists()],
+    }
+    if extra:
+        summary.update(extra)
+    write_json(out / "manifest.json", summary)
+    log(f"{corpus} {src}-{tgt}: " + ", ".join(f"{s} {lines[s]}" for s in SPLITS) + f" pairs -> {out}")
+    return summary
+
+
+def prepare(args: argparse.Namespace, *, corpus: str, src: str, tgt: str, inputs: Sequence[Path], options: dict,
+            make_splits: Callable[[], Tuple[Dict[str, List[Pair]], dict]]) -> dict:
+    """extract -> subwords -> binaries -> summary, with the shared options of add_output_args()."""
+    check_output_args(args)
+    extract_step(args.out, src, tgt, name=corpus, inputs=inputs, options=options, make_splits=make_splits,
+                 max_train=args.max_train)
+    subword_and_binarize(args.out, src, tgt, vocab_size=args.vocab_size, joint=args.joint,
+                         model_type=args.spm_model_type, binarize=args.binarize, workers=args.workers)
+    return write_summary(args.out, src, tgt, corpus=corpus, joint=args.joint)
