@@ -29,7 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .common import DataPrepError, atomic_path, log, run_cli
+from .common import DataPrepError, atomic_path, default_cache_dir, log, run_cli
 from .pipeline import add_output_args, check_pair, prepare
 from .text import filter_pairs, format_report
 
@@ -54,10 +54,6 @@ DUMMY = "dummy verses inserted by amos"
 
 _VERSE_NO = re.compile(r"\(\d+:\d+\)\s*")
 _STARS = re.compile(r"(?:\s*\*){2,}")
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("LSKD_CACHE", Path.home() / ".cache" / "lskd"))
 
 
 def clean_verse(text: str) -> str:

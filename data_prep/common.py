@@ -22,6 +22,11 @@ class DataPrepError(LskdError):
     """A user error (bad file, option, language...): one line on stderr, exit status 2."""
 
 
+def default_cache_dir() -> Path:
+    """Downloads and unpacked archives: $LSKD_CACHE, else ~/.cache/lskd."""
+    return Path(os.environ.get("LSKD_CACHE") or Path.home() / ".cache" / "lskd")
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
