@@ -1,0 +1,98 @@
+"""`lskd report` on a fabricated sweep: golden markdown table, CSV, PNG, and its user errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lskd.cli import LskdError, main as cli_main
+from lskd.report import main
+
+SIG = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.4.0"
+
+
+def _score(root: Path, name: str, **d):
+    p = root / name / "score.json"
+    p.parent.mkdir(parents=True)
+    d.setdefault("signature", SIG)
+    p.write_text(json.dumps(d))
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    runs = tmp_path / "runs"
+    _score(runs, "teacher_a0", role="teacher", teacher_alpha=0.0, bleu=26.461, chrf=50.0, seed=1)
+    _score(runs, "teacher_a0.1", role="teacher", teacher_alpha=0.1, bleu=26.75, chrf=51.0, seed=1)
+    for a, vals in ((0.0, {1: [24.9, 25.1], 2: [23.1], 3: [22.0], 64: [6.564]}),
+                    (0.1, {1: [25.085], 2: [23.421], 64: [6.461]})):
+        for t, vs in vals.items():
+            for seed, v in enumerate(vs, 1):
+                _score(runs, f"student_a{a}_T{t}_s{seed}", role="student", teacher_alpha=a, temperature=float(t),
+                       seed=seed, bleu=v, chrf=v + 20)
+    return runs
+
+
+GOLDEN = f"""\
+| bleu | teacher α=0 | teacher α=0.1 |
+|---|---|---|
+| teacher | 26.46 | 26.75 |
+| T=1 | 25.00 ± 0.14 (n=2) | 25.09 |
+| T=2 | 23.10 | 23.42 |
+| T=3 | 22.00 | – |
+| T=64 | 6.56 | 6.46 |
+
+10 runs; cells are means over seeds, ± sample std (n = number of seeds) where n > 1.
+signature: `{SIG}`
+"""
+
+
+def test_report_golden_table_csv_png(sweep, tmp_path, capsys):
+    out = tmp_path / "res" / "grid"
+    assert main(["--runs", str(sweep), "--out", str(out)]) == 0
+    assert (tmp_path / "res" / "grid.md").read_text() == GOLDEN
+    assert capsys.readouterr().out == GOLDEN
+    csv_lines = (tmp_path / "res" / "grid.csv").read_text().splitlines()
+    assert csv_lines[0] == "role,teacher_alpha,temperature,metric,mean,std,n,seeds"
+    assert csv_lines[1] == "teacher,0,,bleu,26.461,,1,1"
+    assert "student,0,1,bleu,25.0,0.141421,2,1 2" in csv_lines
+    assert len(csv_lines) == 1 + 2 + 7
+    png = (tmp_path / "res" / "grid.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    man = json.loads((tmp_path / "res" / "grid.json").read_text())
+    assert len(man["inputs"]) == 10 and man["metric"] == "bleu"
+
+
+def test_report_other_metric(sweep, tmp_path, capsys):
+    assert main(["--runs", str(sweep), "--out", str(tmp_path / "c"), "--metric", "chrf", "--no-plot", "--digits", "1"]) == 0
+    md = (tmp_path / "c.md").read_text()
+    assert md.splitlines()[2] == "| teacher | 50.0 | 51.0 |"
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_report_errors(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(LskdError, match=r"--runs .*empty: no score.json files found"):
+        main(["--runs", str(empty), "--out", str(tmp_path / "x")])
+    runs = tmp_path / "runs"
+    _score(runs, "a", role="student", teacher_alpha=0.1, temperature=1.0, bleu=3.0)
+    _score(runs, "b", role="student", teacher_alpha=0.1, temperature=2.0, chrf=3.0)
+    with pytest.raises(LskdError, match=r"b/score.json: no 'bleu' key \(--metric\); keys there: chrf"):
+        main(["--runs", str(runs), "--out", str(tmp_path / "x")])
+    (runs / "b" / "score.json").write_text('{"role": "student", "teacher_alpha": 0.1, "bleu": 2}')
+    with pytest.raises(LskdError, match=r"b/score.json: missing key 'temperature'"):
+        main(["--runs", str(runs), "--out", str(tmp_path / "x")])
+    (runs / "b" / "score.json").write_text('{"role": "student", "teacher_alpha": 0.1, "temperature": 1, "bleu": 2}')
+    with pytest.raises(LskdError, match=r"duplicate run"):
+        main(["--runs", str(runs), "--out", str(tmp_path / "x")])
+    (runs / "b" / "score.json").write_text("{oops")
+    with pytest.raises(LskdError, match=r"b/score.json: not valid JSON"):
+        main(["--runs", str(runs), "--out", str(tmp_path / "x")])
+
+
+def test_report_cli_error_is_one_line(tmp_path, capsys):
+    assert cli_main(["report", "--runs", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lskd report: error: --runs ") and "no score.json" in err[0]
