@@ -18,7 +18,7 @@ import random
 import sys
 from pathlib import Path
 
-from .common import DataPrepError, log, run_cli
+from .common import DataPrepError, count_lines, log, run_cli
 from .pipeline import add_output_args, check_pair, prepare
 from .text import filter_pairs, format_report, read_parallel, require_nonempty
 
@@ -90,6 +90,10 @@ def run(args: argparse.Namespace) -> dict:
     for f in inputs:
         if not Path(f).is_file():
             raise DataPrepError(f"{f}: file not found")
+    for fs, ft in zip(inputs[0::2], inputs[1::2]):  # cheap check before any step starts
+        ns, nt = count_lines(fs), count_lines(ft)
+        if ns != nt:
+            raise DataPrepError(f"parallel files are misaligned: {fs} has {ns} lines but {ft} has {nt} lines")
     if args.min_len < 1 or args.max_len < args.min_len:
         raise DataPrepError(f"--min-len {args.min_len} --max-len {args.max_len}: expected 1 <= min-len <= max-len")
     options = {k: getattr(args, k) for k in ("src_lang", "tgt_lang", "valid_size", "test_size", "seed",
