@@ -20,7 +20,6 @@ Split by book: test = Acts (44), valid = Romans + 1 Corinthians (45, 46), train 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sqlite3
 import subprocess

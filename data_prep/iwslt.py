@@ -24,7 +24,7 @@ import sys
 import tarfile
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from . import moses
 from .common import DataPrepError, atomic_dir, atomic_path, default_cache_dir, log, run_cli

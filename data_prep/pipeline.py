@@ -134,7 +134,7 @@ def subword_and_binarize(out: Path, src: str, tgt: str, *, vocab_size: int = 800
 
     result = {"spm_models": {l: str(m) for l, m in models.items()}}
     if binarize:
-        from .binarize import binarize as _binarize, preprocess_command
+        from .binarize import binarize as _binarize
 
         bin_dir = out / "bin"
 

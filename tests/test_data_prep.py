@@ -147,9 +147,8 @@ def _bible_db(path: Path):
     rows.append(("e", 1, 2, 1, "Ein Vers nur auf Deutsch."))
     rows.append(("e", 1, 3, 1, "Zu kurz."))
     rows.append(("4", 1, 3, 1, "This English verse is much much much longer than its German side here."))
-    con.executemany("INSERT INTO bible VALUES (NULL, ?, ?, ?, ?, ?)", [(r[0], *r[1:]) for r in rows]) if False else \
-        con.executemany("INSERT INTO bible (id, bbName, bNumber, cNumber, vNumber, vText) VALUES (?, ?, ?, ?, ?, ?)",
-                        [(i, *r) for i, r in enumerate(rows)])
+    con.executemany("INSERT INTO bible (id, bbName, bNumber, cNumber, vNumber, vText) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(i, *r) for i, r in enumerate(rows)])
     con.commit()
     con.close()
 

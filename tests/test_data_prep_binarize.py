@@ -1,8 +1,6 @@
 """sentencepiece + fairseq-preprocess on tiny data (joint and separate vocabularies), and skip-when-done."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +8,6 @@ import pytest
 from data_prep import parallel
 from data_prep.subword import decode_lines
 
-ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("fairseq_cli")
 
 DE = ["Das ist Satz Nummer {i} über die Welt.", "Wir sehen {i} Häuser und einen Baum.", "Er sagte: Ich komme {i} Mal."]

@@ -1,8 +1,6 @@
 """`lskd report` on a fabricated sweep: golden markdown table, CSV, PNG, and its user errors."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
