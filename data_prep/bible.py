@@ -28,7 +28,9 @@ import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .common import DataPrepError, atomic_path, default_cache_dir, log, run_cli
+from lskd.fileio import atomic_path
+
+from .common import DataPrepError, default_cache_dir, log, run_cli
 from .pipeline import add_output_args, check_pair, prepare
 from .text import filter_pairs, format_report
 

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import List
 
-from .common import DataPrepError, atomic_dir, log
+from lskd.fileio import atomic_dir
+
+from .common import DataPrepError, log
 
 
 def preprocess_command(src: str, tgt: str, prefix_dir: Path, destdir: Path, *, joint: bool,

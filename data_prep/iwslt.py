@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from . import moses
-from .common import DataPrepError, atomic_dir, atomic_path, default_cache_dir, log, run_cli
+from lskd.fileio import atomic_dir, atomic_path
+
+from .common import DataPrepError, default_cache_dir, log, run_cli
 from .pipeline import add_output_args, check_pair, prepare
 from .text import filter_pairs, format_report, read_lines, require_nonempty
 

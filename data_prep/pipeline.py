@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import subword
-from .common import DataPrepError, command_line, count_lines, log, run_step, write_json, write_lines
+from lskd.fileio import command_line, write_json, write_lines
+
+from .common import DataPrepError, count_lines, log, run_step
 
 SPLITS = ("train", "valid", "test")
 Pair = Tuple[str, str]

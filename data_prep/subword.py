@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 from typing import Iterable, List, Sequence
 
-from .common import DataPrepError, atomic_path, log
+from lskd.fileio import atomic_path
+
+from .common import DataPrepError, log
 
 
 def train(inputs: Sequence[Path], model: Path, *, vocab_size: int = 8000, model_type: str = "unigram",

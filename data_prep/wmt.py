@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Dict, List
 
 from . import moses
-from .common import DataPrepError, atomic_path, log, run_cli
+from lskd.fileio import atomic_path
+
+from .common import DataPrepError, log, run_cli
 from .iwslt import read_xml_segments
 from .pipeline import add_output_args, check_pair, prepare
 from .text import filter_pairs, format_report, read_parallel, read_lines, require_nonempty

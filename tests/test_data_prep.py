@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from data_prep import bible, iwslt, parallel, wmt
-from data_prep.common import DataPrepError, atomic_path, run_step
+from data_prep.common import DataPrepError, run_step
+from lskd.fileio import atomic_path
 from data_prep.text import filter_pairs, read_parallel
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,6 @@
 """sentencepiece + fairseq-preprocess on tiny data (joint and separate vocabularies), and skip-when-done."""
 
 import json
-from pathlib import Path
 
 import pytest
 

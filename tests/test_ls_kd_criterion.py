@@ -158,5 +158,5 @@ def test_error_teacher_dictionary_differs(tiny_data, tiny_teacher, tmp_path):
     (other / "dict.tgt.txt").write_text("\n".join(lines) + "\n")
     msg = error_of(tmp_path, ["--teacher-path", str(tiny_teacher)])
     n = len(lines) + 4
-    assert f"teacher target dictionary" in msg and f"{n} symbols) differs from the task's ({n} symbols)" in msg
+    assert "teacher target dictionary" in msg and f"{n} symbols) differs from the task's ({n} symbols)" in msg
     assert "first difference at index 7" in msg and "vs task 'zzz'" in msg

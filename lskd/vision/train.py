@@ -1,0 +1,456 @@
+"""Training loop for LS teachers and KD students (single process or torchrun DDP).
+
+The losses come from `lskd.losses.LSKDLoss` with spread="all" (the paper's LS, eps/K on every class):
+a teacher is LSKDLoss(kd_alpha=0, label_smoothing=alpha); a student is LSKDLoss(kd_alpha=lambda,
+temperature=T) given the frozen teacher's logits on the same augmented batch (lambda=1: pure KD).
+
+Run directory (--out-dir): config.json, last.pt (every epoch, atomic), best.pt (best val top-1),
+metrics.jsonl (one JSON line per epoch), final.json (written last: its presence means "done").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from lskd.cli import LskdError
+from lskd.losses import LSKDLoss, check_kd_options
+from lskd.vision.data import DataBundle, build_data
+from lskd.vision.models import build_model
+
+SCHEDULES = ("step", "multistep", "cosine", "constant")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    role: str = "teacher"  # teacher | student
+    out_dir: str = ""
+    dataset: str = "fashion_mnist"
+    data_root: str = ""
+    image_size: int = 0  # 0: the dataset's own (224 for ImageFolder / CUB)
+    augment: bool = True
+    train_subset: int = 0  # >0: a fixed (seed-independent) random subset of the training set
+    arch: str = "resnet18"
+    width: float = 1.0
+    small_input: Optional[bool] = None  # None: automatic (images <= 64 px)
+    pretrained: str = ""
+    label_smoothing: float = 0.0  # teacher LS alpha (and optional student LS)
+    temperature: float = 1.0
+    kd_lambda: float = 1.0  # weight of KD_T; 1 - lambda goes to the LS/CE term
+    teacher: str = ""  # teacher checkpoint (best.pt / last.pt of a teacher run)
+    teacher_arch: str = ""  # optional: assert the checkpoint's architecture
+    epochs: int = 10
+    batch_size: int = 128  # global batch (split over DDP ranks)
+    eval_batch_size: int = 512
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+    schedule: str = "step"
+    step_size: int = 30
+    milestones: List[int] = field(default_factory=list)
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    precision: str = "auto"
+    channels_last: bool = False
+    sync_bn: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    num_workers: int = 0
+    log_every: int = 50
+    progress: bool = True
+    resume: bool = True
+    force: bool = False
+    max_steps_per_epoch: int = 0  # >0: cut epochs short (smoke tests)
+    device: str = ""  # "" = cuda if available else cpu
+
+
+# ------------------------------------------------------------------ validation / loss
+
+
+def validate(cfg: TrainConfig) -> None:
+    """All option checks that need no data: clear one-line errors before anything runs."""
+    if cfg.role not in ("teacher", "student"):
+        raise LskdError(f"role must be teacher or student, got {cfg.role!r}")
+    if not cfg.out_dir:
+        raise LskdError("--out-dir: a run directory is required")
+    if not (0.0 <= cfg.label_smoothing < 1.0) or not math.isfinite(cfg.label_smoothing):
+        raise LskdError(f"--label-smoothing: alpha must be in [0, 1), got {cfg.label_smoothing}")
+    try:
+        check_kd_options(cfg.kd_lambda, cfg.temperature, alpha_name="--kd-lambda", temperature_name="--temperature")
+    except ValueError as e:
+        raise LskdError(str(e)) from None
+    if cfg.role == "student":
+        if not cfg.teacher:
+            raise LskdError("--teacher: a student needs a teacher checkpoint")
+        if not os.path.isfile(cfg.teacher):
+            raise LskdError(f"--teacher: checkpoint {cfg.teacher} does not exist (expected best.pt or last.pt of a teacher run)")
+    if cfg.epochs < 1:
+        raise LskdError(f"--epochs: expected >= 1, got {cfg.epochs}")
+    if cfg.batch_size < 1:
+        raise LskdError(f"--batch-size: expected >= 1, got {cfg.batch_size}")
+    if not (cfg.lr > 0):
+        raise LskdError(f"--lr: expected > 0, got {cfg.lr}")
+    if cfg.schedule not in SCHEDULES:
+        raise LskdError(f"--schedule: unknown schedule {cfg.schedule!r}; expected one of: {', '.join(SCHEDULES)}")
+    if cfg.schedule == "step" and cfg.step_size < 1:
+        raise LskdError(f"--step-size: expected >= 1, got {cfg.step_size}")
+    if cfg.warmup_epochs < 0 or cfg.warmup_epochs >= cfg.epochs and cfg.warmup_epochs > 0:
+        raise LskdError(f"--warmup-epochs: expected in [0, epochs={cfg.epochs}), got {cfg.warmup_epochs}")
+    if cfg.precision not in PRECISIONS:
+        raise LskdError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    if cfg.precision == "fp16" and not (cfg.device.startswith("cuda") or (not cfg.device and torch.cuda.is_available())):
+        raise LskdError("--precision fp16 needs a GPU; use bf16 or fp32 on CPU")
+    if cfg.pretrained and not os.path.isfile(cfg.pretrained):
+        raise LskdError(f"--pretrained: weights file {cfg.pretrained} does not exist (a local torchvision state_dict; nothing is downloaded)")
+
+
+def make_loss(cfg: TrainConfig) -> LSKDLoss:
+    if cfg.role == "teacher":
+        return LSKDLoss(kd_alpha=0.0, temperature=1.0, label_smoothing=cfg.label_smoothing, spread="all")
+    return LSKDLoss(kd_alpha=cfg.kd_lambda, temperature=cfg.temperature, label_smoothing=cfg.label_smoothing, spread="all")
+
+
+def batch_loss(loss_fn: LSKDLoss, logits: torch.Tensor, target: torch.Tensor, teacher_logits: Optional[torch.Tensor] = None):
+    """(loss, nll, kd) as means over the batch (the core returns sums)."""
+    loss, nll, kd = loss_fn(logits, target, teacher=teacher_logits)
+    n = target.numel()
+    return loss / n, nll / n, kd / n
+
+
+def lr_at(cfg: TrainConfig, epoch: float) -> float:
+    """Learning rate at fractional epoch `epoch` (linear warm-up, then the schedule)."""
+    if cfg.warmup_epochs > 0 and epoch < cfg.warmup_epochs:
+        return cfg.lr * (epoch + 1e-8) / cfg.warmup_epochs if epoch > 0 else cfg.lr / max(1.0, 10 * cfg.warmup_epochs)
+    e = int(epoch)
+    if cfg.schedule == "step":
+        return cfg.lr * cfg.gamma ** (e // cfg.step_size)
+    if cfg.schedule == "multistep":
+        return cfg.lr * cfg.gamma ** sum(e >= m for m in cfg.milestones)
+    if cfg.schedule == "cosine":
+        span = max(1e-8, cfg.epochs - cfg.warmup_epochs)
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * min(1.0, (epoch - cfg.warmup_epochs) / span)))
+    return cfg.lr
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def atomic_save(obj, path: str) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(text: str, path: str) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def model_meta(cfg: TrainConfig, data: DataBundle, small_input: bool) -> dict:
+    return {
+        "arch": cfg.arch, "width": cfg.width, "small_input": small_input, "num_classes": data.num_classes,
+        "in_channels": data.in_channels, "image_size": data.image_size, "dataset": cfg.dataset, "role": cfg.role,
+        "label_smoothing": cfg.label_smoothing, "temperature": cfg.temperature if cfg.role == "student" else None,
+    }
+
+
+def load_checkpoint(path: str) -> dict:
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise LskdError(f"{path}: cannot read as an lskd vision checkpoint: {e}") from None
+    if not isinstance(ck, dict) or "model" not in ck or "meta" not in ck:
+        raise LskdError(f"{path}: not an lskd vision checkpoint (expected a dict with 'model' and 'meta', as written by lskd vision)")
+    return ck
+
+
+def model_from_checkpoint(path: str) -> tuple:
+    ck = load_checkpoint(path)
+    m = ck["meta"]
+    model = build_model(m["arch"], m["num_classes"], m["in_channels"], m["small_input"], m["width"], m["image_size"])
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as e:
+        raise LskdError(f"{path}: weights do not fit its recorded architecture {m['arch']}: {str(e).splitlines()[0]}") from None
+    return model, ck
+
+
+def load_teacher(cfg: TrainConfig, data: DataBundle) -> tuple:
+    """The frozen teacher (eval mode, no grad) and its meta; mismatches are user errors."""
+    ck = load_checkpoint(cfg.teacher)
+    m = ck["meta"]
+    if cfg.teacher_arch and m["arch"] != cfg.teacher_arch:
+        raise LskdError(f"--teacher: {cfg.teacher} is a {m['arch']} checkpoint, but --teacher-arch says {cfg.teacher_arch}")
+    if m["num_classes"] != data.num_classes:
+        raise LskdError(f"--teacher: {cfg.teacher} has {m['num_classes']} classes, dataset {cfg.dataset} has {data.num_classes}")
+    if m["in_channels"] != data.in_channels:
+        raise LskdError(f"--teacher: {cfg.teacher} takes {m['in_channels']}-channel images, dataset {cfg.dataset} has {data.in_channels}")
+    teacher, _ = model_from_checkpoint(cfg.teacher)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher, m
+
+
+class _Dist:
+    def __init__(self, cfg: TrainConfig):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        want_cuda = cfg.device.startswith("cuda") or (not cfg.device and torch.cuda.is_available())
+        if want_cuda:
+            self.device = torch.device(f"cuda:{self.local_rank}" if self.world > 1 or not cfg.device else cfg.device)
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device(cfg.device or "cpu")
+        self.enabled = self.world > 1
+        if self.enabled and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.enabled:
+            t = t.to(self.device if self.device.type == "cuda" else "cpu")
+            dist.all_reduce(t)
+        return t.cpu()
+
+    def barrier(self):
+        if self.enabled:
+            dist.barrier()
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset, cfg: TrainConfig, d: _Dist, precision: str) -> dict:
+    """Top-1 / top-5 / NLL on `dataset`, sharded over ranks without padding (exact counts)."""
+    model.eval()
+    idx = list(range(d.rank, len(dataset), d.world))
+    loader = DataLoader(Subset(dataset, idx), batch_size=cfg.eval_batch_size, shuffle=False, num_workers=cfg.num_workers)
+    sums = torch.zeros(4, dtype=torch.float64)  # nll, top1, top5, n
+    for x, y in loader:
+        x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+        if cfg.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(d.device, precision):
+            logits = model(x)
+        logits = logits.float()
+        sums[0] += torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()
+        k = min(5, logits.size(1))
+        top = logits.topk(k, dim=1).indices
+        hit = top.eq(y.unsqueeze(1))
+        sums[1] += hit[:, 0].sum().item()
+        sums[2] += hit.any(dim=1).sum().item()
+        sums[3] += y.numel()
+    sums = d.all_sum(sums)
+    n = max(1.0, sums[3].item())
+    return {"val_nll": sums[0].item() / n, "val_top1": 100 * sums[1].item() / n, "val_top5": 100 * sums[2].item() / n, "val_n": int(n)}
+
+
+# ------------------------------------------------------------------ main loop
+
+
+def run(cfg: TrainConfig) -> dict:
+    validate(cfg)
+    final_path = os.path.join(cfg.out_dir, "final.json")
+    if os.path.isfile(final_path) and not cfg.force:
+        with open(final_path) as f:
+            final = json.load(f)
+        print(f"[lskd vision] {cfg.out_dir}: done already (final.json), skipping; --force retrains", flush=True)
+        return final
+    d = _Dist(cfg)
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "fp16" if d.device.type == "cuda" else "fp32"
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    elif d.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    data = build_data(cfg.dataset, cfg.data_root, augment=cfg.augment, image_size=cfg.image_size or None)
+    small_input = cfg.small_input if cfg.small_input is not None else data.image_size <= 64
+    seed_all(cfg.seed)
+    model = build_model(cfg.arch, data.num_classes, data.in_channels, small_input, cfg.width, data.image_size, cfg.pretrained)
+    teacher, teacher_meta = (None, None)
+    if cfg.role == "student":
+        teacher, teacher_meta = load_teacher(cfg, data)
+        teacher.to(d.device)
+        if cfg.channels_last:
+            teacher = teacher.to(memory_format=torch.channels_last)
+    loss_fn = make_loss(cfg)
+
+    train_set = data.train
+    if cfg.train_subset and cfg.train_subset < len(train_set):
+        g = torch.Generator().manual_seed(1234)
+        train_set = Subset(train_set, torch.randperm(len(train_set), generator=g)[: cfg.train_subset].tolist())
+    if cfg.batch_size % d.world:
+        raise LskdError(f"--batch-size: {cfg.batch_size} is not divisible by the {d.world} DDP processes")
+    per_rank = cfg.batch_size // d.world
+    sampler = DistributedSampler(train_set, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
+                        pin_memory=d.device.type == "cuda")
+    steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+    if steps == 0:
+        raise LskdError(f"--batch-size: {cfg.batch_size} is larger than the training set ({len(train_set)} images)")
+
+    model.to(d.device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if d.enabled and cfg.sync_bn and d.device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    decay, no_decay = [], []
+    for n_, p in model.named_parameters():
+        (no_decay if p.dim() <= 1 else decay).append(p)
+    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                                lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    scaler = torch.amp.GradScaler(d.device.type, enabled=precision == "fp16")
+
+    meta = model_meta(cfg, data, small_input)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    last_path, best_path = os.path.join(cfg.out_dir, "last.pt"), os.path.join(cfg.out_dir, "best.pt")
+    metrics_path = os.path.join(cfg.out_dir, "metrics.jsonl")
+    start_epoch, best_top1, best_epoch = 0, -1.0, -1
+    if cfg.resume and not cfg.force and os.path.isfile(last_path):
+        ck = load_checkpoint(last_path)
+        for key in ("arch", "num_classes", "width", "small_input"):
+            if ck["meta"].get(key) != meta[key]:
+                raise LskdError(f"--out-dir: {last_path} was written with {key}={ck['meta'].get(key)}, this run has {meta[key]}; use another --out-dir or --force")
+        unwrap(model).load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        if "scaler" in ck and ck["scaler"]:
+            scaler.load_state_dict(ck["scaler"])
+        start_epoch, best_top1, best_epoch = ck["epoch"], ck["best_top1"], ck["best_epoch"]
+        if d.main:
+            print(f"[lskd vision] resuming {cfg.out_dir} after epoch {start_epoch}", flush=True)
+    if d.enabled:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+    if d.main:
+        kept = []
+        if start_epoch and os.path.isfile(metrics_path):
+            with open(metrics_path) as f:
+                kept = [l for l in f if l.strip() and json.loads(l)["epoch"] < start_epoch]
+        atomic_write_text("".join(kept), metrics_path)
+        atomic_write_text(json.dumps(dataclasses.asdict(cfg), indent=1) + "\n", os.path.join(cfg.out_dir, "config.json"))
+        print(f"[lskd vision] {cfg.role} {cfg.arch} (width {cfg.width}) on {cfg.dataset}: {len(train_set)} train / {len(data.val)} val images, "
+              f"{data.num_classes} classes, {steps} steps/epoch, device {d.device}, {precision}, world {d.world}", flush=True)
+
+    show_bar = cfg.progress and d.main and sys.stderr.isatty()
+    t_start = time.time()
+    ev = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        seed_all(cfg.seed * 1_000_003 + epoch * 7919 + d.rank)  # augmentation RNG: a function of (seed, epoch, rank)
+        sampler.set_epoch(epoch)
+        model.train()
+        sums = torch.zeros(5, dtype=torch.float64)  # loss, nll, kd, correct, n
+        t0 = time.time()
+        it = iter(loader)
+        bar = None
+        if show_bar:
+            from tqdm import tqdm
+
+            bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
+        for step in range(steps):
+            x, y = next(it)
+            lr = lr_at(cfg, epoch + step / steps)
+            for gpar in optimizer.param_groups:
+                gpar["lr"] = lr
+            x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+            if cfg.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(d.device, precision):
+                logits = model(x)
+                t_logits = None
+                if teacher is not None:
+                    with torch.no_grad():
+                        t_logits = teacher(x).float()
+            loss, nll, kd = batch_loss(loss_fn, logits.float(), y, t_logits)
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"non-finite loss {loss.item()} at epoch {epoch + 1} step {step + 1}; lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            n = y.numel()
+            sums += torch.tensor([loss.item() * n, nll.item() * n, kd.item() * n, logits.argmax(1).eq(y).sum().item(), n], dtype=torch.float64)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{sums[0].item() / sums[4].item():.4f}", lr=f"{lr:.4g}")
+            elif d.main and cfg.progress and cfg.log_every and (step + 1) % cfg.log_every == 0:
+                rate = sums[4].item() * d.world / max(1e-9, time.time() - t0)
+                print(f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps} loss {sums[0].item() / sums[4].item():.4f} "
+                      f"lr {lr:.4g} {rate:.0f} img/s", flush=True)
+        if bar is not None:
+            bar.close()
+        sums = d.all_sum(sums)
+        train_time = time.time() - t0
+        ev = evaluate(model, data.val, cfg, d, precision)
+        n = sums[4].item()
+        rec = {"epoch": epoch, "lr": lr, "train_loss": sums[0].item() / n, "train_nll": sums[1].item() / n,
+               "train_kd": sums[2].item() / n, "train_top1": 100 * sums[3].item() / n, **ev,
+               "train_time_s": round(train_time, 3), "images_per_s": round(n / max(1e-9, train_time), 1)}
+        improved = ev["val_top1"] > best_top1
+        if improved:
+            best_top1, best_epoch = ev["val_top1"], epoch
+        if d.main:
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            state = unwrap(model).state_dict()
+            if improved:
+                atomic_save({"model": state, "meta": meta, "epoch": epoch + 1, "val_top1": ev["val_top1"]}, best_path)
+            atomic_save({"model": state, "meta": meta, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                         "epoch": epoch + 1, "best_top1": best_top1, "best_epoch": best_epoch}, last_path)
+            print(f"epoch {epoch + 1}/{cfg.epochs} train_loss {rec['train_loss']:.4f} train_top1 {rec['train_top1']:.2f} "
+                  f"val_top1 {ev['val_top1']:.2f} val_top5 {ev['val_top5']:.2f} val_nll {ev['val_nll']:.4f} "
+                  f"({rec['images_per_s']:.0f} img/s)", flush=True)
+        d.barrier()
+
+    if not ev:  # resumed after the last epoch but before final.json
+        ev = evaluate(model, data.val, cfg, d, precision)
+    final = {"role": cfg.role, "dataset": cfg.dataset, "arch": cfg.arch, "width": cfg.width, "seed": cfg.seed,
+             "label_smoothing": cfg.label_smoothing, "temperature": cfg.temperature if cfg.role == "student" else None,
+             "kd_lambda": cfg.kd_lambda if cfg.role == "student" else None, "epochs": cfg.epochs,
+             "final_top1": ev["val_top1"], "final_top5": ev["val_top5"], "final_nll": ev["val_nll"],
+             "best_top1": best_top1, "best_epoch": best_epoch, "train_time_s": round(time.time() - t_start, 1),
+             "teacher": cfg.teacher or None, "teacher_meta": teacher_meta, "world_size": d.world, "precision": precision}
+    if d.main:
+        atomic_write_text(json.dumps(final, indent=1) + "\n", final_path)
+        print(f"[lskd vision] done: final val top-1 {ev['val_top1']:.2f}, best {best_top1:.2f} (epoch {best_epoch + 1}) -> {final_path}", flush=True)
+    d.barrier()
+    return final
