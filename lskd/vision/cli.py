@@ -52,6 +52,7 @@ def _add_train_args(p: argparse.ArgumentParser, role: str) -> None:
         g.add_argument("--label-smoothing", type=float, default=0.0, help="LS alpha of the teacher, target (1-a)*onehot + a/K")
     else:
         g.add_argument("--teacher", required=True, help="teacher checkpoint (best.pt of a train-teacher run)")
+        g.add_argument("--teacher-cache", action="store_true", help="with --no-augment: run the teacher once over the training set and cache its logits")
         g.add_argument("--teacher-arch", default="", help="fail unless the teacher checkpoint is of this architecture")
         g.add_argument("--temperature", "-T", type=float, default=1.0, help="KD temperature T > 0")
         g.add_argument("--kd-lambda", type=float, default=1.0, help="weight of KD_T; 1 = pure KD (paper), else (1-lambda)*CE is added")
@@ -77,6 +78,7 @@ def _add_train_args(p: argparse.ArgumentParser, role: str) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--deterministic", action="store_true")
     g.add_argument("--device", default="", help="cpu | cuda | cuda:N (default: cuda if available)")
+    g.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     g.add_argument("--log-every", type=int, default=c.log_every, help="log a line every N steps (when no progress bar)")
     g.add_argument("--no-progress", action="store_true")
     g.add_argument("--no-resume", action="store_true", help="start over even if last.pt exists")
@@ -102,7 +104,7 @@ def config_from_args(a: argparse.Namespace, role: str):
         milestones=milestones, gamma=a.gamma, warmup_epochs=a.warmup_epochs, precision=a.precision,
         channels_last=a.channels_last, sync_bn=a.sync_bn, seed=a.seed, deterministic=a.deterministic,
         num_workers=a.num_workers, log_every=a.log_every, progress=not a.no_progress, resume=not a.no_resume,
-        force=a.force, max_steps_per_epoch=a.max_steps_per_epoch, device=a.device,
+        threads=a.threads, teacher_cache=getattr(a, "teacher_cache", False), force=a.force, max_steps_per_epoch=a.max_steps_per_epoch, device=a.device,
     )
 
 

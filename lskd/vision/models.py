@@ -148,7 +148,7 @@ def load_pretrained(model: nn.Module, path: str) -> Tuple[list, list]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
-        raise LskdError(f"--pretrained: cannot read {path} as a torch state_dict: {e}") from None
+        raise LskdError(f"--pretrained: cannot read {path} as a torch state_dict: {(str(e).strip().splitlines() or [type(e).__name__])[0]}") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     own = model.state_dict()

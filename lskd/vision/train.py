@@ -77,6 +77,8 @@ class TrainConfig:
     force: bool = False
     max_steps_per_epoch: int = 0  # >0: cut epochs short (smoke tests)
     device: str = ""  # "" = cuda if available else cpu
+    threads: int = 0  # torch intra-op threads (0: torch's default)
+    teacher_cache: bool = False  # compute the teacher's train-set logits once (needs augment=False)
 
 
 # ------------------------------------------------------------------ validation / loss
@@ -94,6 +96,8 @@ def validate(cfg: TrainConfig) -> None:
         check_kd_options(cfg.kd_lambda, cfg.temperature, alpha_name="--kd-lambda", temperature_name="--temperature")
     except ValueError as e:
         raise LskdError(str(e)) from None
+    if cfg.teacher_cache and cfg.role == "student" and cfg.augment:
+        raise LskdError("--teacher-cache: cached teacher logits are only valid for un-augmented data; add --no-augment")
     if cfg.role == "student":
         if not cfg.teacher:
             raise LskdError("--teacher: a student needs a teacher checkpoint")
@@ -185,7 +189,7 @@ def load_checkpoint(path: str) -> dict:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
-        raise LskdError(f"{path}: cannot read as an lskd vision checkpoint: {e}") from None
+        raise LskdError(f"{path}: cannot read as an lskd vision checkpoint: {(str(e).strip().splitlines() or [type(e).__name__])[0]}") from None
     if not isinstance(ck, dict) or "model" not in ck or "meta" not in ck:
         raise LskdError(f"{path}: not an lskd vision checkpoint (expected a dict with 'model' and 'meta', as written by lskd vision)")
     return ck
@@ -217,6 +221,48 @@ def load_teacher(cfg: TrainConfig, data: DataBundle) -> tuple:
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher, m
+
+
+class _Indexed(torch.utils.data.Dataset):
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        x, y = self.ds[i]
+        return x, y, i
+
+
+@torch.no_grad()
+def teacher_logit_cache(cfg: TrainConfig, teacher: nn.Module, train_set, d, precision: str) -> torch.Tensor:
+    """The frozen teacher's logits on every (un-augmented) training image, computed once per teacher.
+
+    Stored next to the teacher checkpoint, keyed by its size and mtime, the dataset and the subset size.
+    """
+    st = os.stat(cfg.teacher)
+    key = {"teacher": os.path.abspath(cfg.teacher), "size": st.st_size, "mtime": st.st_mtime, "dataset": cfg.dataset,
+           "data_root": cfg.data_root, "n": len(train_set), "train_subset": cfg.train_subset, "precision": precision}
+    path = f"{cfg.teacher}.logits-{cfg.dataset}-n{len(train_set)}.pt"
+    if os.path.isfile(path):
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        if ck.get("key") == key:
+            return ck["logits"]
+    if d.main:
+        loader = DataLoader(train_set, batch_size=cfg.eval_batch_size, shuffle=False, num_workers=cfg.num_workers)
+        out = []
+        for x, _ in loader:
+            x = x.to(d.device)
+            if cfg.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(d.device, precision):
+                out.append(teacher(x).float().cpu())
+        logits = torch.cat(out)
+        atomic_save({"key": key, "logits": logits}, path)
+        print(f"[lskd vision] cached teacher logits {tuple(logits.shape)} -> {path}", flush=True)
+    d.barrier()
+    return torch.load(path, map_location="cpu", weights_only=True)["logits"]
 
 
 class _Dist:
@@ -292,6 +338,8 @@ def run(cfg: TrainConfig) -> dict:
             final = json.load(f)
         print(f"[lskd vision] {cfg.out_dir}: done already (final.json), skipping; --force retrains", flush=True)
         return final
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     d = _Dist(cfg)
     precision = cfg.precision
     if precision == "auto":
@@ -323,6 +371,11 @@ def run(cfg: TrainConfig) -> dict:
     if cfg.batch_size % d.world:
         raise LskdError(f"--batch-size: {cfg.batch_size} is not divisible by the {d.world} DDP processes")
     per_rank = cfg.batch_size // d.world
+    cache = None
+    if teacher is not None and cfg.teacher_cache:
+        cache = teacher_logit_cache(cfg, teacher, train_set, d, "fp32" if precision == "fp16" else precision)
+        teacher = None
+    train_set = _Indexed(train_set)
     sampler = DistributedSampler(train_set, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
                         pin_memory=d.device.type == "cuda")
@@ -387,7 +440,7 @@ def run(cfg: TrainConfig) -> dict:
 
             bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
         for step in range(steps):
-            x, y = next(it)
+            x, y, idx = next(it)
             lr = lr_at(cfg, epoch + step / steps)
             for gpar in optimizer.param_groups:
                 gpar["lr"] = lr
@@ -396,7 +449,7 @@ def run(cfg: TrainConfig) -> dict:
                 x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(d.device, precision):
                 logits = model(x)
-                t_logits = None
+                t_logits = cache[idx].to(d.device) if cache is not None else None
                 if teacher is not None:
                     with torch.no_grad():
                         t_logits = teacher(x).float()

@@ -1,0 +1,34 @@
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    """A fast digits config (mlp, CPU, deterministic)."""
+    from lskd.vision.train import TrainConfig
+
+    def make(**kw):
+        base = dict(role="teacher", out_dir=str(tmp_path / "run"), dataset="digits", arch="mlp", epochs=1, batch_size=64,
+                    lr=0.1, schedule="constant", device="cpu", deterministic=True, progress=False, seed=0)
+        base.update(kw)
+        return TrainConfig(**base)
+
+    return make
+
+
+def run_cli(argv, capsys):
+    from lskd.cli import main
+
+    rc = main(["vision"] + list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
