@@ -54,6 +54,29 @@ class TensorImages(Dataset):
     def __len__(self):
         return len(self.labels)
 
+    def __getitems__(self, idx):
+        """Batched fetch (the DataLoader calls this with a batch's indices): same transforms, vectorised."""
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        x = self.images[idx].float() / self.scale
+        b, _, h, w = x.shape
+        if self.crop_pad:
+            p = self.crop_pad
+            x = torch.nn.functional.pad(x, (p, p, p, p))
+            off = torch.randint(0, 2 * p + 1, (b, 2))
+            out = torch.empty(b, x.shape[1], h, w)
+            code = off[:, 0] * (2 * p + 1) + off[:, 1]
+            for c in code.unique().tolist():
+                sel = (code == c).nonzero().squeeze(1)
+                dy, dx = divmod(c, 2 * p + 1)
+                out[sel] = x[sel, :, dy:dy + h, dx:dx + w]
+            x = out
+        if self.flip:
+            f = torch.rand(b) < 0.5
+            x[f] = x[f].flip(-1)
+        x = (x - self.mean) / self.std
+        y = self.labels[idx]
+        return list(zip(x.unbind(0), y.unbind(0)))
+
     def __getitem__(self, i):
         x = self.images[i].float() / self.scale  # never in place: the stored tensor may already be float
         if self.crop_pad:

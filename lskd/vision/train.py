@@ -234,6 +234,11 @@ class _Indexed(torch.utils.data.Dataset):
         x, y = self.ds[i]
         return x, y, i
 
+    def __getitems__(self, idx):
+        if hasattr(self.ds, "__getitems__"):
+            return [(x, y, i) for (x, y), i in zip(self.ds.__getitems__(idx), idx)]
+        return [self[i] for i in idx]
+
 
 @torch.no_grad()
 def teacher_logit_cache(cfg: TrainConfig, teacher: nn.Module, train_set, d, precision: str) -> torch.Tensor:
