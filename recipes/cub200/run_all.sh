@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# CUB-200-2011: ResNet-50 teachers (from the ImageNet teacher of the same alpha) -> ResNet-18 / ResNet-50 /
+# MobileNetV2 students (from ImageNet torchvision weights) by pure KD at T in TEMPS.
+#   DATA_ROOT=/data/cub IMAGENET_RUNS=runs/imagenet PRETRAINED_DIR=/data/weights bash recipes/cub200/run_all.sh
+# Rerunning resumes interrupted runs and skips finished ones (final.json). Ends with one table per student.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$HERE/config.sh"
+[[ -f "$DATA_ROOT/CUB_200_2011/images.txt" || -f "$DATA_ROOT/images.txt" ]] || {
+  echo "error: DATA_ROOT=$DATA_ROOT: expected CUB_200_2011/images.txt (with train_test_split.txt, image_class_labels.txt, images/)" >&2; exit 2; }
+LAUNCH=(torchrun --standalone --nproc_per_node "$NGPUS" -m lskd.vision.cli)
+if command -v lskd >/dev/null 2>&1; then LSKD=(lskd); else LSKD=("${PYTHON:-python3}" -m lskd.cli); fi
+mkdir -p "$RUNS/logs"
+
+run_one() {  # NAME ARGS...
+  local name="$1"; shift
+  if [[ -f "$RUNS/$name/final.json" ]]; then echo "[skip] $name (done)"; return 0; fi
+  echo "[run]  $name  (log: $RUNS/logs/$name.log)"
+  "${LAUNCH[@]}" "$@" $COMMON_ARGS --data-root "$DATA_ROOT" --num-workers "$WORKERS" --log-every 50 --no-progress \
+    --out-dir "$RUNS/$name" 2>&1 | tee -a "$RUNS/logs/$name.log"
+}
+
+for seed in $SEEDS; do
+  for a in $ALPHAS; do
+    init="$IMAGENET_RUNS/teacher_r50_a${a}_s0/last.pt"
+    [[ -f "$init" || -f "$RUNS/teacher_r50_a${a}_s${seed}/final.json" ]] || { echo "error: ImageNet teacher $init not found (run recipes/imagenet first or set IMAGENET_RUNS)" >&2; exit 2; }
+    run_one "teacher_r50_a${a}_s${seed}" train-teacher $TEACHER_ARGS --pretrained "$init" --label-smoothing "$a" --seed "$seed"
+  done
+  for a in $ALPHAS; do
+    for s in $STUDENTS; do
+      w="$PRETRAINED_DIR/${PRETRAINED_FILE[$s]}"
+      [[ -f "$w" ]] || { echo "error: torchvision ImageNet weights for $s not found at $w (set PRETRAINED_DIR)" >&2; exit 2; }
+      for T in $TEMPS; do
+        run_one "student_${s}_a${a}_T${T}_s${seed}" train-student --arch "$s" $STUDENT_ARGS --pretrained "$w" \
+          --teacher "$RUNS/teacher_r50_a${a}_s${seed}/last.pt" --teacher-arch resnet50 --temperature "$T" --seed "$seed"
+      done
+    done
+  done
+done
+for s in $STUDENTS; do
+  mkdir -p "$RUNS/tables/$s"
+  for d in "$RUNS"/teacher_r50_* "$RUNS"/student_${s}_*; do if [[ -d "$d" ]]; then ln -sfn "$(cd "$d" && pwd)" "$RUNS/tables/$s/$(basename "$d")"; fi; done
+  "${LSKD[@]}" vision table --runs "$RUNS/tables/$s" --out "$RUNS/table_r50_to_${s}" --title "CUB-200-2011: ResNet-50 -> ${s}"
+done

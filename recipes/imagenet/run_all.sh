@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# ImageNet: ResNet-50 teachers (LS alpha in ALPHAS) -> ResNet-18 / ResNet-50 students by KD at T in TEMPS.
+#   DATA_ROOT=/data/imagenet NGPUS=8 bash recipes/imagenet/run_all.sh
+# Every run: torchrun DDP (nccl), fp16 AMP, checkpoints every epoch; rerunning the script resumes interrupted
+# runs and skips finished ones (final.json). Ends with RUNS/table.{md,csv,png}.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$HERE/config.sh"
+[[ -d "$DATA_ROOT/train" && -d "$DATA_ROOT/val" ]] || { echo "error: DATA_ROOT=$DATA_ROOT must contain train/<class>/ and val/<class>/ (ImageFolder layout)" >&2; exit 2; }
+LAUNCH=(torchrun --standalone --nproc_per_node "$NGPUS" -m lskd.vision.cli)
+if command -v lskd >/dev/null 2>&1; then LSKD=(lskd); else LSKD=("${PYTHON:-python3}" -m lskd.cli); fi
+mkdir -p "$RUNS/logs"
+
+run_one() {  # NAME ARGS...
+  local name="$1"; shift
+  if [[ -f "$RUNS/$name/final.json" ]]; then echo "[skip] $name (done)"; return 0; fi
+  echo "[run]  $name  (log: $RUNS/logs/$name.log)"
+  "${LAUNCH[@]}" "$@" $COMMON_ARGS --data-root "$DATA_ROOT" --num-workers "$WORKERS" --log-every 100 --no-progress \
+    --out-dir "$RUNS/$name" 2>&1 | tee -a "$RUNS/logs/$name.log"
+}
+
+for seed in $SEEDS; do
+  for a in $ALPHAS; do
+    run_one "teacher_r50_a${a}_s${seed}" train-teacher $TEACHER_ARGS --label-smoothing "$a" --seed "$seed"
+  done
+  for a in $ALPHAS; do
+    for s in $STUDENTS; do
+      for T in $TEMPS; do
+        run_one "student_${s}_a${a}_T${T}_s${seed}" train-student --arch "$s" $STUDENT_ARGS \
+          --teacher "$RUNS/teacher_r50_a${a}_s${seed}/last.pt" --teacher-arch resnet50 --temperature "$T" --seed "$seed"
+      done
+    done
+  done
+done
+for s in $STUDENTS; do
+  mkdir -p "$RUNS/tables/$s"
+  # one table per student architecture: link its runs (and the teachers) into a folder of their own
+  for d in "$RUNS"/teacher_r50_* "$RUNS"/student_${s}_*; do if [[ -d "$d" ]]; then ln -sfn "$(cd "$d" && pwd)" "$RUNS/tables/$s/$(basename "$d")"; fi; done
+  "${LSKD[@]}" vision table --runs "$RUNS/tables/$s" --out "$RUNS/table_r50_to_${s}" --title "ImageNet: ResNet-50 -> ${s}"
+done
