@@ -40,6 +40,11 @@ def run_entry(prog: str, fn, argv: List[str]) -> int:
     except (LskdError, ValueError, FileNotFoundError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except SystemExit as e:  # the fairseq plugin's one-line errors (fairseq_plugins.errors.PluginError)
+        if not hasattr(e, "message"):
+            raise
+        print(f"{prog}: error: {e.message}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Optional[List[str]] = None) -> int:

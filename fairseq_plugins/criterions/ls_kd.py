@@ -23,7 +23,10 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 from omegaconf import II
 
-from lskd.losses import LSKDLoss
+import numpy as np
+
+from lskd.cli import LskdError
+from lskd.losses import LSKDLoss, TopKTeacher
 
 from ..errors import PluginError
 from ..help import add_ls_kd_options_to_help
@@ -54,8 +57,14 @@ class LsKdConfig(FairseqDataclass):
     )
     kd_topk: int = field(
         default=0,
-        metadata={"help": "0 = KD over the full vocabulary; K > 0 = keep the teacher's top-K tokens per "
-                  "position and renormalise over them at temperature T (Tan et al.)"},
+        metadata={"help": "0 = KD over the full vocabulary (with --kd-topk-cache: all K stored tokens); "
+                  "K > 0 = keep the teacher's top-K tokens per position and renormalise over them at "
+                  "temperature T (Tan et al.)"},
+    )
+    kd_topk_cache: Optional[str] = field(
+        default=None,
+        metadata={"help": "instead of --teacher-path: a top-K teacher cache built by `lskd cache` (its 'train' "
+                  "split is used in training, its 'valid' split, if present, in validation); no teacher is loaded"},
     )
     label_smoothing: float = field(
         default=0.0,
@@ -82,15 +91,58 @@ class OnlineTeacher:
             self._placed = key
 
     @torch.no_grad()
-    def logits(self, sample, student_param: torch.Tensor) -> List[torch.Tensor]:
-        self._place(student_param)
+    def targets(self, sample, model, target) -> List[torch.Tensor]:
+        """The teachers' logits (B, L, V) for the student's batch."""
+        self._place(next(model.parameters()))
         return [m(**sample["net_input"])[0] for m in self.models]
+
+
+class CachedTeacher:
+    """Stored top-K teacher log-probabilities (`lskd cache`), looked up by fairseq sample id.
+
+    Only the K columns are gathered into (B, L, K) tensors: no dense teacher distribution exists.
+    """
+
+    def __init__(self, path: str, task, topk: int):
+        from ..topk_cache import open_cache
+
+        try:
+            self.splits = open_cache(path)
+            if "train" not in self.splits:
+                raise LskdError(f"--kd-topk-cache {path}: no complete 'train' split (found {sorted(self.splits)})")
+            for split, cache in self.splits.items():
+                task.load_dataset(split)
+                cache.check_matches(task.target_dictionary, task.dataset(split).tgt_sizes, split)
+        except LskdError as e:
+            raise PluginError(str(e))
+        except FileNotFoundError as e:
+            raise PluginError(f"--kd-topk-cache {path}: its split has no counterpart in the task's data ({e})")
+        k = self.splits["train"].k
+        if topk > k:
+            raise PluginError(f"--kd-topk {topk} is larger than the K={k} tokens stored in --kd-topk-cache {path}")
+        self.k = topk or k
+        self.pad = task.target_dictionary.pad()
+
+    def targets(self, sample, model, target) -> Optional[TopKTeacher]:
+        cache = self.splits.get("train" if model.training else "valid")
+        if cache is None:
+            return None
+        ids, values = cache.rows(sample["id"].tolist())
+        mask = target.ne(self.pad)
+        if len(ids) != int(mask.sum()):
+            raise PluginError(f"--kd-topk-cache: batch has {int(mask.sum())} target tokens, cache rows {len(ids)} "
+                              "(cache made for another corpus?)")
+        full_ids = target.new_zeros(*target.shape, self.k)
+        full_values = torch.zeros(*target.shape, self.k, device=target.device)
+        full_ids[mask] = torch.from_numpy(ids[:, : self.k].astype(np.int64)).to(target.device)
+        full_values[mask] = torch.from_numpy(values[:, : self.k].astype(np.float32)).to(target.device)
+        return TopKTeacher(full_ids, full_values)
 
 
 @register_criterion("ls_kd", dataclass=LsKdConfig)
 class LsKdCriterion(FairseqCriterion):
     def __init__(self, task, sentence_avg, kd_alpha=0.5, kd_temperature=1.0, no_kd_t2_scale=False,
-                 teacher_path=None, kd_topk=0, label_smoothing=0.0, report_accuracy=False, ignore_prefix_size=0):
+                 teacher_path=None, kd_topk=0, kd_topk_cache=None, label_smoothing=0.0, report_accuracy=False, ignore_prefix_size=0):
         super().__init__(task)
         try:
             self.loss_fn = LSKDLoss(
@@ -99,6 +151,8 @@ class LsKdCriterion(FairseqCriterion):
             )
         except ValueError as e:
             raise PluginError("--" + str(e).replace("_", "-", 2))
+        # validation batches for which a cache has no split: the student's own LS-NLL, no KD term
+        self.ls_only = LSKDLoss(kd_alpha=0.0, label_smoothing=label_smoothing, spread="others", ignore_index=self.padding_idx)
         vocab = len(task.target_dictionary)
         if kd_topk > vocab:
             raise PluginError(f"--kd-topk {kd_topk} is larger than the target vocabulary ({vocab} symbols)")
@@ -106,14 +160,22 @@ class LsKdCriterion(FairseqCriterion):
         self.report_accuracy = report_accuracy
         self.ignore_prefix_size = ignore_prefix_size
         self.teacher = None
+        if teacher_path and kd_topk_cache:
+            raise PluginError("give one teacher source: --teacher-path or --kd-topk-cache, not both")
         if kd_alpha > 0:
-            if not teacher_path:
-                raise PluginError("--kd-alpha > 0 needs a teacher: give --teacher-path CKPT[:CKPT...]")
-            self.teacher = OnlineTeacher(load_teachers(teacher_path, task))
-            logger.info(f"ls_kd: {len(self.teacher.models)} frozen teacher(s) from {teacher_path}; "
-                        f"kd_alpha={kd_alpha} T={kd_temperature} topk={kd_topk or 'full'}")
-        elif teacher_path:
-            logger.warning("ls_kd: --kd-alpha 0 ignores --teacher-path (plain label-smoothed training)")
+            if kd_topk_cache:
+                self.teacher = CachedTeacher(kd_topk_cache, task, kd_topk)
+                logger.info(f"ls_kd: top-{self.teacher.k} teacher cache {kd_topk_cache} (splits "
+                            f"{sorted(self.teacher.splits)}); kd_alpha={kd_alpha} T={kd_temperature}")
+            elif teacher_path:
+                self.teacher = OnlineTeacher(load_teachers(teacher_path, task))
+                logger.info(f"ls_kd: {len(self.teacher.models)} frozen teacher(s) from {teacher_path}; "
+                            f"kd_alpha={kd_alpha} T={kd_temperature} topk={kd_topk or 'full'}")
+            else:
+                raise PluginError("--kd-alpha > 0 needs a teacher: give --teacher-path CKPT[:CKPT...] "
+                                  "or --kd-topk-cache DIR")
+        elif teacher_path or kd_topk_cache:
+            logger.warning("ls_kd: --kd-alpha 0 ignores the teacher (plain label-smoothed training)")
 
     def _prefix_cut(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, self.ignore_prefix_size:].contiguous() if self.ignore_prefix_size > 0 else x
@@ -123,15 +185,17 @@ class LsKdCriterion(FairseqCriterion):
         lprobs = self._prefix_cut(model.get_normalized_probs(net_output, log_probs=True))
         target = self._prefix_cut(model.get_targets(sample, net_output))
         logits = self._prefix_cut(net_output[0])
-        teacher = None
-        if self.teacher is not None:
-            teacher = [self._prefix_cut(t) for t in self.teacher.logits(sample, next(model.parameters()))]
         V = lprobs.size(-1)
-        loss, nll_loss, kd_loss = self.loss_fn(
-            logits.reshape(-1, V), target.reshape(-1),
-            teacher=None if teacher is None else [t.reshape(-1, V) for t in teacher],
-            student_lprobs=lprobs.view(-1, V),
-        )
+        teacher = None if self.teacher is None else self.teacher.targets(sample, model, model.get_targets(sample, net_output))
+        if isinstance(teacher, TopKTeacher):
+            teacher = TopKTeacher(*(self._prefix_cut(x).reshape(-1, x.size(-1)) for x in (teacher.ids, teacher.logits)))
+        elif teacher is not None:
+            teacher = [self._prefix_cut(t).reshape(-1, V) for t in teacher]
+        loss_fn = self.loss_fn
+        if self.teacher is not None and teacher is None:  # validation without a cached 'valid' split
+            loss_fn = self.ls_only
+        loss, nll_loss, kd_loss = loss_fn(logits.reshape(-1, V), target.reshape(-1), teacher=teacher,
+                                          student_lprobs=lprobs.view(-1, V))
         sample_size = sample["target"].size(0) if self.sentence_avg else sample["ntokens"]
         logging_output = {
             "loss": loss.data,

@@ -1,0 +1,190 @@
+"""`lskd cache` and ls_kd's --kd-topk-cache: round trip, equivalence with the online teacher, refusals."""
+
+import argparse
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from fairseq import utils
+
+from conftest import PLUGINS, run, tool, train
+from test_ls_kd_criterion import a_batch, build
+
+utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
+from fairseq_plugins import topk_cache  # noqa: E402
+from fairseq_plugins.errors import PluginError  # noqa: E402
+
+K = 4
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tiny_data, tiny_teacher, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cache") / "c"
+    topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), out, ["train", "valid"], K, max_tokens=500, cpu=True)
+    return out
+
+
+def test_round_trip_equals_teacher_topk(tiny_data, tiny_teacher, cache_dir):
+    cfg, task, _ = build(tiny_data / "bin", ["--kd-alpha", "1", "--teacher-path", str(tiny_teacher)])
+    teacher = task.build_criterion(cfg.criterion).teacher.models[0]
+    cache = topk_cache.TopKCache(cache_dir / "valid")
+    m = cache.manifest
+    assert m["k"] == K and m["n_sentences"] == 40 and m["ids_dtype"] == "int16" and m["split"] == "valid"
+    assert m["n_tokens"] == int(task.dataset("valid").tgt_sizes.sum())
+    assert m["bytes_per_token"] == K * (2 + 2)  # int16 id + fp16 value
+    assert m["bytes"]["values.npy"] == 128 + m["n_tokens"] * K * 2  # .npy header + payload
+    sample = a_batch(task)
+    with torch.no_grad():
+        log_p = torch.log_softmax(teacher(**sample["net_input"])[0].float(), -1)
+    mask = sample["target"].ne(task.target_dictionary.pad())
+    want_vals, want_ids = log_p.topk(K, -1)
+    ids, vals = cache.rows(sample["id"].tolist())
+    assert np.array_equal(ids, want_ids[mask].numpy())
+    np.testing.assert_allclose(vals.astype(np.float32), want_vals[mask].numpy(), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("T", [1.0, 64.0])
+def test_cache_equals_online_topk(tiny_data, tiny_teacher, cache_dir, T):
+    common = ["--kd-alpha", "0.9", "--kd-temperature", str(T), "--label-smoothing", "0.1", "--kd-topk", str(K)]
+    on_cfg, task, model = build(tiny_data / "bin", common + ["--teacher-path", str(tiny_teacher)])
+    off_cfg, _, _ = build(tiny_data / "bin", common + ["--kd-topk-cache", str(cache_dir)])
+    task.load_dataset("train")
+    sample = next(iter(task.get_batch_iterator(task.dataset("train"), max_tokens=400, seed=3).next_epoch_itr(shuffle=True)))
+    model.train()
+    out = []
+    for cfg in (on_cfg, off_cfg):
+        crit = task.build_criterion(cfg.criterion)
+        model.zero_grad()
+        torch.manual_seed(7)
+        loss, _, log = crit(model, sample)
+        loss.backward()
+        out.append((loss.item(), log["kd_loss"].item(), [p.grad.clone() for p in model.parameters()]))
+    (l_on, kd_on, g_on), (l_off, kd_off, g_off) = out
+    # fp16 storage of log-probabilities: 1e-3 relative on the values bounds the loss difference
+    assert l_off == pytest.approx(l_on, rel=2e-3)
+    assert kd_off == pytest.approx(kd_on, rel=2e-3, abs=1e-4)
+    for a, b in zip(g_on, g_off):  # per parameter tensor: relative L2 error under 1 %
+        assert (a - b).norm() <= 1e-2 * a.norm() + 1e-6
+
+
+def test_validation_uses_valid_split(tiny_data, cache_dir):
+    cfg, task, model = build(tiny_data / "bin", ["--kd-alpha", "1", "--kd-topk-cache", str(cache_dir)])
+    crit = task.build_criterion(cfg.criterion)
+    model.eval()
+    _, _, log = crit(model, a_batch(task))
+    assert log["kd_loss"].item() > 0
+
+
+def copy_cache(cache_dir, tmp_path):
+    dst = tmp_path / "cache"
+    shutil.copytree(cache_dir, dst)
+    return dst
+
+
+def criterion_error(tiny_data, path, extra=()):
+    cfg, task, _ = build(tiny_data / "bin", ["--kd-alpha", "1", "--kd-topk-cache", str(path), *extra])
+    with pytest.raises(PluginError) as info:
+        task.build_criterion(cfg.criterion)
+    return str(info.value)
+
+
+def test_refuses_cache_of_another_split(tiny_data, cache_dir, tmp_path):
+    bad = copy_cache(cache_dir, tmp_path)
+    shutil.rmtree(bad / "train")
+    shutil.copytree(bad / "valid", bad / "train")
+    msg = criterion_error(tiny_data, bad)
+    assert "40 sentences, the task's train split has 400" in msg
+
+
+def test_refuses_other_corpus_lengths(tiny_data, cache_dir, tmp_path):
+    bad = copy_cache(cache_dir, tmp_path)
+    offsets = np.load(bad / "train" / "offsets.npy")
+    offsets[3] += 1
+    np.save(bad / "train" / "offsets.npy", offsets)
+    msg = criterion_error(tiny_data, bad)
+    assert "sentence 2 has" in msg and "(cache made for another corpus)" in msg
+
+
+def test_refuses_other_dictionary(tiny_data, cache_dir, tmp_path):
+    bad = copy_cache(cache_dir, tmp_path)
+    m = json.loads((bad / "train" / "manifest.json").read_text())
+    m["dictionary_sha256"] = "0" * 64
+    (bad / "train" / "manifest.json").write_text(json.dumps(m))
+    assert "made with another target dictionary" in criterion_error(tiny_data, bad)
+
+
+def test_refuses_truncated_cache(tiny_data, cache_dir, tmp_path):
+    bad = copy_cache(cache_dir, tmp_path)
+    values = bad / "train" / "values.npy"
+    size = values.stat().st_size
+    with open(values, "r+b") as f:
+        f.truncate(size - 10)
+    msg = criterion_error(tiny_data, bad)
+    assert f"values.npy: {size - 10} bytes, manifest says {size} (truncated or corrupted cache" in msg
+
+
+def test_refuses_topk_above_stored_k_and_two_sources(tiny_data, tiny_teacher, cache_dir):
+    assert f"--kd-topk 5 is larger than the K={K} tokens stored" in criterion_error(tiny_data, cache_dir, ["--kd-topk", "5"])
+    msg = criterion_error(tiny_data, cache_dir, ["--teacher-path", str(tiny_teacher)])
+    assert msg == "give one teacher source: --teacher-path or --kd-topk-cache, not both"
+
+
+def test_missing_cache_dir(tiny_data, tmp_path):
+    assert "no such directory (build it with lskd cache)" in criterion_error(tiny_data, tmp_path / "nope")
+
+
+def test_interrupted_build_leaves_nothing_complete(tiny_data, tiny_teacher, tmp_path, monkeypatch):
+    out = tmp_path / "c"
+    real = topk_cache._batches
+
+    def interrupted(*args, **kwargs):
+        for i, batch in enumerate(real(*args, **kwargs)):
+            if i == 2:
+                raise KeyboardInterrupt
+            yield batch
+
+    monkeypatch.setattr(topk_cache, "_batches", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), out, ["train"], K, max_tokens=200, cpu=True)
+    assert list(out.iterdir()) == []  # no split directory, no temporary left behind
+    monkeypatch.setattr(topk_cache, "_batches", real)
+    topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), out, ["train"], K, max_tokens=200, cpu=True)
+    assert topk_cache.TopKCache(out / "train").manifest["n_sentences"] == 400
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "{tmp}/nope"], "--data {tmp}/nope: no such directory"),
+    (["--k", "0"], "--k must be > 0, got 0"),
+    (["--k", "100000"], "--k 100000 is larger than the target vocabulary"),
+    (["--splits", "nosuch"], "no 'nosuch' split"),
+])
+def test_cache_cli_errors(tiny_data, tiny_teacher, tmp_path, args, message):
+    base = {"--data": str(tiny_data / "bin"), "--teacher-path": str(tiny_teacher), "--out": str(tmp_path / "c"), "--cpu": None}
+    argv = [tool("lskd"), "cache"]
+    for key, value in base.items():
+        if key not in args:
+            argv += [key] + ([value] if value else [])
+    argv += [a.format(tmp=tmp_path) for a in args]
+    proc = run(argv, check=False)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("lskd cache: error: ") and message.format(tmp=tmp_path) in last
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
+@pytest.mark.slow
+def test_cache_once_two_students_without_teacher(tiny_data, tiny_teacher, tmp_path):
+    """The done-when run: one cache, students at T = 1 and T = 64, teacher file gone while they train."""
+    teacher = tmp_path / "teacher.pt"
+    shutil.copy(tiny_teacher, teacher)
+    run([tool("lskd"), "cache", "--data", tiny_data / "bin", "--teacher-path", teacher, "--out", tmp_path / "cache",
+         "--k", "4", "--cpu"])
+    teacher.unlink()
+    for T in ("1", "64"):
+        proc = train(tiny_data / "bin", tmp_path / f"student_T{T}",
+                     ["--kd-alpha", "0.9", "--kd-temperature", T, "--label-smoothing", "0.1",
+                      "--kd-topk-cache", tmp_path / "cache"], epochs=2)
+        assert "top-4 teacher cache" in proc.stdout
+        assert (tmp_path / f"student_T{T}" / "checkpoint_last.pt").is_file()
