@@ -1,0 +1,603 @@
+"""`lskd distill-data`: sequence-level KD data (Kim & Rush 2016) -- translate a split with a teacher, re-binarise.
+
+    lskd distill-data --data BIN --teacher-path ckpt.pt[:ckpt2.pt] --out OUT [--split train]
+                      [--beam 5 --lenpen 1.0 | --sampling --temperature T [--nbest N]]
+
+Decoding is fairseq's own SequenceGenerator (task.build_generator + task.inference_step, as fairseq-generate
+does, with required_batch_size_multiple=1 so no sentence is dropped). The hypotheses are put back in corpus
+order (by sample id; each source decoded exactly once, --nbest N hypotheses kept per source, rank order),
+filtered, and binarised with the teacher's dictionaries (the data dir's dict.*.txt, checked against the
+teacher's; no new dictionary is built), so OUT is a fairseq data dir ready for fairseq-train:
+
+    OUT/dict.SRC.txt, dict.TGT.txt          copied from --data (identical to the teacher's, checked)
+    OUT/SPLIT.SRC-TGT.{SRC,TGT}.{bin,idx}   distilled pairs: the teacher's source, its hypothesis as target
+    OUT/<other splits>.*                    valid/test binaries copied unchanged from --data
+    OUT/text/SPLIT.SRC, SPLIT.TGT           the distilled pairs as subword text (one pair per line)
+    OUT/text/SPLIT.detok.TGT                hypotheses detokenised (--post-process; sentencepiece: spaces
+                                            removed, '\u2581' -> space, as fairseq's --post-process sentencepiece)
+    OUT/text/SPLIT.ids                      per line: sample id, hypothesis rank, score (base 2, as fairseq-generate)
+    OUT/manifest.json                       teacher paths + sha256, decoding settings, filters, counts
+                                            (sources, hypotheses, kept, filtered by reason), timings, command
+    OUT/shards/SPLIT-I-of-N/                one finished shard (same layout, its own manifest.json)
+
+Filters (each counted in the manifest; counts add up: hypotheses = kept + sum of filtered):
+    empty      the hypothesis has no token before </s>
+    max_len    the hypothesis reached the decoder's length limit min(a*src_len + b, max positions - 1)
+               (--max-len-a/--max-len-b, src_len counting </s> as fairseq does): usually a loop
+    ratio      target/source or source/target length (tokens, without </s>) above --max-ratio
+    too_long   source or gold target longer than the teacher's max positions: not decoded
+               (fairseq-train skips those pairs too)
+
+Sharding and resuming: the split is cut into --num-shards contiguous ranges of sample ids. Each shard is
+decoded in memory and written into a temporary directory renamed into OUT/shards/ when complete, so a
+killed run leaves nothing that looks finished; a rerun skips finished shards and redoes the others.
+--shard-id I decodes one shard only (one per machine or GPU, same --out on shared storage, or copy the
+shard directories together); without it every missing shard is decoded in turn. When all shards are
+finished the merge runs (concatenation in sample-id order, atomic per file, manifest.json written last);
+--merge runs only the merge. Beam search is deterministic: N shards + merge == 1 shard. Sampling seeds
+shard I with --seed + I, so a sampled set is reproducible for a given --seed and --num-shards (with one
+shard it is what fairseq-generate --seed gives).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from lskd.cli import LskdError
+from lskd.fileio import command_line, sha256_file, write_json
+
+FORMAT = "lskd-distill-data/1"
+FILTERS = ("too_long", "empty", "max_len", "ratio")
+
+
+# ------------------------------------------------------------------------------------------ options
+def parse_args(argv: List[str]) -> argparse.Namespace:
+    doc = __doc__.split("\n\n", 1)
+    p = argparse.ArgumentParser(prog="lskd distill-data", description=doc[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc[1])
+    g = p.add_argument_group("input and output")
+    g.add_argument("--data", required=True, help="fairseq binarised data dir (fairseq-preprocess --destdir)")
+    g.add_argument("--teacher-path", required=True, help="teacher checkpoint, or several joined by ':' (an ensemble)")
+    g.add_argument("--out", required=True, type=Path,
+                   help="output data dir (created; must not be --data); ready for fairseq-train when complete")
+    g.add_argument("--split", default="train", help="split to distil (default: train); the others are copied")
+    g = p.add_argument_group("decoding (fairseq's SequenceGenerator)")
+    g.add_argument("--beam", type=int, default=None,
+                   help="beam size (default 5 for beam search; with --sampling: --nbest, i.e. independent samples)")
+    g.add_argument("--lenpen", type=float, default=1.0, help="length penalty of beam search (default 1.0)")
+    g.add_argument("--sampling", action="store_true", help="sample from the teacher instead of beam search")
+    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, > 0 (default 1.0)")
+    g.add_argument("--sampling-topk", type=int, default=-1, help="sample from the k most likely tokens (default -1: all)")
+    g.add_argument("--nbest", type=int, default=None,
+                   help="hypotheses kept per source (default 1); with --sampling, N samples per source")
+    g.add_argument("--max-len-a", type=float, default=0.0, help="max output length = a * src_len + b (default a=0)")
+    g.add_argument("--max-len-b", type=int, default=200, help="max output length = a * src_len + b (default b=200)")
+    g.add_argument("--seed", type=int, default=1, help="random seed (sampling; shard I uses seed + I) (default 1)")
+    g = p.add_argument_group("filters")
+    g.add_argument("--max-ratio", type=float, default=3.0,
+                   help="drop pairs whose length ratio (either way) is above R; 0 disables (default 3.0)")
+    g.add_argument("--keep-empty", action="store_true", help="keep empty hypotheses (dropped by default)")
+    g.add_argument("--keep-max-len", action="store_true",
+                   help="keep hypotheses that hit the length limit (dropped by default)")
+    g.add_argument("--post-process", default="auto",
+                   choices=["auto", "sentencepiece", "subword_nmt", "none"],
+                   help="detokenisation of the text copy (auto: sentencepiece if the dictionary has '\u2581' "
+                        "pieces, subword_nmt if it has '@@' pieces, else none) (default auto)")
+    g = p.add_argument_group("sharding and resuming")
+    g.add_argument("--num-shards", type=int, default=1, help="cut the split into N shards of sample ids (default 1)")
+    g.add_argument("--shard-id", type=int, default=None,
+                   help="decode only shard I (0-based); default: every shard not yet finished")
+    g.add_argument("--merge", action="store_true", help="only merge finished shards (all must exist)")
+    g.add_argument("--force", action="store_true", help="discard finished shards and outputs of OUT and redo them")
+    g = p.add_argument_group("hardware")
+    g.add_argument("--max-tokens", type=int, default=4096, help="source tokens per batch (default 4096)")
+    g.add_argument("--batch-size", type=int, default=None, help="sentences per batch (default: no limit)")
+    g.add_argument("--cpu", action="store_true", help="decode on the CPU even if a GPU is present")
+    g.add_argument("--fp16", action="store_true", help="decode in fp16 (GPU only)")
+    return p.parse_args(argv)
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Every option check that needs no file: raises LskdError before anything is loaded or written."""
+    if args.sampling:
+        if args.temperature <= 0:
+            raise LskdError(f"--temperature must be > 0, got {args.temperature}")
+        if args.beam is not None and args.beam > 1 and args.nbest is None:
+            raise LskdError(f"--sampling with --beam {args.beam} and no --nbest is contradictory: fairseq would draw "
+                            f"{args.beam} samples and keep the most likely; give --nbest N for N samples per source")
+        args.nbest = 1 if args.nbest is None else args.nbest
+        args.beam = args.nbest if args.beam is None else args.beam
+    else:
+        if args.temperature != 1.0:
+            raise LskdError(f"--temperature {args.temperature} needs --sampling (beam search uses T = 1)")
+        if args.sampling_topk != -1:
+            raise LskdError("--sampling-topk needs --sampling")
+        args.nbest = 1 if args.nbest is None else args.nbest
+        args.beam = 5 if args.beam is None else args.beam
+    if args.beam < 1:
+        raise LskdError(f"--beam must be >= 1, got {args.beam}")
+    if args.nbest < 1:
+        raise LskdError(f"--nbest must be >= 1, got {args.nbest}")
+    if args.nbest > args.beam:
+        raise LskdError(f"--nbest {args.nbest} is larger than --beam {args.beam} (fairseq returns at most beam hypotheses)")
+    if args.lenpen <= 0 and not args.sampling:
+        raise LskdError(f"--lenpen must be > 0, got {args.lenpen}")
+    if args.max_len_a < 0 or args.max_len_b < 1:
+        raise LskdError(f"--max-len-a must be >= 0 and --max-len-b >= 1, got {args.max_len_a} and {args.max_len_b}")
+    if args.max_ratio < 0:
+        raise LskdError(f"--max-ratio must be >= 0 (0 disables the filter), got {args.max_ratio}")
+    if args.num_shards < 1:
+        raise LskdError(f"--num-shards must be >= 1, got {args.num_shards}")
+    if args.shard_id is not None and not 0 <= args.shard_id < args.num_shards:
+        raise LskdError(f"--shard-id must be in [0, {args.num_shards - 1}] for --num-shards {args.num_shards}, got {args.shard_id}")
+    if args.merge and args.shard_id is not None:
+        raise LskdError("--merge merges all shards; do not give --shard-id with it")
+    if args.max_tokens is not None and args.max_tokens < 1 or args.batch_size is not None and args.batch_size < 1:
+        raise LskdError("--max-tokens and --batch-size must be >= 1")
+    if args.fp16 and (args.cpu or not torch.cuda.is_available()):
+        raise LskdError("--fp16 needs a GPU (omit it, or drop --cpu)")
+    if ":" in args.data:
+        raise LskdError(f"--data {args.data}: give one data directory (fairseq's ':'-joined data shards are not supported)")
+
+
+def _langs(data: str, teacher_cfg) -> Tuple[str, str]:
+    from fairseq.data import data_utils
+
+    src, tgt = getattr(teacher_cfg, "source_lang", None), getattr(teacher_cfg, "target_lang", None)
+    if src is None or tgt is None:
+        try:
+            src, tgt = data_utils.infer_language_pair(data)
+        except Exception:
+            src = tgt = None
+    if src is None or tgt is None:
+        raise LskdError(f"--data {data}: cannot infer the language pair (no {{split}}.SRC-TGT.SRC.idx files)")
+    return src, tgt
+
+
+def _split_prefix(data: str, split: str, src: str, tgt: str) -> Optional[str]:
+    """fairseq's file prefix of a split (either direction of the pair's name), or None when absent."""
+    from fairseq.data import indexed_dataset
+
+    for a, b in ((src, tgt), (tgt, src)):
+        prefix = os.path.join(data, f"{split}.{a}-{b}.")
+        if all(indexed_dataset.dataset_exists(prefix + lang, "mmap") or indexed_dataset.dataset_exists(prefix + lang, "cached")
+               for lang in (src, tgt)):
+            return prefix
+    return None
+
+
+def check_inputs(args) -> Dict:
+    """File checks (data dir, split, dictionaries, --out) before any teacher weights are built."""
+    from .teacher import read_checkpoint, split_paths
+
+    data = args.data
+    if not os.path.isdir(data):
+        raise LskdError(f"--data {data}: no such directory (expected fairseq binaries from fairseq-preprocess)")
+    paths = split_paths(args.teacher_path)
+    if not paths:
+        raise LskdError("--teacher-path is empty; expected one checkpoint or several joined by ':'")
+    state = read_checkpoint(paths[0])
+    src, tgt = _langs(data, state["cfg"].task)
+    for lang in (src, tgt):
+        if not os.path.isfile(os.path.join(data, f"dict.{lang}.txt")):
+            raise LskdError(f"--data {data}: no dict.{lang}.txt (the teacher translates {src}->{tgt})")
+    if _split_prefix(data, args.split, src, tgt) is None:
+        raise LskdError(f"--data {data}: no {args.split!r} split (expected {args.split}.{src}-{tgt}.{src}.bin/.idx and "
+                        f".{tgt}.bin/.idx; --split chooses another)")
+    out = Path(args.out)
+    if out.resolve() == Path(data).resolve():
+        raise LskdError(f"--out {out}: is the --data directory; give a new directory")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "shards").is_dir()
+                                               and not (out / "manifest.json").is_file())):
+        raise LskdError(f"--out {out}: exists and is not an lskd distill-data directory (give a new or empty directory)")
+    return {"state": state, "src": src, "tgt": tgt, "paths": paths}
+
+
+def settings_of(args, src: str, tgt: str, paths: List[str]) -> Dict:
+    """What a finished shard must share with this run to be reused (compared key by key on a rerun)."""
+    return {
+        "data": os.path.abspath(args.data),
+        "split": args.split,
+        "source_lang": src,
+        "target_lang": tgt,
+        "teachers": [{"path": os.path.abspath(p), "sha256": sha256_file(Path(p))} for p in paths],
+        "decoding": {"search": "sampling" if args.sampling else "beam", "beam": args.beam, "nbest": args.nbest,
+                     "lenpen": args.lenpen, "temperature": args.temperature if args.sampling else None,
+                     "sampling_topk": args.sampling_topk, "max_len_a": args.max_len_a, "max_len_b": args.max_len_b,
+                     "seed": args.seed, "fp16": args.fp16},
+        "filters": {"max_ratio": args.max_ratio, "drop_empty": not args.keep_empty, "drop_max_len": not args.keep_max_len},
+        "num_shards": args.num_shards,
+    }
+
+
+def _first_difference(a, b, prefix="") -> Optional[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            d = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if d:
+                return d
+        return None
+    return None if a == b else f"{prefix[:-1]}: {a!r} there, {b!r} now"
+
+
+# ------------------------------------------------------------------------------------------ decoding
+def setup(args, info):
+    """The teacher's task pointed at --data (split loaded) and the loaded, checked teachers."""
+    from fairseq import tasks
+
+    from .teacher import load_teachers
+
+    task_cfg = info["state"]["cfg"].task
+    task_cfg.data = args.data
+    task = tasks.setup_task(task_cfg)
+    task.load_dataset(args.split)
+    teachers = load_teachers(args.teacher_path, task)  # PluginError on other dictionaries
+    return task, teachers
+
+
+def generation_config(args):
+    from fairseq.dataclass.configs import GenerationConfig
+
+    return GenerationConfig(beam=args.beam, nbest=args.nbest, lenpen=args.lenpen, max_len_a=args.max_len_a,
+                            max_len_b=args.max_len_b, sampling=args.sampling, temperature=args.temperature,
+                            sampling_topk=args.sampling_topk)
+
+
+def shard_range(n: int, num_shards: int, shard_id: int) -> Tuple[int, int]:
+    return n * shard_id // num_shards, n * (shard_id + 1) // num_shards
+
+
+def _batches(task, dataset, lo: int, hi: int, max_positions, max_tokens, batch_size):
+    """fairseq's batching (ordered_indices -> filter_indices_by_size -> batch_by_size) restricted to ids [lo, hi),
+    with required_batch_size_multiple=1; with one shard the batches are exactly fairseq-generate's.
+    Returns (batches, ids too long for the teacher)."""
+    indices = dataset.ordered_indices()
+    indices = indices[(indices >= lo) & (indices < hi)]
+    kept, ignored = dataset.filter_indices_by_size(indices, max_positions)
+    batches = dataset.batch_by_size(kept, max_tokens=max_tokens, max_sentences=batch_size, required_batch_size_multiple=1)
+    return batches, sorted(int(i) for i in ignored)
+
+
+def _decode(task, dataset, batches, models, generator, device, bar):
+    """Yield (sample ids, hypotheses, source lengths with </s>, seconds in inference_step) per batch."""
+    from fairseq import utils
+
+    for batch in batches:
+        sample = dataset.collater([dataset[int(i)] for i in batch])
+        if not sample or "net_input" not in sample:
+            continue
+        if device.type == "cuda":
+            sample = utils.move_to_cuda(sample)
+        t0 = time.perf_counter()
+        hypos = task.inference_step(generator, models, sample)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        src_lengths = sample["net_input"]["src_lengths"].tolist()
+        yield sample["id"].tolist(), hypos, src_lengths, dt
+        bar.update(len(hypos))
+
+
+def _detok_mode(args, dictionary) -> str:
+    if args.post_process != "auto":
+        return args.post_process
+    symbols = dictionary.symbols[dictionary.nspecial:]
+    if any(s.startswith("\u2581") for s in symbols):
+        return "sentencepiece"
+    if any(s.endswith("@@") for s in symbols):
+        return "subword_nmt"
+    return "none"
+
+
+def shard_name(split: str, i: int, n: int) -> str:
+    return f"{split}-{i:05d}-of-{n:05d}"
+
+
+def _bin_files(prefix: Path) -> List[Path]:
+    return [Path(f"{prefix}.bin"), Path(f"{prefix}.idx")]
+
+
+def decode_shard(args, settings, task, models, shard_id: int, out: Path, device) -> Path:
+    """Decode one shard into OUT/shards/<name>/ atomically; returns its path."""
+    from fairseq import utils
+    from fairseq.data import data_utils, indexed_dataset
+    from tqdm import tqdm
+
+    src, tgt, split = settings["source_lang"], settings["target_lang"], args.split
+    name = shard_name(split, shard_id, args.num_shards)
+    shards = out / "shards"
+    final = shards / name
+    for stale in glob.glob(str(shards / f".{name}.*.tmp")):
+        shutil.rmtree(stale, ignore_errors=True)
+    dataset = task.dataset(split)
+    n = len(dataset)
+    lo, hi = shard_range(n, args.num_shards, shard_id)
+    src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
+    gen_cfg = generation_config(args)
+    generator = task.build_generator(models, gen_cfg)
+    strip = getattr(generator, "symbols_to_strip_from_output", None) or {generator.eos}
+    max_positions = utils.resolve_max_positions(task.max_positions(), *[m.max_positions() for m in models])
+    batches, too_long = _batches(task, dataset, lo, hi, max_positions, args.max_tokens, args.batch_size)
+    gen_max_len = generator.max_len  # max decoder positions (or --max-len); the limit is min(a*s+b, this - 1)
+    np.random.seed(args.seed + shard_id)
+    utils.set_torch_seed(args.seed + shard_id)
+
+    start = time.perf_counter()
+    decode_s = 0.0
+    generated_tokens = 0
+    results: Dict[int, Tuple[int, list]] = {}
+    bar = tqdm(total=hi - lo - len(too_long), unit="sent", desc=f"distill {name}", dynamic_ncols=True, mininterval=1.0)
+    with torch.inference_mode():
+        for ids, hypos, src_lengths, dt in _decode(task, dataset, batches, models, generator, device, bar):
+            decode_s += dt
+            for sid, hyps, slen in zip(ids, hypos, src_lengths):
+                if sid in results:
+                    raise LskdError(f"sample {sid} of split {split} was decoded twice (batching error)")
+                if len(hyps) < args.nbest:
+                    raise LskdError(f"sample {sid}: fairseq returned {len(hyps)} hypotheses, --nbest {args.nbest} wanted")
+                kept = [(h["tokens"].int().cpu(), float(h["score"])) for h in hyps[:args.nbest]]
+                generated_tokens += sum(len(t) for t, _ in kept)
+                results[sid] = (slen, kept)
+            bar.set_postfix(tok_per_s=f"{generated_tokens / max(time.perf_counter() - start, 1e-9):.0f}", refresh=False)
+    bar.close()
+    expected = set(range(lo, hi)) - set(too_long)
+    if set(results) != expected:
+        missing = sorted(expected - set(results))
+        raise LskdError(f"shard {name}: {len(missing)} of {len(expected)} sources got no hypothesis "
+                        f"(first missing sample id {missing[0] if missing else None})")
+
+    t_write = time.perf_counter()
+    detok = _detok_mode(args, tgt_dict)
+    counts = {"sources": hi - lo, "hypotheses": (hi - lo) * args.nbest, "kept": 0,
+              "filtered": {k: 0 for k in FILTERS}, "source_tokens": 0, "target_tokens": 0,
+              "generated_tokens": generated_tokens}
+    counts["filtered"]["too_long"] = len(too_long) * args.nbest
+    shards.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=shards))
+    try:
+        prefix = tmp / f"{split}.{src}-{tgt}."
+        b_src = indexed_dataset.make_builder(str(prefix) + f"{src}.bin", "mmap", vocab_size=len(src_dict))
+        b_tgt = indexed_dataset.make_builder(str(prefix) + f"{tgt}.bin", "mmap", vocab_size=len(tgt_dict))
+        (tmp / "text").mkdir()
+        f_src = open(tmp / "text" / f"{split}.{src}", "w", encoding="utf-8", newline="\n")
+        f_tgt = open(tmp / "text" / f"{split}.{tgt}", "w", encoding="utf-8", newline="\n")
+        f_det = open(tmp / "text" / f"{split}.detok.{tgt}", "w", encoding="utf-8", newline="\n")
+        f_ids = open(tmp / "text" / f"{split}.ids", "w", encoding="utf-8", newline="\n")
+        ratio = args.max_ratio
+        eos = tgt_dict.eos()
+        for sid in sorted(results):
+            slen, kept = results[sid]
+            limit = min(int(args.max_len_a * slen + args.max_len_b), gen_max_len - 1)
+            source = dataset.src[sid]
+            src_str = None
+            for rank, (tokens, score) in enumerate(kept):
+                body = tokens[:-1] if len(tokens) and int(tokens[-1]) == eos else tokens
+                n_out, n_in = len(body), int(slen) - 1
+                if n_out == 0 and not args.keep_empty:
+                    counts["filtered"]["empty"] += 1
+                    continue
+                if n_out >= limit and not args.keep_max_len:
+                    counts["filtered"]["max_len"] += 1
+                    continue
+                if ratio > 0 and (n_out > ratio * max(n_in, 1) or n_in > ratio * max(n_out, 1)):
+                    counts["filtered"]["ratio"] += 1
+                    continue
+                target = torch.cat([body, body.new_tensor([eos])]) if len(body) == len(tokens) else tokens
+                b_src.add_item(source)
+                b_tgt.add_item(target)
+                if src_str is None:
+                    src_str = src_dict.string(source, None)
+                hyp_str = tgt_dict.string(tokens, None, extra_symbols_to_ignore=strip)
+                f_src.write(src_str + "\n")
+                f_tgt.write(hyp_str + "\n")
+                f_det.write(data_utils.post_process(hyp_str, detok) + "\n")
+                f_ids.write(f"{sid}\t{rank}\t{score / np.log(2):.6f}\n")
+                counts["kept"] += 1
+                counts["source_tokens"] += len(source)
+                counts["target_tokens"] += len(target)
+        for f in (f_src, f_tgt, f_det, f_ids):
+            f.close()
+        b_src.finalize(str(prefix) + f"{src}.idx")
+        b_tgt.finalize(str(prefix) + f"{tgt}.idx")
+        if counts["kept"] + sum(counts["filtered"].values()) != counts["hypotheses"]:
+            raise LskdError(f"shard {name}: counts do not add up ({counts})")
+        end = time.perf_counter()
+        manifest = {
+            "format": FORMAT, "kind": "shard", "shard_id": shard_id, "sample_ids": [lo, hi],
+            "settings": settings, "post_process": detok, "counts": counts,
+            "too_long_ids": too_long[:100],
+            "seconds": {"decode": round(decode_s, 3), "wrapper": round(end - start - decode_s, 3),
+                        "write": round(end - t_write, 3), "total": round(end - start, 3)},
+            "device": str(device), "created_by": command_line(),
+        }
+        write_json(tmp / "manifest.json", manifest)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    c = counts
+    print(f"wrote {final}: {c['sources']} sources, {c['kept']} pairs kept, filtered {c['filtered']}, "
+          f"{c['sources'] / max(decode_s, 1e-9):.1f} sentences/s decoding, wrapper {end - start - decode_s:.2f} s",
+          file=sys.stderr)
+    return final
+
+
+# ------------------------------------------------------------------------------------------ shards and merge
+def read_shard(path: Path) -> Optional[dict]:
+    m = path / "manifest.json"
+    if not m.is_file():
+        return None
+    try:
+        return json.loads(m.read_text())
+    except ValueError:
+        return None
+
+
+def check_existing(out: Path, settings: Dict) -> None:
+    """Refuse to mix finished shards or a finished output made with other settings (before decoding)."""
+    found = [(p, read_shard(p)) for p in sorted((out / "shards").glob(f"{settings['split']}-*"))]
+    final = out / "manifest.json"
+    if final.is_file():
+        found.append((final.parent, json.loads(final.read_text())))
+    for path, m in found:
+        if m is None:
+            continue
+        diff = _first_difference(m.get("settings", {}), settings)
+        if diff:
+            raise LskdError(f"--out {out}: {path.name} was made with other settings ({diff}); "
+                            "use another --out, or --force to discard it")
+
+
+def merge(args, settings, out: Path, extra_wrapper_s: float = 0.0) -> Path:
+    """Concatenate the finished shards (sample-id order) into OUT and copy dicts + other splits from --data."""
+    from fairseq.data import indexed_dataset
+
+    t0 = time.perf_counter()
+    src, tgt, split, n = settings["source_lang"], settings["target_lang"], args.split, args.num_shards
+    dirs = [out / "shards" / shard_name(split, i, n) for i in range(n)]
+    manifests = [read_shard(d) for d in dirs]
+    missing = [i for i, m in enumerate(manifests) if m is None]
+    if missing:
+        raise LskdError(f"--merge: shard(s) {', '.join(map(str, missing))} of {n} are not finished in {out / 'shards'} "
+                        "(run them with --shard-id, or without it to run every missing shard)")
+    tmp = Path(tempfile.mkdtemp(prefix=".merge.", suffix=".tmp", dir=out))
+    try:
+        from fairseq.data import Dictionary
+        name = f"{split}.{src}-{tgt}."
+        for lang in (src, tgt):
+            vocab = len(Dictionary.load(os.path.join(args.data, f"dict.{lang}.txt")))
+            builder = indexed_dataset.make_builder(str(tmp / (name + lang)) + ".bin", "mmap", vocab_size=vocab)
+            for d in dirs:
+                builder.merge_file_(str(d / (name + lang)))
+            builder.finalize(str(tmp / (name + lang)) + ".idx")
+        (tmp / "text").mkdir()
+        for fname in (f"{split}.{src}", f"{split}.{tgt}", f"{split}.detok.{tgt}", f"{split}.ids"):
+            with open(tmp / "text" / fname, "wb") as f:
+                for d in dirs:
+                    with open(d / "text" / fname, "rb") as g:
+                        shutil.copyfileobj(g, f)
+        copied = []
+        for path in sorted(Path(args.data).iterdir()):
+            fn = path.name
+            is_dict = fn in (f"dict.{src}.txt", f"dict.{tgt}.txt")
+            other_split = fn.endswith((".bin", ".idx")) and not fn.startswith(f"{split}.")
+            if path.is_file() and (is_dict or other_split):
+                shutil.copy2(path, tmp / fn)
+                copied.append(fn)
+        counts = {"sources": 0, "hypotheses": 0, "kept": 0, "filtered": {k: 0 for k in FILTERS},
+                  "source_tokens": 0, "target_tokens": 0, "generated_tokens": 0}
+        seconds = {"decode": 0.0, "wrapper": 0.0}
+        for m in manifests:
+            for k, v in m["counts"].items():
+                if k == "filtered":
+                    for r, c in v.items():
+                        counts["filtered"][r] += c
+                else:
+                    counts[k] += v
+            seconds["decode"] += m["seconds"]["decode"]
+            seconds["wrapper"] += m["seconds"]["wrapper"]
+        merge_s = time.perf_counter() - t0 + extra_wrapper_s
+        seconds["merge"] = round(merge_s, 3)
+        seconds["wrapper"] = round(seconds["wrapper"] + merge_s, 3)
+        seconds["decode"] = round(seconds["decode"], 3)
+        if counts["kept"] + sum(counts["filtered"].values()) != counts["hypotheses"]:
+            raise LskdError(f"merge: counts do not add up ({counts})")
+        manifest = {
+            "format": FORMAT, "kind": "merged", "settings": settings, "post_process": manifests[0]["post_process"],
+            "counts": counts,
+            "throughput": {"sentences_per_s": round(counts["sources"] / max(seconds["decode"], 1e-9), 2),
+                           "tokens_per_s": round(counts["generated_tokens"] / max(seconds["decode"], 1e-9), 1),
+                           "wrapper_overhead": round(seconds["wrapper"] / max(seconds["decode"], 1e-9), 4)},
+            "seconds": seconds,
+            "shards": [{"shard_id": i, "sample_ids": m["sample_ids"], "device": m["device"],
+                        "created_by": m["created_by"]} for i, m in enumerate(manifests)],
+            "copied_from_data": copied,
+            "created_by": command_line(),
+        }
+        old = out / "manifest.json"
+        if old.exists():
+            old.unlink()  # from here until the rename below nothing claims to be complete
+        for path in sorted(tmp.rglob("*")):
+            if path.is_file():
+                dest = out / path.relative_to(tmp)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, dest)
+        write_json(out / "manifest.json", manifest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    c = counts
+    print(f"wrote {out}: {c['sources']} sources -> {c['kept']} pairs ({c['filtered']} filtered); "
+          f"{manifest['throughput']['sentences_per_s']} sentences/s, {manifest['throughput']['tokens_per_s']} tokens/s "
+          f"decoding; wrapper overhead {100 * manifest['throughput']['wrapper_overhead']:.1f}% of decoding time",
+          file=sys.stderr)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ entry point
+def run(args: argparse.Namespace) -> Path:
+    validate(args)
+    info = check_inputs(args)
+    out = Path(args.out)
+    settings = settings_of(args, info["src"], info["tgt"], info["paths"])
+    if not args.force:
+        check_existing(out, settings)
+    if args.merge:
+        merge(args, settings, out)  # refuses, writing nothing, when a shard is missing
+        return out
+    final = out / "manifest.json"
+    if final.is_file() and not args.force:
+        print(f"skip: {out} is complete (manifest.json); --force redoes it", file=sys.stderr)
+        return out
+    todo = [args.shard_id] if args.shard_id is not None else list(range(args.num_shards))
+    if not args.force:
+        todo = [i for i in todo if read_shard(out / "shards" / shard_name(args.split, i, args.num_shards)) is None]
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    if todo:
+        task, teachers = setup(args, info)  # PluginError (one line) on dictionaries that differ from --data
+        if args.force:
+            for p in (out / "shards").glob(f"{args.split}-*"):
+                shutil.rmtree(p)
+            if final.exists():
+                final.unlink()
+        for m in teachers:
+            if args.fp16:
+                m.half()
+            m.to(device)
+            m.prepare_for_inference_(SimpleNamespace(generation=generation_config(args)))
+        for i in todo:
+            decode_shard(args, settings, task, teachers, i, out, device)
+    skipped = [i for i in ([args.shard_id] if args.shard_id is not None else range(args.num_shards)) if i not in todo]
+    if skipped:
+        print(f"skip: shard(s) {', '.join(map(str, skipped))} of {args.num_shards} already finished", file=sys.stderr)
+    done = [read_shard(out / "shards" / shard_name(args.split, i, args.num_shards)) for i in range(args.num_shards)]
+    if all(m is not None for m in done):
+        merge(args, settings, out)
+    else:
+        left = [i for i, m in enumerate(done) if m is None]
+        print(f"{len(left)} shard(s) left ({', '.join(map(str, left[:20]))}); the merge runs when all are finished",
+              file=sys.stderr)
+    return out
+
+
+def main(argv: List[str]) -> int:
+    run(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
