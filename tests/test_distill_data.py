@@ -1,0 +1,279 @@
+"""`lskd distill-data`: equality with fairseq-generate, students on the output, shards, resume, refusals."""
+
+import argparse
+import json
+import re
+import shutil
+
+import pytest
+import torch
+from fairseq import utils
+
+from conftest import PLUGINS, run, tool, train
+
+utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
+from fairseq_plugins import distill_data  # noqa: E402
+from fairseq_plugins.errors import PluginError  # noqa: E402
+from lskd.cli import LskdError  # noqa: E402
+
+FILES = ["train.src-tgt.src.bin", "train.src-tgt.src.idx", "train.src-tgt.tgt.bin", "train.src-tgt.tgt.idx"]
+
+
+def distill(data, teacher, out, *extra):
+    argv = ["--data", str(data), "--teacher-path", str(teacher), "--out", str(out), "--cpu", *map(str, extra)]
+    assert distill_data.main(argv) == 0
+    return json.loads((out / "manifest.json").read_text())
+
+
+def read_bin(prefix):
+    from fairseq.data import indexed_dataset
+
+    ds = indexed_dataset.MMapIndexedDataset(str(prefix))
+    return [ds[i].tolist() for i in range(len(ds))]
+
+
+def same_output(a, b, split="train"):
+    """Binaries and text of two distill-data outputs are identical."""
+    for name in [f.replace("train.", f"{split}.") for f in FILES]:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    for name in (f"{split}.src", f"{split}.tgt", f"{split}.detok.tgt"):
+        assert (a / "text" / name).read_text() == (b / "text" / name).read_text(), name
+    ids_a, ids_b = [[line.split("\t") for line in (d / "text" / f"{split}.ids").read_text().splitlines()] for d in (a, b)]
+    assert [r[:2] for r in ids_a] == [r[:2] for r in ids_b]  # same sample ids and ranks
+    # scores: same hypotheses, float noise from other batch compositions only
+    assert [float(r[2]) for r in ids_a] == pytest.approx([float(r[2]) for r in ids_b], abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def distilled(tiny_data, tiny_teacher, tmp_path_factory):
+    """The train split distilled by beam search, one shard (the reference for the slow tests)."""
+    out = tmp_path_factory.mktemp("distill") / "out"
+    distill(tiny_data / "bin", tiny_teacher, out, "--beam", "5", "--lenpen", "1.0", "--max-tokens", "4000")
+    return out
+
+
+@pytest.fixture(scope="module")
+def valid_one_shard(tiny_data, tiny_teacher, tmp_path_factory):
+    out = tmp_path_factory.mktemp("distill_valid") / "out"
+    m = distill(tiny_data / "bin", tiny_teacher, out, "--split", "valid", "--beam", "3", "--max-tokens", "200")
+    return out, m
+
+
+@pytest.mark.slow
+def test_targets_equal_fairseq_generate_in_corpus_order(tiny_data, tiny_teacher, distilled):
+    gen = run([tool("fairseq-generate"), tiny_data / "bin", "--user-dir", PLUGINS, "--path", tiny_teacher,
+               "--gen-subset", "train", "--beam", "5", "--lenpen", "1.0", "--cpu", "--max-tokens", "4000",
+               "--required-batch-size-multiple", "1"])
+    hyps = {}
+    for line in gen.stdout.splitlines():
+        if line.startswith("H-"):
+            head, _score, text = line.split("\t")
+            hyps[int(head[2:])] = text
+    assert sorted(hyps) == list(range(400))  # fairseq-generate itself decoded every sentence once
+    m = json.loads((distilled / "manifest.json").read_text())
+    ids = [int(line.split("\t")[0]) for line in (distilled / "text" / "train.ids").read_text().splitlines()]
+    texts = (distilled / "text" / "train.tgt").read_text().splitlines()
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) == m["counts"]["kept"] == len(texts)
+    assert [hyps[i] for i in ids] == texts
+    # every source not kept was filtered, and fairseq-generate's output for it explains the filter
+    for i in set(range(400)) - set(ids):
+        n_out, n_in = len(hyps[i].split()), len((tiny_data / "raw" / "train.src").read_text().splitlines()[i].split())
+        assert n_out == 0 or max(n_out / n_in, n_in / max(n_out, 1)) > 3.0
+    # the binarised targets are those hypotheses under the teacher's (= the data dir's) dictionary, plus </s>
+    from fairseq.data import Dictionary
+    tgt_dict = Dictionary.load(str(tiny_data / "bin" / "dict.tgt.txt"))
+    assert [tgt_dict.string(torch.tensor(t)) for t in read_bin(distilled / "train.src-tgt.tgt")] == texts
+    assert all(t[-1] == tgt_dict.eos() for t in read_bin(distilled / "train.src-tgt.tgt"))
+    src = read_bin(distilled / "train.src-tgt.src")
+    orig = read_bin(tiny_data / "bin" / "train.src-tgt.src")
+    assert src == [orig[i] for i in ids]
+    assert (distilled / "dict.tgt.txt").read_bytes() == (tiny_data / "bin" / "dict.tgt.txt").read_bytes()
+    assert (distilled / "valid.src-tgt.tgt.bin").read_bytes() == (tiny_data / "bin" / "valid.src-tgt.tgt.bin").read_bytes()
+
+
+@pytest.mark.slow
+def test_manifest_counts_add_up(distilled, tiny_teacher):
+    m = json.loads((distilled / "manifest.json").read_text())
+    c = m["counts"]
+    assert c["sources"] == 400 and c["hypotheses"] == 400
+    assert c["kept"] + sum(c["filtered"].values()) == c["hypotheses"]
+    assert set(c["filtered"]) == {"too_long", "empty", "max_len", "ratio"}
+    assert c["target_tokens"] == sum(len(t) for t in read_bin(distilled / "train.src-tgt.tgt"))
+    assert c["source_tokens"] == sum(len(t) for t in read_bin(distilled / "train.src-tgt.src"))
+    from lskd.fileio import sha256_file
+    assert m["settings"]["teachers"][0]["sha256"] == sha256_file(tiny_teacher)
+    assert m["settings"]["decoding"]["beam"] == 5 and m["settings"]["decoding"]["search"] == "beam"
+    assert "distill-data" in m["created_by"] or "pytest" in m["created_by"]
+    assert m["throughput"]["sentences_per_s"] > 0 and m["post_process"] == "none"
+
+
+@pytest.mark.slow
+def test_seq_kd_and_seq_plus_word_kd_students_train(distilled, tiny_teacher, tmp_path):
+    for name, args in (("seq", ["--kd-alpha", "0", "--label-smoothing", "0.1"]),
+                       ("seq_word", ["--kd-alpha", "0.5", "--teacher-path", str(tiny_teacher)])):
+        proc = train(distilled, tmp_path / name, args, epochs=1, extra=["--max-update", "3"])
+        assert (tmp_path / name / "checkpoint_last.pt").is_file()
+        assert '"num_updates": "3"' in proc.stdout
+
+
+@pytest.mark.slow
+def test_end_to_end_seq_kd_student_generate_score(tiny_data, distilled, tmp_path):
+    """Teacher -> distilled data -> student (pure seq-KD) -> fairseq-generate on test -> lskd score."""
+    save = tmp_path / "student"
+    train(distilled, save, ["--kd-alpha", "0", "--label-smoothing", "0.1"], epochs=3)
+    gen = run([tool("fairseq-generate"), distilled, "--user-dir", PLUGINS, "--path", save / "checkpoint_last.pt",
+               "--gen-subset", "test", "--beam", "2", "--cpu", "--required-batch-size-multiple", "1", "--batch-size", "16"])
+    (tmp_path / "gen.out").write_text(gen.stdout)
+    run([tool("lskd"), "score", "--generate", tmp_path / "gen.out", "--ref", tiny_data / "raw" / "test.tgt",
+         "--out", tmp_path / "score.json", "--meta", "role=seq_kd_student"])
+    score = json.loads((tmp_path / "score.json").read_text())
+    assert score["n_sentences"] == 30 and 0 <= score["bleu"] <= 100
+
+
+def test_two_shards_plus_merge_equal_one_shard(tiny_data, tiny_teacher, valid_one_shard, tmp_path):
+    one, m1 = valid_one_shard
+    common = ["--split", "valid", "--beam", "3", "--max-tokens", "200"]
+    # shards one by one (as on two machines), then an explicit --merge
+    out = tmp_path / "two"
+    distill_data.main(["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher), "--out", str(out), "--cpu",
+                       *common, "--num-shards", "2", "--shard-id", "1"])
+    assert not (out / "manifest.json").exists()  # shard 0 missing: no merge yet
+    with pytest.raises(LskdError, match=r"--merge: shard\(s\) 0 of 2 are not finished"):
+        distill_data.main(["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher), "--out", str(out),
+                           *common, "--num-shards", "2", "--merge"])
+    distill_data.main(["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher), "--out", str(out), "--cpu",
+                       *common, "--num-shards", "2", "--shard-id", "0"])  # last shard: merges automatically
+    m2 = json.loads((out / "manifest.json").read_text())
+    same_output(one, out, "valid")
+    assert m2["counts"] == {**m1["counts"], "generated_tokens": m2["counts"]["generated_tokens"]}
+    assert [s["sample_ids"] for s in m2["shards"]] == [[0, 20], [20, 40]]
+    (out / "manifest.json").unlink()
+    distill_data.main(["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher), "--out", str(out),
+                       *common, "--num-shards", "2", "--merge"])
+    same_output(one, out, "valid")
+
+
+def test_interrupted_shard_is_redone_and_finished_ones_skipped(tiny_data, tiny_teacher, valid_one_shard, tmp_path, monkeypatch):
+    one, _ = valid_one_shard
+    out = tmp_path / "three"
+    argv = ["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher), "--out", str(out), "--cpu",
+            "--split", "valid", "--beam", "3", "--max-tokens", "200", "--batch-size", "4", "--num-shards", "3"]
+    real = distill_data._decode
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        for i, batch in enumerate(real(*args, **kwargs)):
+            if len(calls) == 2 and i == 1:  # in the middle of shard 1
+                raise KeyboardInterrupt
+            yield batch
+
+    monkeypatch.setattr(distill_data, "_decode", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        distill_data.main(argv)
+    names = sorted(p.name for p in (out / "shards").iterdir())
+    assert names == ["valid-00000-of-00003"]  # shard 1 left no directory, no temporary
+    assert not (out / "manifest.json").exists()
+
+    done = []
+    real_shard = distill_data.decode_shard
+    monkeypatch.setattr(distill_data, "_decode", real)
+    monkeypatch.setattr(distill_data, "decode_shard", lambda *a, **k: done.append(a[4]) or real_shard(*a, **k))
+    distill_data.main(argv)
+    assert done == [1, 2]
+    same_output(one, out, "valid")
+    done.clear()
+    distill_data.main(argv)  # complete: nothing decoded again
+    assert done == []
+
+
+def test_sampling_nbest_in_corpus_order(tiny_data, tiny_teacher, tmp_path):
+    m = distill(tiny_data / "bin", tiny_teacher, tmp_path / "s", "--split", "valid", "--sampling", "--temperature", "0.7",
+                "--nbest", "2", "--max-tokens", "200", "--seed", "3")
+    c = m["counts"]
+    assert c["sources"] == 40 and c["hypotheses"] == 80 and c["kept"] + sum(c["filtered"].values()) == 80
+    assert m["settings"]["decoding"]["beam"] == 2 and m["settings"]["decoding"]["temperature"] == 0.7
+    rows = [tuple(map(int, line.split("\t")[:2])) for line in (tmp_path / "s" / "text" / "valid.ids").read_text().splitlines()]
+    assert rows == sorted(rows) and len(rows) == c["kept"]
+    assert len(read_bin(tmp_path / "s" / "valid.src-tgt.tgt")) == c["kept"]
+
+
+def test_detokenised_text_is_fairseq_sentencepiece_post_process():
+    from fairseq.data import Dictionary
+
+    d = Dictionary()
+    for s in ("\u2581Hel", "lo", "\u2581world"):
+        d.add_symbol(s)
+    assert distill_data._detok_mode(argparse.Namespace(post_process="auto"), d) == "sentencepiece"
+    from fairseq.data.data_utils import post_process
+    assert post_process("\u2581Hel lo \u2581world", "sentencepiece") == "Hello world"
+
+
+# ------------------------------------------------------------------------------------------ bad input
+def bad_data(tiny_data, tmp_path, drop_train=False, extra_symbol=False):
+    data = tmp_path / "bin"
+    shutil.copytree(tiny_data / "bin", data)
+    if drop_train:
+        for p in data.glob("train.*"):
+            p.unlink()
+    if extra_symbol:
+        with open(data / "dict.tgt.txt", "a") as f:
+            f.write("tXX 1\n")
+    return data
+
+
+def refuses(argv, tmp_path, exc=LskdError):
+    with pytest.raises(exc) as info:
+        distill_data.main(argv)
+    assert not (tmp_path / "out").exists()  # nothing written
+    return str(info.value)
+
+
+def test_refuses_teacher_with_other_dictionaries(tiny_data, tiny_teacher, tmp_path):
+    data = bad_data(tiny_data, tmp_path, extra_symbol=True)
+    msg = refuses(["--data", str(data), "--teacher-path", str(tiny_teacher), "--out", str(tmp_path / "out"), "--cpu"],
+                  tmp_path, PluginError)
+    assert f"--teacher-path {tiny_teacher}: teacher target dictionary" in msg and "differs from the task's" in msg
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--sampling", "--temperature", "0"], "--temperature must be > 0, got 0.0"),
+    (["--sampling", "--temperature", "-1"], "--temperature must be > 0, got -1.0"),
+    (["--sampling", "--beam", "4"], "--sampling with --beam 4 and no --nbest is contradictory"),
+    (["--nbest", "6"], "--nbest 6 is larger than --beam 5"),
+    (["--num-shards", "2", "--shard-id", "2"], "--shard-id must be in [0, 1] for --num-shards 2, got 2"),
+    (["--split", "nosuch"], "no 'nosuch' split"),
+])
+def test_refuses_bad_options(tiny_data, tiny_teacher, tmp_path, extra, message):
+    msg = refuses(["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher), "--out", str(tmp_path / "out"),
+                   "--cpu", *extra], tmp_path)
+    assert message in msg
+
+
+def test_cli_refuses_data_without_train_split_in_one_line(tiny_data, tiny_teacher, tmp_path):
+    data = bad_data(tiny_data, tmp_path, drop_train=True)
+    proc = run([tool("lskd"), "distill-data", "--data", data, "--teacher-path", tiny_teacher, "--out", tmp_path / "out",
+                "--cpu"], check=False)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"lskd distill-data: error: --data \S+: no 'train' split \(expected train\.src-tgt\.src\.bin.*", last)
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_refuses_out_with_other_settings(tiny_data, tiny_teacher, valid_one_shard, tmp_path):
+    one, _ = valid_one_shard
+    out = tmp_path / "copy"
+    shutil.copytree(one, out)
+    with pytest.raises(LskdError, match=r"was made with other settings \(decoding\.beam: 3 there, 4 now\)"):
+        distill_data.main(["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher), "--out", str(out),
+                           "--split", "valid", "--beam", "4", "--cpu"])
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit):
+        distill_data.main(["--help"])
+    text = capsys.readouterr().out
+    for opt in ("--data", "--teacher-path", "--out", "--split", "--beam", "--lenpen", "--sampling", "--temperature",
+                "--nbest", "--max-len-a", "--max-len-b", "--max-ratio", "--num-shards", "--shard-id", "--merge",
+                "--max-tokens", "--cpu", "--seed", "--force", "--post-process"):
+        assert opt in text
