@@ -70,6 +70,7 @@ def _add_train_args(p: argparse.ArgumentParser, role: str) -> None:
     g.add_argument("--milestones", default="", help="multistep: comma-separated epochs")
     g.add_argument("--gamma", type=float, default=c.gamma)
     g.add_argument("--warmup-epochs", type=float, default=0.0)
+    g.add_argument("--clip-grad-norm", type=float, default=0.0, help="clip the gradient norm to this value (0: off)")
     g.add_argument("--precision", default="auto", help="auto (fp16 AMP on GPU, fp32 on CPU) | fp32 | bf16 | fp16")
     g.add_argument("--channels-last", action="store_true")
     g.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under DDP (GPU)")
@@ -101,7 +102,7 @@ def config_from_args(a: argparse.Namespace, role: str):
         teacher=getattr(a, "teacher", ""), teacher_arch=getattr(a, "teacher_arch", ""),
         epochs=a.epochs, batch_size=a.batch_size, eval_batch_size=a.eval_batch_size, lr=a.lr, momentum=a.momentum,
         weight_decay=a.weight_decay, nesterov=a.nesterov, schedule=a.schedule, step_size=a.step_size,
-        milestones=milestones, gamma=a.gamma, warmup_epochs=a.warmup_epochs, precision=a.precision,
+        milestones=milestones, gamma=a.gamma, warmup_epochs=a.warmup_epochs, clip_grad_norm=a.clip_grad_norm, precision=a.precision,
         channels_last=a.channels_last, sync_bn=a.sync_bn, seed=a.seed, deterministic=a.deterministic,
         num_workers=a.num_workers, log_every=a.log_every, progress=not a.no_progress, resume=not a.no_resume,
         threads=a.threads, teacher_cache=getattr(a, "teacher_cache", False), force=a.force, max_steps_per_epoch=a.max_steps_per_epoch, device=a.device,

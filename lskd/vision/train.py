@@ -65,6 +65,7 @@ class TrainConfig:
     milestones: List[int] = field(default_factory=list)
     gamma: float = 0.1
     warmup_epochs: float = 0.0
+    clip_grad_norm: float = 0.0  # >0: clip the global gradient norm (after un-scaling)
     precision: str = "auto"
     channels_last: bool = False
     sync_bn: bool = False
@@ -115,6 +116,8 @@ def validate(cfg: TrainConfig) -> None:
         raise LskdError(f"--step-size: expected >= 1, got {cfg.step_size}")
     if cfg.warmup_epochs < 0 or cfg.warmup_epochs >= cfg.epochs and cfg.warmup_epochs > 0:
         raise LskdError(f"--warmup-epochs: expected in [0, epochs={cfg.epochs}), got {cfg.warmup_epochs}")
+    if cfg.clip_grad_norm < 0:
+        raise LskdError(f"--clip-grad-norm: expected >= 0 (0 = off), got {cfg.clip_grad_norm}")
     if cfg.precision not in PRECISIONS:
         raise LskdError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.precision == "fp16" and not (cfg.device.startswith("cuda") or (not cfg.device and torch.cuda.is_available())):
@@ -463,6 +466,9 @@ def run(cfg: TrainConfig) -> dict:
                 raise RuntimeError(f"non-finite loss {loss.item()} at epoch {epoch + 1} step {step + 1}; lower --lr")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if cfg.clip_grad_norm > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
             scaler.step(optimizer)
             scaler.update()
             n = y.numel()

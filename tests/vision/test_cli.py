@@ -35,6 +35,7 @@ def _err(tmp_path, capsys, argv):
     (["train-teacher", "--label-smoothing", "1.0"], "--label-smoothing: alpha must be in [0, 1), got 1.0"),
     (["train-teacher", "--label-smoothing", "-0.1"], "--label-smoothing: alpha must be in [0, 1)"),
     (["train-teacher", "--schedule", "poly"], "--schedule: unknown schedule 'poly'"),
+    (["train-teacher", "--clip-grad-norm", "-1"], "--clip-grad-norm: expected >= 0"),
     (["train-teacher", "--dataset", "cifar10", "--data-root", "/nonexistent"], "--data-root: /nonexistent is not a directory"),
 ])
 def test_teacher_bad_input(tmp_path, capsys, argv, pattern):
