@@ -118,13 +118,14 @@ def kd_loss(
     """Full-vocabulary KD: T^2 * sum_v q_v (log q_v - log p_v), per position.
 
     Both inputs are log-probabilities already at temperature T (`student_log_probs`,
-    `teacher_log_probs`); `mask` (bool, True = keep) zeroes padding positions.
+    `teacher_log_probs`); the teacher is a constant target (no gradient flows to it);
+    `mask` (bool, True = keep) zeroes padding positions.
     The gradient w.r.t. the student logits is T * (p_s(T) - q_t(T)) per position (with T^2 scaling).
     """
     q = teacher_lprobs_t.exp()
-    # xlogy-style guard: q = 0 contributes 0 even where log q = -inf.
-    teacher_term = torch.where(q > 0, q * teacher_lprobs_t, torch.zeros_like(q))
-    per_position = (teacher_term - q * student_lprobs_t).sum(-1)
+    with torch.no_grad():  # the teacher is a constant target: sum q log q needs no graph (0 log 0 = 0)
+        neg_entropy = torch.xlogy(q, q).sum(-1)
+    per_position = neg_entropy - (q * student_lprobs_t).sum(-1)
     return _finish(per_position, temperature, t2_scale, mask, reduce)
 
 

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The paper's NMT grid as shell functions shared by every recipe (bible/, iwslt14_de_en/, wmt_en_de/):
+#   prepare -> teachers (LS alpha in TEACHER_ALPHAS) -> top-K cache per teacher -> students for T in
+#   TEMPERATURES from the cache -> fairseq-generate on test -> sacrebleu -> `lskd report` grid.
+# A recipe's config file sets the variables listed in CONFIG_KEYS; run_all.sh calls the steps in order.
+# Every step skips work whose output exists (a `done` marker or score.json written last); fairseq-train
+# resumes from checkpoint_last.pt, so a killed run picks up where it stopped. Logs: $OUT/logs/.
+set -euo pipefail
+
+LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$LIB_DIR/../.." && pwd)"
+CONFIG_KEYS=(OUT SRC TGT PREPARE_CMD ARCH_ARGS OPT_ARGS TEACHER_UPDATES STUDENT_UPDATES TEACHER_ALPHAS
+             TEMPERATURES SEEDS KD_ALPHA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS)
+
+die() { echo "error: $*" >&2; exit 2; }
+
+load_config() {  # load_config FILE: source it after checking that it only sets known keys
+  local file=$1 key
+  [[ -f $file ]] || die "config $file: no such file"
+  while IFS= read -r key; do
+    [[ " ${CONFIG_KEYS[*]} " == *" $key "* ]] || die "config $file: unknown key $key (known: ${CONFIG_KEYS[*]})"
+  done < <(sed -n 's/^[[:space:]]*\(export[[:space:]]\+\)\?\([A-Za-z_][A-Za-z0-9_]*\)=.*/\2/p; s/^: "\${\([A-Za-z_][A-Za-z0-9_]*\):=.*/\1/p' "$file")
+  # shellcheck disable=SC1090
+  source "$file"
+  for key in "${CONFIG_KEYS[@]}"; do [[ -n ${!key+x} ]] || die "config $file: $key is not set"; done
+  case "$PURE_KD" in 0|1) ;; *) die "config $file: PURE_KD must be 0 or 1, got $PURE_KD";; esac
+  mkdir -p "$OUT/logs"
+}
+
+step() {  # step NAME MARKER CMD...: run CMD unless MARKER exists; log to $OUT/logs/NAME.log
+  local name=$1 marker=$2; shift 2
+  if [[ -e $marker ]]; then echo "skip: $name"; return 0; fi
+  echo "run:  $name  (log: $OUT/logs/$name.log)"
+  if ! "$@" > "$OUT/logs/$name.log" 2>&1; then
+    echo "failed: $name; last lines of $OUT/logs/$name.log:" >&2
+    tail -n 15 "$OUT/logs/$name.log" >&2
+    exit 1
+  fi
+  [[ $marker == */done ]] && touch "$marker"
+  return 0
+}
+
+train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED CRITERION_ARGS...
+  local save=$1 max_update=$2 seed=$3; shift 3
+  # shellcheck disable=SC2086
+  fairseq-train "$OUT/data/bin" --user-dir "$REPO/fairseq_plugins" --task translation $ARCH_ARGS $OPT_ARGS \
+    --max-update "$max_update" --seed "$seed" --criterion ls_kd "$@" \
+    --best-checkpoint-metric nll_loss --report-accuracy --save-dir "$save" --no-epoch-checkpoints \
+    --log-format simple --log-interval 50
+}
+
+evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED -> RUN_DIR/score.json
+  local run=$1
+  # shellcheck disable=SC2086
+  fairseq-generate "$OUT/data/bin" --user-dir "$REPO/fairseq_plugins" --path "$run/checkpoint_best.pt" \
+    --gen-subset test --beam "$BEAM" --required-batch-size-multiple 1 --post-process sentencepiece $GEN_ARGS \
+    > "$run/generate-test.txt.tmp"
+  mv "$run/generate-test.txt.tmp" "$run/generate-test.txt"
+  lskd score --generate "$run/generate-test.txt" --ref "$OUT/data/raw/test.$TGT" --out "$run/score.json" \
+    --meta "role=$2" "teacher_alpha=$3" "temperature=$4" "seed=$5"
+}
+
+student_args() {  # the student's criterion options (Tan et al. mixing by default, PURE_KD=1: the paper's pure KD)
+  if [[ $PURE_KD == 1 ]]; then echo "--kd-alpha 1 --label-smoothing 0"; else echo "--kd-alpha $KD_ALPHA --label-smoothing $STUDENT_EPS"; fi
+}
+
+do_prepare() {
+  # shellcheck disable=SC2086
+  step prepare "$OUT/data/manifest.json" $PREPARE_CMD --out "$OUT/data"
+}
+
+do_teachers() {
+  local a s dir
+  for s in $SEEDS; do for a in $TEACHER_ALPHAS; do
+    dir="$OUT/teachers/a${a}_s${s}"
+    step "teacher_a${a}_s${s}" "$dir/done" train_nmt "$dir" "$TEACHER_UPDATES" "$s" --kd-alpha 0 --label-smoothing "$a"
+    step "teacher_a${a}_s${s}_score" "$dir/score.json" evaluate "$dir" teacher "$a" null "$s"
+  done; done
+}
+
+do_caches() {
+  local a s
+  for s in $SEEDS; do for a in $TEACHER_ALPHAS; do
+    # shellcheck disable=SC2086
+    step "cache_a${a}_s${s}" "$OUT/caches/a${a}_s${s}/done" lskd cache --data "$OUT/data/bin" \
+      --teacher-path "$OUT/teachers/a${a}_s${s}/checkpoint_best.pt" --out "$OUT/caches/a${a}_s${s}" --k "$TOPK" $CACHE_ARGS
+  done; done
+}
+
+do_students() {
+  local a s t dir
+  for s in $SEEDS; do for a in $TEACHER_ALPHAS; do for t in $TEMPERATURES; do
+    dir="$OUT/students/a${a}_T${t}_s${s}"
+    # shellcheck disable=SC2046
+    step "student_a${a}_T${t}_s${s}" "$dir/done" train_nmt "$dir" "$STUDENT_UPDATES" "$s" $(student_args) \
+      --kd-temperature "$t" --kd-topk-cache "$OUT/caches/a${a}_s${s}"
+    step "student_a${a}_T${t}_s${s}_score" "$dir/score.json" evaluate "$dir" student "$a" "$t" "$s"
+  done; done; done
+}
+
+do_report() {
+  local metric
+  for metric in bleu chrf; do
+    lskd report --runs "$OUT" --metric "$metric" --out "$OUT/results_$metric" \
+      --title "$(basename "$OUT"): $SRC-$TGT, test $metric (teacher LS alpha x student KD temperature)" > /dev/null
+  done
+  cat "$OUT/results_bleu.md"
+}
+
+run_grid() {  # run_grid RECIPE_DIR [--profile NAME] [--config FILE] [--only STEP]
+  local dir=$1; shift
+  local config="$dir/config.demo.sh" only="" steps="prepare teachers caches students report"
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --profile) [[ $# -ge 2 ]] || die "--profile needs a name"; config="$dir/config.$2.sh"
+                 [[ -f $config ]] || die "--profile $2: no $config (profiles: $(cd "$dir" && ls config.*.sh | sed 's/config\.\(.*\)\.sh/\1/' | tr '\n' ' '))"
+                 shift 2;;
+      --config) [[ $# -ge 2 ]] || die "--config needs a file"; config=$2; shift 2;;
+      --only) [[ $# -ge 2 ]] || die "--only needs a step"; only=$2; shift 2
+              [[ " $steps " == *" $only "* ]] || die "--only $only: unknown step (steps: $steps)";;
+      *) die "unknown argument $1 (expected --profile NAME, --config FILE or --only STEP)";;
+    esac
+  done
+  load_config "$config"
+  echo "config: $config -> $OUT"
+  local s
+  for s in $steps; do
+    [[ -z $only || $only == "$s" ]] && "do_$s"
+  done
+  return 0
+}

@@ -1,0 +1,79 @@
+"""The NMT grid recipe (recipes/lib/nmt_grid.sh) on a tiny corpus: 2 teachers, 2 students, report, resume."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import BIN, REPO, write_tiny_corpus
+
+RUN_ALL = REPO / "recipes" / "bible" / "run_all.sh"
+
+
+def recipe(*args, cwd=None):
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONWARNINGS="ignore")
+    return subprocess.run(["bash", str(RUN_ALL), *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def tiny_config(tmp_path, **overrides):
+    write_tiny_corpus(tmp_path / "raw")
+    raw = tmp_path / "raw"
+    keys = {
+        "OUT": tmp_path / "grid", "SRC": "src", "TGT": "tgt",
+        "PREPARE_CMD": f"python -m data_prep.parallel --src {raw}/train.src --tgt {raw}/train.tgt --src-lang src "
+                       f"--tgt-lang tgt --valid-size 30 --test-size 30 --vocab-size 60 --workers 1",
+        "ARCH_ARGS": "--arch transformer --encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 "
+                     "--decoder-embed-dim 32 --encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 "
+                     "--encoder-attention-heads 2 --decoder-attention-heads 2",
+        "OPT_ARGS": "--optimizer adam --lr 1e-2 --lr-scheduler inverse_sqrt --warmup-updates 10 --max-tokens 400 --cpu --num-workers 0",
+        "TEACHER_UPDATES": 20, "STUDENT_UPDATES": 10, "TEACHER_ALPHAS": "0 0.1", "TEMPERATURES": "2", "SEEDS": 1,
+        "KD_ALPHA": 0.9, "STUDENT_EPS": 0.1, "TOPK": 4, "PURE_KD": 0, "BEAM": 1, "GEN_ARGS": "--batch-size 64 --cpu",
+        "CACHE_ARGS": "--cpu",
+    }
+    keys.update(overrides)
+    config = tmp_path / "config.sh"
+    config.write_text("".join(f'{k}="{v}"\n' for k, v in keys.items()))
+    return config
+
+
+@pytest.mark.slow
+def test_tiny_grid_end_to_end_and_resume(tmp_path):
+    config = tiny_config(tmp_path)
+    first = recipe("--config", config)
+    assert first.returncode == 0, first.stdout + first.stderr
+    grid = tmp_path / "grid"
+    table = (grid / "results_bleu.md").read_text()
+    assert "| teacher |" in table and "| T = 2 |" in table
+    for alpha in ("0", "0.1"):
+        score = json.loads((grid / "students" / f"a{alpha}_T2_s1" / "score.json").read_text())
+        assert score["role"] == "student" and score["teacher_alpha"] == float(alpha) and score["temperature"] == 2
+        assert score["n_sentences"] == 30
+        assert (grid / "caches" / f"a{alpha}_s1" / "train" / "manifest.json").is_file()
+    assert (grid / "results_bleu.png").stat().st_size > 1000 and (grid / "results_chrf.csv").is_file()
+    # A rerun does no work: every step is skipped.
+    again = recipe("--config", config)
+    assert again.returncode == 0
+    assert "run:" not in again.stdout and again.stdout.count("skip:") == 1 + 2 * 2 + 2 + 2 * 2
+
+
+def test_unknown_config_key_is_refused_before_any_step(tmp_path):
+    config = tiny_config(tmp_path, TEMPERATURE="2")
+    proc = recipe("--config", config)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: config {config}: unknown key TEMPERATURE (known: " + proc.stderr.split("(known: ")[1].strip()
+    assert not (tmp_path / "grid").exists()
+
+
+def test_unknown_profile_and_step(tmp_path):
+    proc = recipe("--profile", "nosuch")
+    assert proc.returncode == 2 and "--profile nosuch: no " in proc.stderr and "(profiles: " in proc.stderr
+    proc = recipe("--only", "bake")
+    assert proc.returncode == 2 and "--only bake: unknown step" in proc.stderr
+
+
+def test_missing_config_key(tmp_path):
+    config = tiny_config(tmp_path)
+    config.write_text("\n".join(l for l in config.read_text().splitlines() if not l.startswith("TOPK=")) + "\n")
+    proc = recipe("--config", config)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: config {config}: TOPK is not set"
