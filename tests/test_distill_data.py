@@ -108,19 +108,11 @@ def test_manifest_counts_add_up(distilled, tiny_teacher):
 
 
 @pytest.mark.slow
-def test_seq_kd_and_seq_plus_word_kd_students_train(distilled, tiny_teacher, tmp_path):
-    for name, args in (("seq", ["--kd-alpha", "0", "--label-smoothing", "0.1"]),
-                       ("seq_word", ["--kd-alpha", "0.5", "--teacher-path", str(tiny_teacher)])):
-        proc = train(distilled, tmp_path / name, args, epochs=1, extra=["--max-update", "3"])
-        assert (tmp_path / name / "checkpoint_last.pt").is_file()
-        assert '"num_updates": "3"' in proc.stdout
-
-
-@pytest.mark.slow
-def test_end_to_end_seq_kd_student_generate_score(tiny_data, distilled, tmp_path):
-    """Teacher -> distilled data -> student (pure seq-KD) -> fairseq-generate on test -> lskd score."""
-    save = tmp_path / "student"
-    train(distilled, save, ["--kd-alpha", "0", "--label-smoothing", "0.1"], epochs=3)
+def test_end_to_end_seq_kd_and_seq_plus_word_kd_students(tiny_data, tiny_teacher, distilled, tmp_path):
+    """Teacher -> distilled data -> students: pure seq-KD (ls_kd, kd_alpha 0) -> fairseq-generate on test ->
+    lskd score; and seq-KD + word-KD (kd_alpha 0.5 with the teacher) for a few updates."""
+    save = tmp_path / "seq"
+    train(distilled, save, ["--kd-alpha", "0", "--label-smoothing", "0.1"], epochs=1)
     gen = run([tool("fairseq-generate"), distilled, "--user-dir", PLUGINS, "--path", save / "checkpoint_last.pt",
                "--gen-subset", "test", "--beam", "2", "--cpu", "--required-batch-size-multiple", "1", "--batch-size", "16"])
     (tmp_path / "gen.out").write_text(gen.stdout)
@@ -128,6 +120,11 @@ def test_end_to_end_seq_kd_student_generate_score(tiny_data, distilled, tmp_path
          "--out", tmp_path / "score.json", "--meta", "role=seq_kd_student"])
     score = json.loads((tmp_path / "score.json").read_text())
     assert score["n_sentences"] == 30 and 0 <= score["bleu"] <= 100
+
+    proc = train(distilled, tmp_path / "seq_word", ["--kd-alpha", "0.5", "--teacher-path", str(tiny_teacher)],
+                 epochs=1, extra=["--max-update", "3"])
+    assert (tmp_path / "seq_word" / "checkpoint_last.pt").is_file()
+    assert '"num_updates": "3"' in proc.stdout and "kd_loss" in proc.stdout
 
 
 def test_two_shards_plus_merge_equal_one_shard(tiny_data, tiny_teacher, valid_one_shard, tmp_path):
