@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-fairseq.txt setup.py
 venv: $(STAMP)
 
 demo: venv
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash recipes/bible/demo.sh
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash recipes/bible/run_all.sh --profile demo
 
 test: venv
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q tests

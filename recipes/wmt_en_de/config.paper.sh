@@ -1,0 +1,21 @@
+# WMT14 En-De, transformer (base) teachers and students, fairseq's WMT recipe hyper-parameters
+# (Adam (0.9, 0.98), lr 7e-4, inverse-sqrt warm-up 4000, dropout 0.1, max-tokens 8192), joint 32k
+# sentencepiece, beam 5. Students: lambda 0.9 from a top-8 cache.
+: "${OUT:=runs/wmt_en_de}"
+: "${SRC:=en}"
+: "${TGT:=de}"
+: "${PREPARE_CMD:=python -m data_prep.wmt --raw-dir ${WMT_RAW:-} --src en --tgt de --vocab-size 32000}"
+: "${ARCH_ARGS:=--arch transformer --share-all-embeddings --dropout 0.1}"
+: "${OPT_ARGS:=--optimizer adam --adam-betas (0.9,0.98) --clip-norm 0.0 --lr 7e-4 --lr-scheduler inverse_sqrt --warmup-updates 4000 --max-tokens 8192 --fp16 --num-workers 4}"
+: "${TEACHER_UPDATES:=100000}"
+: "${STUDENT_UPDATES:=100000}"
+: "${TEACHER_ALPHAS:=0 0.1}"
+: "${TEMPERATURES:=1 2 3 64}"
+: "${SEEDS:=1}"
+: "${KD_ALPHA:=0.9}"
+: "${STUDENT_EPS:=0.1}"
+: "${TOPK:=8}"
+: "${PURE_KD:=0}"
+: "${BEAM:=5}"
+: "${GEN_ARGS:=--batch-size 128}"
+: "${CACHE_ARGS:=--fp16 --max-tokens 16384}"
