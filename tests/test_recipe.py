@@ -44,7 +44,7 @@ def test_tiny_grid_end_to_end_and_resume(tmp_path):
     assert first.returncode == 0, first.stdout + first.stderr
     grid = tmp_path / "grid"
     table = (grid / "results_bleu.md").read_text()
-    assert "| teacher |" in table and "| T = 2 |" in table
+    assert "| teacher |" in table and "| T=2 |" in table
     for alpha in ("0", "0.1"):
         score = json.loads((grid / "students" / f"a{alpha}_T2_s1" / "score.json").read_text())
         assert score["role"] == "student" and score["teacher_alpha"] == float(alpha) and score["temperature"] == 2
