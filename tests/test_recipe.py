@@ -51,10 +51,13 @@ def test_tiny_grid_end_to_end_and_resume(tmp_path):
         assert score["n_sentences"] == 30
         assert (grid / "caches" / f"a{alpha}_s1" / "train" / "manifest.json").is_file()
     assert (grid / "results_bleu.png").stat().st_size > 1000 and (grid / "results_chrf.csv").is_file()
-    # A rerun does no work: every step is skipped.
+    # A rerun does no work: data_prep skips its own steps, every other step is skipped.
     again = recipe("--config", config)
     assert again.returncode == 0
-    assert "run:" not in again.stdout and again.stdout.count("skip:") == 1 + 2 * 2 + 2 + 2 * 2
+    assert again.stdout.count("skip:") == 2 * 2 + 2 + 2 * 2
+    assert [line for line in again.stdout.splitlines() if line.startswith("run:")] == [
+        f"run:  prepare  (log: {tmp_path / 'grid'}/logs/prepare.log)"]
+    assert (tmp_path / "grid" / "logs" / "prepare.log").read_text().count("skip: ") >= 3
 
 
 def test_unknown_config_key_is_refused_before_any_step(tmp_path):
@@ -74,6 +77,6 @@ def test_unknown_profile_and_step(tmp_path):
 
 def test_missing_config_key(tmp_path):
     config = tiny_config(tmp_path)
-    config.write_text("\n".join(l for l in config.read_text().splitlines() if not l.startswith("TOPK=")) + "\n")
+    config.write_text("\n".join(l for l in config.read_text().splitlines() if not l.startswith("ARCH_ARGS=")) + "\n")
     proc = recipe("--config", config)
-    assert proc.returncode == 2 and proc.stderr.strip() == f"error: config {config}: TOPK is not set"
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: config {config}: ARCH_ARGS is not set"

@@ -22,14 +22,17 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
   done < <(sed -n 's/^[[:space:]]*\(export[[:space:]]\+\)\?\([A-Za-z_][A-Za-z0-9_]*\)=.*/\2/p; s/^: "\${\([A-Za-z_][A-Za-z0-9_]*\):=.*/\1/p' "$file")
   # shellcheck disable=SC1090
   source "$file"
+  # The paper's grid and Tan et al.'s student settings, unless the config says otherwise.
+  : "${TEACHER_ALPHAS:=0 0.1}" "${TEMPERATURES:=1 2 3 64}" "${SEEDS:=1}" "${KD_ALPHA:=0.9}" "${STUDENT_EPS:=0.1}"
+  : "${TOPK:=8}" "${PURE_KD:=0}" "${BEAM:=5}" "${CACHE_ARGS:=}"
   for key in "${CONFIG_KEYS[@]}"; do [[ -n ${!key+x} ]] || die "config $file: $key is not set"; done
   case "$PURE_KD" in 0|1) ;; *) die "config $file: PURE_KD must be 0 or 1, got $PURE_KD";; esac
   mkdir -p "$OUT/logs"
 }
 
-step() {  # step NAME MARKER CMD...: run CMD unless MARKER exists; log to $OUT/logs/NAME.log
+step() {  # step NAME MARKER CMD...: run CMD unless MARKER exists (marker "-": always run); log to $OUT/logs/NAME.log
   local name=$1 marker=$2; shift 2
-  if [[ -e $marker ]]; then echo "skip: $name"; return 0; fi
+  if [[ $marker != - && -e $marker ]]; then echo "skip: $name"; return 0; fi
   echo "run:  $name  (log: $OUT/logs/$name.log)"
   if ! "$@" > "$OUT/logs/$name.log" 2>&1; then
     echo "failed: $name; last lines of $OUT/logs/$name.log:" >&2
@@ -64,9 +67,9 @@ student_args() {  # the student's criterion options (Tan et al. mixing by defaul
   if [[ $PURE_KD == 1 ]]; then echo "--kd-alpha 1 --label-smoothing 0"; else echo "--kd-alpha $KD_ALPHA --label-smoothing $STUDENT_EPS"; fi
 }
 
-do_prepare() {
+do_prepare() {  # always run: data_prep skips its own finished steps, and redoes them when options change
   # shellcheck disable=SC2086
-  step prepare "$OUT/data/manifest.json" $PREPARE_CMD --out "$OUT/data"
+  step prepare - $PREPARE_CMD --out "$OUT/data"
 }
 
 do_teachers() {
