@@ -68,13 +68,13 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--max-tokens", type=int, default=2000)
-    p.add_argument("--cpu", action="store_true", default=True)
+    p.add_argument("--gpu", action="store_true", help="decode on the GPU (default: CPU)")
     args = p.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="distill_bench."))
     data = work / "bin"
     n = subset(args.data, args.split, args.n, data)
-    common = ["--beam", args.beam, "--lenpen", "1.0", "--max-tokens", args.max_tokens, "--cpu"]
+    common = ["--beam", args.beam, "--lenpen", "1.0", "--max-tokens", args.max_tokens] + ([] if args.gpu else ["--cpu"])
     rows = {"fairseq-generate": [], "lskd distill-data": []}
     for r in range(args.reps):
         gen, wall = timed([BIN / "fairseq-generate", data, "--user-dir", REPO / "fairseq_plugins", "--path", args.teacher,
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
         return statistics.median(vals) if vals else None
 
     print(f"\n{n} sentences ({args.split} of {args.data}), teacher {args.teacher.name}, beam {args.beam}, "
-          f"--max-tokens {args.max_tokens}, CPU, median of {args.reps} interleaved rounds\n")
+          f"--max-tokens {args.max_tokens}, {'GPU' if args.gpu else 'CPU'}, median of {args.reps} interleaved rounds\n")
     print("| method | sentences/s | tokens/s | decoding s | process wall s | wrapper overhead / decoding |")
     print("|---|---|---|---|---|---|")
     for name, rs in rows.items():
