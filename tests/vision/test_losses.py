@@ -31,10 +31,11 @@ def test_teacher_loss_is_paper_label_smoothing(alpha):
 def test_student_pure_kd_is_t2_kl(T):
     z, y, zt = _data()
     loss, nll, kd = batch_loss(make_loss(TrainConfig(role="student", temperature=T, kd_lambda=1.0, teacher="x")), z, y, zt)
-    q = F.softmax(zt / T, -1)
-    hand = T * T * (q * (q.log() - F.log_softmax(z / T, -1))).sum(-1).mean()
-    assert torch.allclose(loss, hand, rtol=1e-5, atol=1e-7)
-    assert torch.allclose(kd, hand, rtol=1e-5, atol=1e-7)
+    q = F.softmax(zt.double() / T, -1)
+    hand = (T * T * (q * (q.log() - F.log_softmax(z.double() / T, -1))).sum(-1).mean()).float()
+    # fp32 KL at high T is a small difference of O(log K) terms, times T^2: relative error ~1e-4 at T=64
+    assert torch.allclose(loss, hand, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(kd, hand, rtol=1e-4, atol=1e-7)
     direct = LSKDLoss(kd_alpha=1.0, temperature=T, spread="all")(z, y, teacher=zt)
     assert torch.allclose(loss * z.size(0), direct[0])
 
