@@ -57,7 +57,7 @@ import numpy as np
 import torch
 
 from lskd.cli import LskdError
-from lskd.fileio import command_line, sha256_file, write_json
+from lskd.fileio import atomic_dir, command_line, sha256_file, write_json
 
 FORMAT = "lskd-distill-data/1"
 FILTERS = ("too_long", "empty", "max_len", "ratio")
@@ -366,8 +366,7 @@ def decode_shard(args, settings, task, models, shard_id: int, out: Path, device)
               "generated_tokens": generated_tokens}
     counts["filtered"]["too_long"] = len(too_long) * args.nbest
     shards.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=shards))
-    try:
+    with atomic_dir(final) as tmp:
         prefix = tmp / f"{split}.{src}-{tgt}."
         b_src = indexed_dataset.make_builder(str(prefix) + f"{src}.bin", "mmap", vocab_size=len(src_dict))
         b_tgt = indexed_dataset.make_builder(str(prefix) + f"{tgt}.bin", "mmap", vocab_size=len(tgt_dict))
@@ -424,12 +423,6 @@ def decode_shard(args, settings, task, models, shard_id: int, out: Path, device)
             "device": str(device), "created_by": command_line(),
         }
         write_json(tmp / "manifest.json", manifest)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     c = counts
     print(f"wrote {final}: {c['sources']} sources, {c['kept']} pairs kept, filtered {c['filtered']}, "
           f"{c['sources'] / max(decode_s, 1e-9):.1f} sentences/s decoding, wrapper {end - start - decode_s:.2f} s",

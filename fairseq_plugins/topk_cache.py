@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -37,7 +36,7 @@ import numpy as np
 import torch
 
 from lskd.cli import LskdError
-from lskd.fileio import command_line, sha256_file, write_json
+from lskd.fileio import atomic_dir, command_line, sha256_file, write_json
 from lskd.losses import teacher_log_probs
 
 FILES = ("ids.npy", "values.npy", "offsets.npy")
@@ -161,8 +160,7 @@ def build_split(task, teachers, split: str, out: Path, k: int, max_tokens: int, 
         raise LskdError(f"--k {k} is larger than the target vocabulary ({len(dictionary)} symbols)")
     id_dtype = np.int16 if len(dictionary) <= np.iinfo(np.int16).max else np.int32
     out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{split}.", suffix=".tmp", dir=out))
-    try:
+    with atomic_dir(final) as tmp:
         ids_mm = np.lib.format.open_memmap(tmp / "ids.npy", mode="w+", dtype=id_dtype, shape=(n_tokens, k))
         val_mm = np.lib.format.open_memmap(tmp / "values.npy", mode="w+", dtype=np.float16, shape=(n_tokens, k))
         np.save(tmp / "offsets.npy", offsets)
@@ -221,12 +219,6 @@ def build_split(task, teachers, split: str, out: Path, k: int, max_tokens: int, 
             "created_by": command_line(),
         }
         write_json(tmp / "manifest.json", manifest)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

@@ -65,8 +65,12 @@ def test_cache_equals_online_topk(tiny_data, tiny_teacher, cache_dir, T):
     # fp16 storage of log-probabilities: 1e-3 relative on the values bounds the loss difference
     assert l_off == pytest.approx(l_on, rel=2e-3)
     assert kd_off == pytest.approx(kd_on, rel=2e-3, abs=1e-4)
-    for a, b in zip(g_on, g_off):  # per parameter tensor: relative L2 error under 1 %
-        assert (a - b).norm() <= 1e-2 * a.norm() + 1e-6
+    # all gradients as one vector: relative L2 error under 1 % (single tensors whose gradient is ~0,
+    # e.g. a bias at 1e-5, only carry fp32 noise and are held to 1e-3 of the whole gradient's norm)
+    total = torch.cat([a.flatten() for a in g_on]).norm()
+    assert torch.cat([(a - b).flatten() for a, b in zip(g_on, g_off)]).norm() <= 1e-2 * total
+    for a, b in zip(g_on, g_off):
+        assert (a - b).norm() <= 1e-2 * a.norm() + 1e-3 * total
 
 
 def test_validation_uses_valid_split(tiny_data, cache_dir):
