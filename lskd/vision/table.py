@@ -93,7 +93,7 @@ def write_table(runs_dir: str, out_prefix: str, metric: str = "final_top1", titl
         ax.set_xticklabels([_tfmt(t) for t in temps])
         ax.set_xlabel("KD temperature T")
         ax.set_ylabel(f"{metric} (%)")
-        ax.set_title(title or "student top-1 vs T")
+        ax.set_title(title or "student top-1 vs T", fontsize=8)
         ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(png, dpi=120)
