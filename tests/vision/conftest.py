@@ -7,10 +7,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
-
-torch.set_num_threads(1)
-
 
 @pytest.fixture
 def tiny_cfg(tmp_path):

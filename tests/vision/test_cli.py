@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import run_cli  # noqa: F401  (tests/vision is on sys.path via rootdir conftest)
+from .conftest import run_cli
 
 
 DIGITS = ["--dataset", "digits", "--arch", "mlp", "--epochs", "1", "--device", "cpu", "--no-progress"]
@@ -67,7 +67,7 @@ def test_student_missing_teacher(tmp_path, capsys):
 
 
 def test_student_teacher_of_other_class_count(tmp_path, capsys, teacher):
-    from test_data import make_cifar
+    from .test_data import make_cifar
 
     make_cifar(str(tmp_path / "c100"), classes=100)
     line = _err(tmp_path, capsys, ["train-student", "--dataset", "cifar100", "--data-root", str(tmp_path / "c100"), "--arch", "mlp",
