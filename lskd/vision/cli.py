@@ -1,9 +1,9 @@
-"""`lskd vision SUBCOMMAND`: train-teacher, train-student, features, table.
+"""`lskd vision SUBCOMMAND`: train-teacher, train-student, features.
 
   lskd vision train-teacher --dataset fashion_mnist --arch resnet18 --width 0.25 --label-smoothing 0.1 --out-dir runs/t_a0.1
   lskd vision train-student --dataset fashion_mnist --arch resnet18 --width 0.25 --teacher runs/t_a0.1/best.pt \
       --temperature 3 --out-dir runs/s_a0.1_T3
-  lskd vision table --runs runs --out runs/table
+  lskd report --runs runs --metric top1 --out runs/table      # each run writes a score.json for it
   lskd vision features --checkpoint runs/s_a0.1_T3/best.pt --dataset fashion_mnist --split val --out feats.pt
 
 Multi-process: `torchrun --nproc_per_node N -m lskd.vision.cli train-student ...` (gloo on CPU, nccl on GPU).
@@ -114,11 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
     _add_train_args(sub.add_parser("train-teacher", help="train a teacher with label smoothing alpha"), "teacher")
     _add_train_args(sub.add_parser("train-student", help="distil a student from a frozen teacher at temperature T"), "student")
-    t = sub.add_parser("table", help="alpha x T table (markdown, CSV, PNG) from a directory of runs")
-    t.add_argument("--runs", required=True, help="directory searched recursively for final.json")
-    t.add_argument("--out", required=True, help="output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png")
-    t.add_argument("--metric", default="final_top1", help="final_top1 (default) | best_top1 | final_top5")
-    t.add_argument("--title", default="")
     f = sub.add_parser("features", help="dump penultimate features, labels, logits and the final layer of a checkpoint")
     f.add_argument("--checkpoint", required=True)
     f.add_argument("--dataset", default="fashion_mnist")
@@ -140,11 +135,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         from lskd.vision.train import run
 
         run(config_from_args(a, "teacher" if a.cmd == "train-teacher" else "student"))
-        return 0
-    if a.cmd == "table":
-        from lskd.vision.table import write_table
-
-        write_table(a.runs, a.out, a.metric, a.title)
         return 0
     if a.cmd == "features":
         import torch

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from lskd.cli import LskdError
+from lskd.fileio import write_json, write_text
 from lskd.losses import LSKDLoss, check_kd_options
 from lskd.vision.data import DataBundle, build_data
 from lskd.vision.models import build_model
@@ -166,13 +167,6 @@ def seed_all(seed: int) -> None:
 def atomic_save(obj, path: str) -> None:
     tmp = f"{path}.tmp.{os.getpid()}"
     torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(text: str, path: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
     os.replace(tmp, path)
 
 
@@ -427,8 +421,8 @@ def run(cfg: TrainConfig) -> dict:
         if start_epoch and os.path.isfile(metrics_path):
             with open(metrics_path) as f:
                 kept = [l for l in f if l.strip() and json.loads(l)["epoch"] < start_epoch]
-        atomic_write_text("".join(kept), metrics_path)
-        atomic_write_text(json.dumps(dataclasses.asdict(cfg), indent=1) + "\n", os.path.join(cfg.out_dir, "config.json"))
+        write_text(metrics_path, "".join(kept))
+        write_text(os.path.join(cfg.out_dir, "config.json"), json.dumps(dataclasses.asdict(cfg), indent=1) + "\n")
         print(f"[lskd vision] {cfg.role} {cfg.arch} (width {cfg.width}) on {cfg.dataset}: {len(train_set)} train / {len(data.val)} val images, "
               f"{data.num_classes} classes, {steps} steps/epoch, device {d.device}, {precision}, world {d.world}", flush=True)
 
@@ -514,7 +508,12 @@ def run(cfg: TrainConfig) -> dict:
              "best_top1": best_top1, "best_epoch": best_epoch, "train_time_s": round(time.time() - t_start, 1),
              "teacher": cfg.teacher or None, "teacher_meta": teacher_meta, "world_size": d.world, "precision": precision}
     if d.main:
-        atomic_write_text(json.dumps(final, indent=1) + "\n", final_path)
+        # score.json feeds `lskd report` (the same alpha x T grid as NMT); final.json, written last, marks "done"
+        teacher_alpha = cfg.label_smoothing if cfg.role == "teacher" else (teacher_meta or {}).get("label_smoothing")
+        write_json(os.path.join(cfg.out_dir, "score.json"), {
+            "role": cfg.role, "teacher_alpha": teacher_alpha, "temperature": final["temperature"], "seed": cfg.seed,
+            "top1": ev["val_top1"], "top5": ev["val_top5"], "best_top1": best_top1, "dataset": cfg.dataset, "arch": cfg.arch})
+        write_text(final_path, json.dumps(final, indent=1) + "\n")
         print(f"[lskd vision] done: final val top-1 {ev['val_top1']:.2f}, best {best_top1:.2f} (epoch {best_epoch + 1}) -> {final_path}", flush=True)
     d.barrier()
     return final

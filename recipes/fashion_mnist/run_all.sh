@@ -62,7 +62,7 @@ for seed in $STUDENT_SEEDS; do
 done
 wait
 
-"${LSKD[@]}" vision table --runs "$RUNS" --out "$RUNS/table" --title "Fashion-MNIST: SmallCNN teachers -> MLP students (pure KD)"
-"${LSKD[@]}" vision table --runs "$RUNS" --out "$RUNS/table_best" --metric best_top1 --title "Fashion-MNIST (best epoch, selected on the test set)" > /dev/null
+"${LSKD[@]}" report --runs "$RUNS" --metric top1 --out "$RUNS/table" --title "Fashion-MNIST: SmallCNN teachers -> MLP students (pure KD), test top-1"
+"${LSKD[@]}" report --runs "$RUNS" --metric best_top1 --out "$RUNS/table_best" --title "Fashion-MNIST (best epoch, selected on the test set)" > /dev/null
 if [[ -s "$FAILED" ]]; then echo "failed runs:" >&2; sort -u "$FAILED" >&2; exit 1; fi
 echo "[fashion_mnist] done: $RUNS/table.md $RUNS/table.csv $RUNS/table.png"

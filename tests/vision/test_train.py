@@ -55,6 +55,20 @@ def test_student_epoch_lowers_loss(tiny_cfg, tmp_path, teacher_ckpt):
     assert _metrics(cfg.out_dir)[0]["train_kd"] > 0
 
 
+def test_runs_feed_lskd_report(tiny_cfg, tmp_path, teacher_ckpt):
+    """Each run's score.json is what `lskd report` tabulates: the vision grid uses the NMT grid's report."""
+    from lskd.report import main as report
+
+    student = tiny_cfg(role="student", out_dir=str(tmp_path / "student"), teacher=teacher_ckpt, temperature=3.0, epochs=1)
+    final = run(student)
+    with open(tmp_path / "teacher" / "score.json") as f:
+        teacher_score = json.load(f)
+    assert teacher_score["role"] == "teacher" and teacher_score["teacher_alpha"] == 0.1 and teacher_score["temperature"] is None
+    assert report(["--runs", str(tmp_path), "--metric", "top1", "--out", str(tmp_path / "grid"), "--no-plot"]) == 0
+    table = (tmp_path / "grid.md").read_text()
+    assert f"| T=3 | {final['final_top1']:.2f} |" in table
+
+
 def test_resume_equals_uninterrupted(tiny_cfg, tmp_path):
     kw = dict(arch="smallcnn", width=0.25, schedule="step", step_size=1, gamma=0.5, label_smoothing=0.1, batch_size=128)
     full = tiny_cfg(out_dir=str(tmp_path / "full"), epochs=3, **kw)
