@@ -66,7 +66,7 @@ def test_eval_bleu_works_with_ls_kd(tiny_data, tiny_teacher, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--kd-alpha", "2"], "error: --kd-alpha must be in [0, 1], got 2.0"),
-    (["--kd-alpha", "0.5"], "error: --kd-alpha > 0 needs a teacher: give --teacher-path CKPT[:CKPT...]"),
+    (["--kd-alpha", "0.5"], "error: --kd-alpha > 0 needs a teacher: give --teacher-path CKPT[:CKPT...] or --kd-topk-cache DIR"),
 ])
 def test_fairseq_train_bad_input_is_one_line_and_writes_nothing(tiny_data, tmp_path, args, message):
     proc = run([tool("fairseq-train"), tiny_data / "bin", "--task", "translation", "--user-dir", PLUGINS, "--cpu",
