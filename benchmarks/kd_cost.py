@@ -71,8 +71,8 @@ def main():
     out = args.out
     (out / "logs").mkdir(parents=True, exist_ok=True)
     data = out / "data"
-    if not (data / "manifest.json").is_file():
-        run_measured([sys.executable, "-m", "data_prep.bible", "--src", "de", "--tgt", "en", "--out", data,
+    # data_prep skips its own finished steps, and redoes them when --max-train changes
+    run_measured([sys.executable, "-m", "data_prep.bible", "--src", "de", "--tgt", "en", "--out", data,
                       "--max-train", args.max_train, "--vocab-size", "8000"], out / "logs" / "prepare.log")
     train = [BIN / "fairseq-train", data / "bin", *MODEL]
     teacher = out / "teacher" / "checkpoint_last.pt"

@@ -11,5 +11,5 @@
 : "${TEACHER_UPDATES:=400}"
 : "${STUDENT_UPDATES:=120}"
 : "${BEAM:=1}"
-: "${GEN_ARGS:=--batch-size 128 --cpu}"
+: "${GEN_ARGS:=--batch-size 128 --max-len-a 1.2 --max-len-b 10 --cpu}"   # caps the loops of under-trained models
 : "${CACHE_ARGS:=--cpu}"
