@@ -22,14 +22,14 @@ import argparse
 import re
 import sys
 import tarfile
-import urllib.request
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from . import moses
-from lskd.fileio import atomic_dir, atomic_path
+from lskd.fileio import atomic_dir
 
-from .common import DataPrepError, default_cache_dir, log, run_cli
+from . import moses
+
+from .common import DataPrepError, default_cache_dir, download, log, run_cli
 from .pipeline import add_output_args, check_pair, prepare
 from .text import filter_pairs, format_report, read_lines, require_nonempty
 
@@ -73,19 +73,6 @@ def read_xml_segments(path: Path) -> List[str]:
     return out
 
 
-def _download(url: str, dest: Path) -> None:
-    log(f"downloading {url}")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as r, atomic_path(dest) as tmp, open(tmp, "wb") as f:
-            while True:
-                b = r.read(1 << 20)
-                if not b:
-                    break
-                f.write(b)
-    except OSError as e:
-        raise DataPrepError(f"download of {url} failed ({e}); download it yourself and pass --local FILE.tgz") from None
-
-
 def _unpack(tgz: Path, dest: Path) -> Path:
     if not dest.is_dir():
         log(f"unpacking {tgz}")
@@ -108,7 +95,7 @@ def locate(src: str, tgt: str, local: Optional[Path], cache_dir: Path, url: Opti
         if not root.is_dir():
             tgz = cache_dir / "iwslt14" / f"{src}-{tgt}.tgz"
             if not tgz.is_file():
-                _download(url or default_url(src, tgt), tgz)
+                download(url or default_url(src, tgt), tgz)
             _unpack(tgz, root)
     pairs = [f"{src}-{tgt}", f"{tgt}-{src}"]
     for pair in pairs:

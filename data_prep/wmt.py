@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import sys
 import tarfile
-import urllib.request
 from pathlib import Path
 from typing import Dict, List
 
+
 from . import moses
-from lskd.fileio import atomic_path
 
 from .common import DataPrepError, log, run_cli
+from .common import download as common_download
 from .iwslt import read_xml_segments
 from .pipeline import add_output_args, check_pair, prepare
 from .text import filter_pairs, format_report, read_parallel, read_lines, require_nonempty
@@ -47,16 +47,7 @@ def download(raw_dir: Path) -> None:
     for url in URLS:
         dest = raw_dir / url.rsplit("/", 1)[1]
         if not dest.is_file():
-            log(f"downloading {url}")
-            try:
-                with urllib.request.urlopen(url, timeout=60) as r, atomic_path(dest) as tmp, open(tmp, "wb") as f:
-                    while True:
-                        b = r.read(1 << 20)
-                        if not b:
-                            break
-                        f.write(b)
-            except OSError as e:
-                raise DataPrepError(f"download of {url} failed ({e}); put the WMT files in --raw-dir yourself") from None
+            common_download(url, dest, "put the WMT files in --raw-dir yourself")
         with tarfile.open(dest) as t:
             t.extractall(raw_dir, filter="data")
 
