@@ -8,17 +8,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/config.sh"
 [[ -f "$DATA_ROOT/CUB_200_2011/images.txt" || -f "$DATA_ROOT/images.txt" ]] || {
   echo "error: DATA_ROOT=$DATA_ROOT: expected CUB_200_2011/images.txt (with train_test_split.txt, image_class_labels.txt, images/)" >&2; exit 2; }
-LAUNCH=(torchrun --standalone --nproc_per_node "$NGPUS" -m lskd.vision.cli)
-if command -v lskd >/dev/null 2>&1; then LSKD=(lskd); else LSKD=("${PYTHON:-python3}" -m lskd.cli); fi
-mkdir -p "$RUNS/logs"
-
-run_one() {  # NAME ARGS...
-  local name="$1"; shift
-  if [[ -f "$RUNS/$name/final.json" ]]; then echo "[skip] $name (done)"; return 0; fi
-  echo "[run]  $name  (log: $RUNS/logs/$name.log)"
-  "${LAUNCH[@]}" "$@" $COMMON_ARGS --data-root "$DATA_ROOT" --num-workers "$WORKERS" --log-every 50 --no-progress \
-    --out-dir "$RUNS/$name" 2>&1 | tee -a "$RUNS/logs/$name.log"
-}
+LOG_EVERY=50
+source "$HERE/../lib/vision_runs.sh"
 
 for seed in $SEEDS; do
   for a in $ALPHAS; do

@@ -7,17 +7,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/config.sh"
 [[ -d "$DATA_ROOT/train" && -d "$DATA_ROOT/val" ]] || { echo "error: DATA_ROOT=$DATA_ROOT must contain train/<class>/ and val/<class>/ (ImageFolder layout)" >&2; exit 2; }
-LAUNCH=(torchrun --standalone --nproc_per_node "$NGPUS" -m lskd.vision.cli)
-if command -v lskd >/dev/null 2>&1; then LSKD=(lskd); else LSKD=("${PYTHON:-python3}" -m lskd.cli); fi
-mkdir -p "$RUNS/logs"
-
-run_one() {  # NAME ARGS...
-  local name="$1"; shift
-  if [[ -f "$RUNS/$name/final.json" ]]; then echo "[skip] $name (done)"; return 0; fi
-  echo "[run]  $name  (log: $RUNS/logs/$name.log)"
-  "${LAUNCH[@]}" "$@" $COMMON_ARGS --data-root "$DATA_ROOT" --num-workers "$WORKERS" --log-every 100 --no-progress \
-    --out-dir "$RUNS/$name" 2>&1 | tee -a "$RUNS/logs/$name.log"
-}
+LOG_EVERY=100
+source "$HERE/../lib/vision_runs.sh"
 
 for seed in $SEEDS; do
   for a in $ALPHAS; do
