@@ -1,6 +1,6 @@
 """What word-level KD costs: plain label-smoothed training vs ls_kd with an online teacher vs the top-K cache.
 
-    python benchmarks/kd_cost.py [--out runs/bench_kd_cost] [--rounds 2] [--max-train 6000]
+    python benchmarks/kd_cost.py [--out runs/bench_kd_cost] [--rounds 2] [--max-train 2000]
 
 On the same data (Bible de-en subset, sentencepiece 8k joint), model (transformer 3+3 layers, 256-dim,
 ffn 1024, 4 heads) and batches (--max-tokens 4096, same seed), each run trains exactly one epoch with
@@ -65,7 +65,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=REPO / "runs" / "bench_kd_cost")
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--max-train", type=int, default=6000, help="training pairs of the Bible subset")
+    p.add_argument("--max-train", type=int, default=2000, help="training pairs of the Bible subset (default 2000)")
     p.add_argument("--k", type=int, default=8)
     args = p.parse_args()
     out = args.out
