@@ -98,6 +98,7 @@ def main(argv: List[str]) -> int:
     p.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra fields for the JSON (role=student teacher_alpha=0.1 temperature=2 seed=1)")
     args = p.parse_args(argv)
+    meta = _meta(args.meta)
     refs = _read_lines(args.ref, "--ref")
     if args.generate is not None:
         if not args.generate.is_file():
@@ -107,7 +108,7 @@ def main(argv: List[str]) -> int:
         hyps = _read_lines(args.hyp, "--hyp")
         if len(hyps) != len(refs):
             raise LskdError(f"--hyp {args.hyp}: {len(hyps)} lines, --ref {args.ref}: {len(refs)} lines (expected equal)")
-    result = {**_meta(args.meta), **score(hyps, refs)}
+    result = {**meta, **score(hyps, refs)}
     print(f"BLEU = {result['bleu']:.2f}  chrF = {result['chrf']:.2f}  ({result['n_sentences']} sentences)")
     print(f"BLEU signature: {result['signature']}")
     print(f"chrF signature: {result['chrf_signature']}")
