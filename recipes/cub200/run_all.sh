@@ -28,8 +28,4 @@ for seed in $SEEDS; do
     done
   done
 done
-for s in $STUDENTS; do
-  mkdir -p "$RUNS/tables/$s"
-  for d in "$RUNS"/teacher_r50_* "$RUNS"/student_${s}_*; do if [[ -d "$d" ]]; then ln -sfn "$(cd "$d" && pwd)" "$RUNS/tables/$s/$(basename "$d")"; fi; done
-  "${LSKD[@]}" vision table --runs "$RUNS/tables/$s" --out "$RUNS/table_r50_to_${s}" --title "CUB-200-2011: ResNet-50 -> ${s}"
-done
+student_tables "CUB-200-2011"

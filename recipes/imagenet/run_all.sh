@@ -23,9 +23,4 @@ for seed in $SEEDS; do
     done
   done
 done
-for s in $STUDENTS; do
-  mkdir -p "$RUNS/tables/$s"
-  # one table per student architecture: link its runs (and the teachers) into a folder of their own
-  for d in "$RUNS"/teacher_r50_* "$RUNS"/student_${s}_*; do if [[ -d "$d" ]]; then ln -sfn "$(cd "$d" && pwd)" "$RUNS/tables/$s/$(basename "$d")"; fi; done
-  "${LSKD[@]}" vision table --runs "$RUNS/tables/$s" --out "$RUNS/table_r50_to_${s}" --title "ImageNet: ResNet-50 -> ${s}"
-done
+student_tables "ImageNet"

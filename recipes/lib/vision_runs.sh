@@ -14,3 +14,15 @@ run_one() {  # NAME ARGS...
   "${LAUNCH[@]}" "$@" $COMMON_ARGS --data-root "$DATA_ROOT" --num-workers "$WORKERS" --log-every "$LOG_EVERY" --no-progress \
     --out-dir "$RUNS/$name" 2>&1 | tee -a "$RUNS/logs/$name.log"
 }
+
+student_tables() {  # TITLE: one `lskd report` table per student architecture in $STUDENTS
+  local s d
+  for s in $STUDENTS; do
+    # the teachers' and this student's score.json files, gathered into a folder of their own
+    rm -rf "$RUNS/tables/$s"
+    for d in "$RUNS"/teacher_r50_* "$RUNS"/student_${s}_*; do
+      if [[ -f "$d/score.json" ]]; then mkdir -p "$RUNS/tables/$s/$(basename "$d")"; cp "$d/score.json" "$RUNS/tables/$s/$(basename "$d")/"; fi
+    done
+    "${LSKD[@]}" report --runs "$RUNS/tables/$s" --metric top1 --out "$RUNS/table_r50_to_${s}" --title "$1: ResNet-50 -> ${s}, top-1"
+  done
+}
