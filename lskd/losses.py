@@ -107,6 +107,68 @@ def _finish(per_position: Tensor, temperature: float, t2_scale: bool, mask: Opti
     return per_position.sum() if reduce else per_position
 
 
+def _rowdot(a: Tensor, b: Tensor) -> Tensor:
+    """sum_v a[..., v] * b[..., v] without an (..., V) temporary (a batched matrix product)."""
+    return torch.einsum("...v,...v->...", a, b.to(a.dtype))
+
+
+def teacher_probs(teacher_logits: Tensor, temperature: float, consume: bool = False, chunk_rows: int = 256) -> Tuple[Tensor, Tensor]:
+    """(q_t(T), sum_v q log q) per position from one teacher's logits, in fp32.
+
+    Works through row chunks, so the only full-vocabulary tensor it allocates is q itself; with
+    `consume=True` (the caller owns an fp32 `teacher_logits` it will not read again, as the fairseq
+    criterion does) q is written over the logits and nothing of size V is allocated at all.
+    """
+    z = _fp32(teacher_logits)
+    V = z.size(-1)
+    rows = z.reshape(-1, V)
+    in_place = consume and z is teacher_logits and rows.data_ptr() == z.data_ptr()
+    q = rows if in_place else torch.empty_like(rows)
+    neg_entropy = rows.new_empty(rows.size(0))
+    lowest = torch.finfo(rows.dtype).min
+    for i in range(0, rows.size(0), chunk_rows):
+        # one exp pass per element: p = exp(z/T - max) / sum, log q = z/T - max - log(sum)
+        log_q = rows[i : i + chunk_rows] if in_place else rows[i : i + chunk_rows].clone()
+        if temperature != 1.0:
+            log_q.div_(temperature)
+        log_q.sub_(log_q.amax(dim=-1, keepdim=True))
+        p = log_q.exp()
+        total = p.sum(dim=-1, keepdim=True)
+        p.div_(total)
+        log_q.sub_(total.log_())
+        # 0 * log 0 = 0: a -inf teacher logit contributes nothing (not nan)
+        neg_entropy[i : i + chunk_rows] = _rowdot(p, log_q.clamp_(min=lowest))
+        q[i : i + chunk_rows] = p
+    return q.view(z.shape), neg_entropy.view(z.shape[:-1])
+
+
+class _KDAgainstProbs(torch.autograd.Function):
+    """sum_v q_v (log q_v - log p_v) per position, given q and its sum q log q.
+
+    The gradient w.r.t. log p is -q * grad; with `consume` it is built in q's own memory, so
+    the KD term adds no full-vocabulary tensor to the backward pass (q is then used up: a second
+    backward through the same graph raises autograd's in-place modification error).
+    """
+
+    @staticmethod
+    def forward(ctx, student_lprobs_t: Tensor, q: Tensor, neg_entropy: Tensor, consume: bool) -> Tensor:
+        q = q.to(student_lprobs_t.dtype)
+        ctx.save_for_backward(q)
+        ctx.consume = consume
+        return neg_entropy.to(student_lprobs_t.dtype) - _rowdot(q, student_lprobs_t)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (q,) = ctx.saved_tensors
+        scale = grad.unsqueeze(-1).neg()
+        return (q.mul_(scale) if ctx.consume else q * scale), None, None, None
+
+
+def _dense_kd(student_lprobs_t, q, neg_entropy, temperature, t2_scale, mask, reduce, consume=False) -> Tensor:
+    per_position = _KDAgainstProbs.apply(student_lprobs_t, q.detach(), neg_entropy.detach(), consume)
+    return _finish(per_position, temperature, t2_scale, mask, reduce)
+
+
 def kd_loss(
     student_lprobs_t: Tensor,
     teacher_lprobs_t: Tensor,
@@ -122,11 +184,11 @@ def kd_loss(
     `mask` (bool, True = keep) zeroes padding positions.
     The gradient w.r.t. the student logits is T * (p_s(T) - q_t(T)) per position (with T^2 scaling).
     """
-    q = teacher_lprobs_t.exp()
-    with torch.no_grad():  # the teacher is a constant target: sum q log q needs no graph (0 log 0 = 0)
-        neg_entropy = torch.xlogy(q, q).sum(-1)
-    per_position = neg_entropy - (q * student_lprobs_t).sum(-1)
-    return _finish(per_position, temperature, t2_scale, mask, reduce)
+    with torch.no_grad():
+        log_q = _fp32(teacher_lprobs_t)
+        q = log_q.exp()
+        neg_entropy = _rowdot(q, log_q.clamp(min=torch.finfo(log_q.dtype).min))  # 0 log 0 = 0
+    return _dense_kd(student_lprobs_t, q, neg_entropy, temperature, t2_scale, mask, reduce)
 
 
 def sparse_kd_loss(
@@ -211,15 +273,23 @@ class LSKDLoss(torch.nn.Module):
         self.spread = spread
         self.ignore_index = ignore_index
 
-    def teacher_targets(self, teacher: TeacherOutput) -> Tuple[Optional[Tensor], Tensor]:
-        """(ids, log q) at this loss's temperature; ids is None for a dense distribution."""
+    def teacher_targets(self, teacher: TeacherOutput, consume: bool = False):
+        """The teacher's targets at this loss's temperature, as one of
+        ("sparse", ids, log q over the ids) or ("dense", q, sum q log q)."""
         T = self.temperature
+        if not isinstance(teacher, (Tensor, TopKTeacher)) and len(teacher) == 1:
+            teacher = teacher[0]  # an ensemble of one is that teacher
         if isinstance(teacher, TopKTeacher):
-            return teacher.ids, topk_logits_to_log_probs(teacher.logits, T)
-        log_q = teacher_log_probs(teacher, T)
+            return "sparse", teacher.ids, topk_logits_to_log_probs(teacher.logits, T)
         if self.topk > 0:
-            return topk_renormalised(log_q, self.topk)
-        return None, log_q
+            if isinstance(teacher, Tensor):  # top-K of the logits = top-K of q at any T; renormalise the K values
+                values, ids = teacher.topk(self.topk, dim=-1)
+                return "sparse", ids, topk_logits_to_log_probs(values, T)
+            return ("sparse", *topk_renormalised(teacher_log_probs(teacher, T), self.topk))
+        if isinstance(teacher, Tensor):
+            return ("dense", *teacher_probs(teacher, T, consume=consume))
+        # an ensemble's log(mean q) is a fresh tensor: q may be built in its memory
+        return ("dense", *teacher_probs(teacher_log_probs(teacher, T), 1.0, consume=True))
 
     def forward(
         self,
@@ -227,8 +297,14 @@ class LSKDLoss(torch.nn.Module):
         target: Tensor,
         teacher: Optional[TeacherOutput] = None,
         student_lprobs: Optional[Tensor] = None,
+        consume_teacher: bool = False,
     ) -> Tuple[Tensor, Tensor, Tensor]:
-        """`student_lprobs` may pass the adapter's own log_softmax(logits) (fp32) to reuse it."""
+        """`student_lprobs` may pass the adapter's own log_softmax(logits) (fp32) to reuse it.
+
+        `consume_teacher=True` lets the loss overwrite dense fp32 teacher logits that the caller
+        will not read again and to run backward once (the fairseq criterion's online teacher): the
+        KD term then allocates no full-vocabulary tensor of its own, forward or backward.
+        """
         if student_lprobs is None:
             student_lprobs = F.log_softmax(_fp32(student_logits), dim=-1)
         ls_loss, nll_loss = label_smoothed_nll_loss(
@@ -242,11 +318,12 @@ class LSKDLoss(torch.nn.Module):
         T = self.temperature
         # At T = 1 the NLL's log-probabilities are the KD's: no second full-vocabulary tensor.
         s_lprobs_t = student_lprobs if T == 1.0 else student_log_probs(student_logits, T)
-        ids, log_q = self.teacher_targets(teacher)
-        if ids is None:
-            kd = kd_loss(s_lprobs_t, log_q, T, self.t2_scale, mask)
+        with torch.no_grad():
+            kind, a, b = self.teacher_targets(teacher, consume=consume_teacher)
+        if kind == "sparse":
+            kd = sparse_kd_loss(s_lprobs_t, a, b, T, self.t2_scale, mask)
         else:
-            kd = sparse_kd_loss(s_lprobs_t, ids, log_q, T, self.t2_scale, mask)
+            kd = _dense_kd(s_lprobs_t, a, b, T, self.t2_scale, mask, reduce=True, consume=consume_teacher)
         if self.kd_alpha == 1.0:
             return kd, nll_loss, kd
         return (1.0 - self.kd_alpha) * ls_loss + self.kd_alpha * kd, nll_loss, kd

@@ -13,6 +13,7 @@ from lskd.losses import (
     sparse_kd_loss,
     student_log_probs,
     teacher_log_probs,
+    teacher_probs,
     topk_renormalised,
 )
 
@@ -181,6 +182,48 @@ def test_matches_definition_on_random_inputs():
         kdv = T * T * (q * (q.log() - torch.log_softmax(z_s.double() / T, -1))).sum()
         expected = (1 - a) * ls + a * kdv
         assert got.item() == pytest.approx(expected.item(), rel=1e-5), trial
+
+
+@pytest.mark.parametrize("T", [1.0, 3.0])
+@pytest.mark.parametrize("topk", [0, 4])
+def test_consuming_the_teacher_changes_nothing_but_memory(T, topk):
+    """consume_teacher=True (the fairseq criterion's online path) gives the same loss and gradients,
+    overwrites the teacher's logits with q (dense case) and refuses a second backward."""
+    torch.manual_seed(4)
+    z_s = torch.randn(700, 11) * 3  # more rows than one chunk of teacher_probs
+    z_t = torch.randn(700, 11) * 3
+    target = torch.randint(0, 11, (700,))
+    loss_fn = LSKDLoss(kd_alpha=0.7, temperature=T, label_smoothing=0.1, topk=topk, ignore_index=2)
+    grads, losses = [], []
+    for consume in (False, True):
+        z = z_s.clone().requires_grad_(True)
+        teacher = z_t.clone()
+        loss, nll, kd = loss_fn(z, target, teacher=[teacher], consume_teacher=consume)
+        if consume and topk == 0:
+            assert torch.allclose(teacher.sum(-1), torch.ones(700)), "q was written over the logits"
+        loss.backward(retain_graph=True)
+        losses.append((loss.item(), nll.item(), kd.item()))
+        grads.append(z.grad.clone())
+        if consume and topk == 0:  # the backward pass used q's memory for the gradient
+            with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                loss.backward()
+        else:
+            loss.backward()  # a second backward works when nothing was consumed
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    assert torch.allclose(grads[0], grads[1], atol=1e-7)
+
+
+@pytest.mark.parametrize("T", [0.5, 1.0, 7.0])
+def test_teacher_probs_golden_and_chunking(T):
+    z = torch.tensor([[math.log(4), math.log(2), 0.0], [0.0, 0.0, float("-inf")]])
+    q, neg_entropy = teacher_probs(z, T, chunk_rows=1)
+    w = [4 ** (1 / T), 2 ** (1 / T), 1.0]
+    expected_q = [normalise(w), [0.5, 0.5, 0.0]]
+    assert torch.allclose(q, torch.tensor(expected_q), atol=1e-7)
+    # a -inf logit has q = 0 and adds 0 * log 0 = 0, not nan
+    expected_neg = [sum(x * math.log(x) for x in row if x > 0) for row in expected_q]
+    assert torch.allclose(neg_entropy, torch.tensor(expected_neg), atol=1e-6)
+    assert torch.isfinite(z[0]).all(), "without consume the logits are left alone"
 
 
 @pytest.mark.parametrize(

@@ -194,8 +194,9 @@ class LsKdCriterion(FairseqCriterion):
         loss_fn = self.loss_fn
         if self.teacher is not None and teacher is None:  # validation without a cached 'valid' split
             loss_fn = self.ls_only
+        # the online teacher's logits are this call's own tensors: the loss may overwrite them
         loss, nll_loss, kd_loss = loss_fn(logits.reshape(-1, V), target.reshape(-1), teacher=teacher,
-                                          student_lprobs=lprobs.view(-1, V))
+                                          student_lprobs=lprobs.view(-1, V), consume_teacher=True)
         sample_size = sample["target"].size(0) if self.sentence_avg else sample["ntokens"]
         logging_output = {
             "loss": loss.data,
