@@ -29,7 +29,7 @@ def tiny_config(tmp_path, **overrides):
         "OPT_ARGS": "--optimizer adam --lr 1e-2 --lr-scheduler inverse_sqrt --warmup-updates 10 --max-tokens 400 --cpu --num-workers 0",
         "TEACHER_UPDATES": 20, "STUDENT_UPDATES": 10, "TEACHER_ALPHAS": "0 0.1", "TEMPERATURES": "2", "SEEDS": 1,
         "KD_ALPHA": 0.9, "STUDENT_EPS": 0.1, "TOPK": 4, "PURE_KD": 0, "BEAM": 1, "GEN_ARGS": "--batch-size 64 --cpu",
-        "CACHE_ARGS": "--cpu",
+        "CACHE_ARGS": "--cpu", "JOBS": 2,
     }
     keys.update(overrides)
     config = tmp_path / "config.sh"
@@ -58,6 +58,13 @@ def test_tiny_grid_end_to_end_and_resume(tmp_path):
     assert [line for line in again.stdout.splitlines() if line.startswith("run:")] == [
         f"run:  prepare  (log: {tmp_path / 'grid'}/logs/prepare.log)"]
     assert (tmp_path / "grid" / "logs" / "prepare.log").read_text().count("skip: ") >= 3
+    # A student that fails while others run in parallel stops the recipe with its log's tail;
+    # the finished students stay finished.
+    bad = recipe("--config", tiny_config(tmp_path, TEMPERATURES="2 -1"))
+    assert bad.returncode == 2, bad.stdout + bad.stderr
+    assert "failed: student_a0_T-1_s1" in bad.stderr and "--kd-temperature must be > 0" in bad.stderr
+    assert bad.stderr.strip().endswith("error: a step failed (its log's last lines are above); rerun to resume")
+    assert bad.stdout.count("skip: student_a0_T2_s1\n") == 1
 
 
 def test_unknown_config_key_is_refused_before_any_step(tmp_path):
@@ -73,6 +80,13 @@ def test_unknown_profile_and_step(tmp_path):
     assert proc.returncode == 2 and "--profile nosuch: no " in proc.stderr and "(profiles: " in proc.stderr
     proc = recipe("--only", "bake")
     assert proc.returncode == 2 and "--only bake: unknown step" in proc.stderr
+
+
+@pytest.mark.parametrize("jobs", ["0", "two"])
+def test_bad_jobs_value(tmp_path, jobs):
+    config = tiny_config(tmp_path, JOBS=jobs)
+    proc = recipe("--config", config)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: config {config}: JOBS must be a positive integer, got {jobs}"
 
 
 def test_missing_config_key(tmp_path):

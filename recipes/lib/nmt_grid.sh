@@ -5,12 +5,14 @@
 # A recipe's config file sets the variables listed in CONFIG_KEYS; run_all.sh calls the steps in order.
 # Every step skips work whose output exists (a `done` marker or score.json written last); fairseq-train
 # resumes from checkpoint_last.pt, so a killed run picks up where it stopped. Logs: $OUT/logs/.
+# JOBS > 1 runs that many teachers / caches / students at once, each with nproc/JOBS threads (on a small
+# CPU machine several single-threaded fairseq processes get more done than one multi-threaded one).
 set -euo pipefail
 
 LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$LIB_DIR/../.." && pwd)"
 CONFIG_KEYS=(OUT SRC TGT PREPARE_CMD ARCH_ARGS OPT_ARGS TEACHER_UPDATES STUDENT_UPDATES TEACHER_ALPHAS
-             TEMPERATURES SEEDS KD_ALPHA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS)
+             TEMPERATURES SEEDS KD_ALPHA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS)
 
 die() { echo "error: $*" >&2; exit 2; }
 
@@ -24,9 +26,10 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
   source "$file"
   # The paper's grid and Tan et al.'s student settings, unless the config says otherwise.
   : "${TEACHER_ALPHAS:=0 0.1}" "${TEMPERATURES:=1 2 3 64}" "${SEEDS:=1}" "${KD_ALPHA:=0.9}" "${STUDENT_EPS:=0.1}"
-  : "${TOPK:=8}" "${PURE_KD:=0}" "${BEAM:=5}" "${CACHE_ARGS:=}"
+  : "${TOPK:=8}" "${PURE_KD:=0}" "${BEAM:=5}" "${CACHE_ARGS:=}" "${JOBS:=1}" "${STUDENT_SEEDS:=}"
   for key in "${CONFIG_KEYS[@]}"; do [[ -n ${!key+x} ]] || die "config $file: $key is not set"; done
   case "$PURE_KD" in 0|1) ;; *) die "config $file: PURE_KD must be 0 or 1, got $PURE_KD";; esac
+  [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "config $file: JOBS must be a positive integer, got $JOBS"
   mkdir -p "$OUT/logs"
 }
 
@@ -41,6 +44,22 @@ step() {  # step NAME MARKER CMD...: run CMD unless MARKER exists (marker "-": a
   fi
   [[ $marker == */done ]] && touch "$marker"
   return 0
+}
+
+PIDS=() FAILED=0
+spawn() {  # spawn CMD...: run CMD in the background, at most $JOBS at a time (JOBS=1: in the foreground)
+  if (( JOBS <= 1 )); then "$@"; return 0; fi
+  (( ${#PIDS[@]} < JOBS )) || reap_one
+  local threads=$(( $(nproc) / JOBS ))
+  ( export OMP_NUM_THREADS=$(( threads > 0 ? threads : 1 )); "$@" ) &
+  PIDS+=("$!")
+}
+
+reap_one() { local pid=${PIDS[0]}; PIDS=("${PIDS[@]:1}"); wait "$pid" || FAILED=1; }
+
+join_all() {  # wait for every spawned command; stop the recipe if one failed
+  while (( ${#PIDS[@]} )); do reap_one; done
+  (( FAILED == 0 )) || die "a step failed (its log's last lines are above); rerun to resume"
 }
 
 train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED CRITERION_ARGS...
@@ -72,33 +91,44 @@ do_prepare() {  # always run: data_prep skips its own finished steps, and redoes
   step prepare - $PREPARE_CMD --out "$OUT/data"
 }
 
+teacher() {  # teacher ALPHA SEED: train, then decode and score the test set
+  local a=$1 s=$2 dir="$OUT/teachers/a$1_s$2"
+  step "teacher_a${a}_s${s}" "$dir/done" train_nmt "$dir" "$TEACHER_UPDATES" "$s" --kd-alpha 0 --label-smoothing "$a"
+  step "teacher_a${a}_s${s}_score" "$dir/score.json" evaluate "$dir" teacher "$a" null "$s"
+}
+
 do_teachers() {
-  local a s dir
-  for s in $SEEDS; do for a in $TEACHER_ALPHAS; do
-    dir="$OUT/teachers/a${a}_s${s}"
-    step "teacher_a${a}_s${s}" "$dir/done" train_nmt "$dir" "$TEACHER_UPDATES" "$s" --kd-alpha 0 --label-smoothing "$a"
-    step "teacher_a${a}_s${s}_score" "$dir/score.json" evaluate "$dir" teacher "$a" null "$s"
-  done; done
+  local a s
+  for s in $SEEDS; do for a in $TEACHER_ALPHAS; do spawn teacher "$a" "$s"; done; done
+  join_all
 }
 
 do_caches() {
   local a s
   for s in $SEEDS; do for a in $TEACHER_ALPHAS; do
     # shellcheck disable=SC2086
-    step "cache_a${a}_s${s}" "$OUT/caches/a${a}_s${s}/done" lskd cache --data "$OUT/data/bin" \
+    spawn step "cache_a${a}_s${s}" "$OUT/caches/a${a}_s${s}/done" lskd cache --data "$OUT/data/bin" \
       --teacher-path "$OUT/teachers/a${a}_s${s}/checkpoint_best.pt" --out "$OUT/caches/a${a}_s${s}" --k "$TOPK" $CACHE_ARGS
   done; done
+  join_all
 }
 
-do_students() {
-  local a s t dir
-  for s in $SEEDS; do for a in $TEACHER_ALPHAS; do for t in $TEMPERATURES; do
-    dir="$OUT/students/a${a}_T${t}_s${s}"
-    # shellcheck disable=SC2046
-    step "student_a${a}_T${t}_s${s}" "$dir/done" train_nmt "$dir" "$STUDENT_UPDATES" "$s" $(student_args) \
-      --kd-temperature "$t" --kd-topk-cache "$OUT/caches/a${a}_s${s}"
-    step "student_a${a}_T${t}_s${s}_score" "$dir/score.json" evaluate "$dir" student "$a" "$t" "$s"
-  done; done; done
+student() {  # student TEACHER_ALPHA T TEACHER_SEED STUDENT_SEED: train from that teacher's cache, decode, score
+  local a=$1 t=$2 s=$3 r=$4 name="a$1_T$2_s$3" seed=$3
+  if [[ $r != "$s" ]]; then name+="_r$r"; seed="s${s}r${r}"; fi  # another student seed of the same teacher
+  local dir="$OUT/students/$name"
+  # shellcheck disable=SC2046
+  step "student_$name" "$dir/done" train_nmt "$dir" "$STUDENT_UPDATES" "$r" $(student_args) \
+    --kd-temperature "$t" --kd-topk-cache "$OUT/caches/a${a}_s${s}"
+  step "student_${name}_score" "$dir/score.json" evaluate "$dir" student "$a" "$t" "$seed"
+}
+
+do_students() {  # every teacher seed x student seed (STUDENT_SEEDS; empty = the teacher's own seed) x alpha x T
+  local a s r t
+  for s in $SEEDS; do for r in ${STUDENT_SEEDS:-$s}; do for a in $TEACHER_ALPHAS; do for t in $TEMPERATURES; do
+    spawn student "$a" "$t" "$s" "$r"
+  done; done; done; done
+  join_all
 }
 
 do_report() {
