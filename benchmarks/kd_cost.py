@@ -8,9 +8,11 @@ ffn 1024, 4 heads) and batches (--max-tokens 4096, same seed), each run trains e
   (b) ls_kd with an online teacher of the same size (full vocabulary),
   (c) ls_kd from a top-K cache (K = 8, built once by `lskd cache`),
 interleaved a b c a b c ... over --rounds, so that a noisy machine slows all three alike. Each run is a
-fresh fairseq-train process; seconds/update and words/s come from fairseq's own end-of-epoch stats (start-up
-excluded), peak RSS from the kernel (os.wait4) for that process. Prints one table, the ratios b/a and c/a
-(medians over rounds), the cache build time against one plain epoch, and the cache's bytes per target token.
+fresh fairseq-train process; words/s and words/update come from fairseq's own end-of-epoch stats (start-up
+excluded; seconds/update = words per update / words per second, as fairseq rounds updates/s to 2 digits),
+peak RSS from the kernel (os.wait4) for that process. The ratios b/a and c/a are computed per round (runs
+next to each other in time) and their median is reported with the range. Also prints the cache build time
+against one plain epoch and the cache's bytes per target token.
 Writes OUT/kd_cost.json with every measurement and the command.
 """
 
@@ -64,7 +66,7 @@ def epoch_stats(stdout: str) -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=REPO / "runs" / "bench_kd_cost")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--max-train", type=int, default=2000, help="training pairs of the Bible subset (default 2000)")
     p.add_argument("--k", type=int, default=8)
     args = p.parse_args()
@@ -95,27 +97,33 @@ def main():
         for name, crit in variants.items():
             wall, rss, stdout = run_measured([*train, "--max-epoch", "1", *crit], out / "logs" / f"{name}{r}.log")
             s = epoch_stats(stdout)
-            ups = float(s["train_ups"])
-            runs.append({"variant": name, "round": r, "s_per_update": 1 / ups, "wps": float(s["train_wps"]),
-                         "updates": int(s["train_num_updates"]), "epoch_seconds": int(s["train_num_updates"]) / ups,
+            wps, wpb, updates = float(s["train_wps"]), float(s["train_wpb"]), int(s["train_num_updates"])
+            runs.append({"variant": name, "round": r, "s_per_update": wpb / wps, "wps": wps, "wpb": wpb,
+                         "updates": updates, "epoch_seconds": updates * wpb / wps,
                          "peak_rss_mib": rss, "process_seconds": wall})
-            print(f"round {r} {name}: {1 / ups:.3f} s/update, {float(s['train_wps']):.0f} words/s, "
-                  f"peak RSS {rss:.0f} MiB", flush=True)
+            print(f"round {r} {name}: {wpb / wps:.3f} s/update, {wps:.0f} words/s, peak RSS {rss:.0f} MiB", flush=True)
 
     def med(v, key):
         return statistics.median(x[key] for x in runs if x["variant"] == v)
 
+    def paired(v, key):  # per-round ratios v/a: each pair ran next to each other, so shared noise cancels
+        by_round = {(x["variant"], x["round"]): x[key] for x in runs}
+        return [by_round[v, r] / by_round["a", r] for r in range(args.rounds)]
+
     names = {"a": "label_smoothed_cross_entropy", "b": "ls_kd, online teacher", "c": f"ls_kd, top-{args.k} cache"}
     lines = ["| run | s/update | words/s | peak RSS MiB | step time / (a) | peak RSS / (a) |", "|---|---|---|---|---|---|"]
     for v in "abc":
+        st, rs = paired(v, "s_per_update"), paired(v, "peak_rss_mib")
         lines.append(f"| ({v}) {names[v]} | {med(v, 's_per_update'):.3f} | {med(v, 'wps'):.0f} | {med(v, 'peak_rss_mib'):.0f} | "
-                     f"{med(v, 's_per_update') / med('a', 's_per_update'):.3f} | {med(v, 'peak_rss_mib') / med('a', 'peak_rss_mib'):.3f} |")
+                     f"{statistics.median(st):.3f} ({min(st):.2f}-{max(st):.2f}) | {statistics.median(rs):.3f} ({min(rs):.2f}-{max(rs):.2f}) |")
     epoch_a = med("a", "epoch_seconds")
     summary = {
-        "ratio_step_b_over_a": med("b", "s_per_update") / med("a", "s_per_update"),
-        "ratio_step_c_over_a": med("c", "s_per_update") / med("a", "s_per_update"),
-        "ratio_rss_b_over_a": med("b", "peak_rss_mib") / med("a", "peak_rss_mib"),
-        "ratio_rss_c_over_a": med("c", "peak_rss_mib") / med("a", "peak_rss_mib"),
+        "ratio_step_b_over_a": statistics.median(paired("b", "s_per_update")),
+        "ratio_step_c_over_a": statistics.median(paired("c", "s_per_update")),
+        "ratio_rss_b_over_a": statistics.median(paired("b", "peak_rss_mib")),
+        "ratio_rss_c_over_a": statistics.median(paired("c", "peak_rss_mib")),
+        "per_round_step_b_over_a": paired("b", "s_per_update"),
+        "per_round_step_c_over_a": paired("c", "s_per_update"),
         "cache_build_seconds": cache_manifest["build_seconds"],
         "cache_process_seconds": cache_s,
         "plain_epoch_seconds": epoch_a,
@@ -125,7 +133,7 @@ def main():
     }
     lines += [
         "",
-        f"step time ratios (median of {args.rounds} rounds): b/a = {summary['ratio_step_b_over_a']:.3f}, "
+        f"step time ratios (median of {args.rounds} per-round ratios): b/a = {summary['ratio_step_b_over_a']:.3f}, "
         f"c/a = {summary['ratio_step_c_over_a']:.3f}; peak RSS b/a = {summary['ratio_rss_b_over_a']:.3f}, "
         f"c/a = {summary['ratio_rss_c_over_a']:.3f}",
         f"cache build: {summary['cache_build_seconds']:.1f} s for {summary['cache_target_tokens']} target tokens "
