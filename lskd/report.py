@@ -32,6 +32,7 @@ import math
 import os
 import shlex
 import sys
+import textwrap
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -166,8 +167,8 @@ def plot(agg: Dict[Key, dict], metric: str, path: Path, title: Optional[str] = N
         ax.set_xticklabels([f"{t:g}" for t in temps])
     ax.set_xlabel("KD temperature T")
     ax.set_ylabel(metric)
-    if title:
-        ax.set_title(title)
+    if title:  # wrapped to the figure's width: a long title is cut off otherwise
+        ax.set_title("\n".join(textwrap.wrap(title, 55)), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
