@@ -110,14 +110,14 @@ def open_cache(root: Path) -> Dict[str, TopKCache]:
 
 
 # ------------------------------------------------------------------------------------------- build
-def _setup(data: str, teacher_spec: str, splits: Sequence[str]):
-    """The fairseq task of the first teacher, pointed at `data`, and the loaded teachers."""
+def _setup(data: str, teacher_spec: str, splits: Sequence[str], option: str = "--teacher-path"):
+    """The fairseq task of the first teacher, pointed at `data`, and the loaded teachers (errors name `option`)."""
     from fairseq import tasks
 
     from .teacher import load_teachers, read_checkpoint, split_paths
 
     first = split_paths(teacher_spec)[0] if split_paths(teacher_spec) else teacher_spec
-    state = read_checkpoint(first)
+    state = read_checkpoint(first, option)
     task_cfg = state["cfg"].task
     task_cfg.data = data
     if not os.path.isdir(data):
@@ -128,7 +128,7 @@ def _setup(data: str, teacher_spec: str, splits: Sequence[str]):
             task.load_dataset(split)
         except FileNotFoundError as e:
             raise LskdError(f"--data {data}: no {split!r} split ({str(e).splitlines()[0][:200]})")
-    return task, load_teachers(teacher_spec, task)
+    return task, load_teachers(teacher_spec, task, option)
 
 
 def _batches(task, split: str, teachers, max_tokens: int, num_workers: int):

@@ -17,6 +17,8 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "cache": ("fairseq_plugins.topk_cache:main", "run a teacher once over a split and store its top-K logits per token"),
     "distill-data": ("fairseq_plugins.distill_data:main", "sequence-level KD data: decode the train split with a teacher, re-binarise"),
     "report": ("lskd.report:main", "collect a sweep's scores into an alpha x T table (markdown, CSV, PNG)"),
+    "nmt-features": ("fairseq_plugins.nmt_features:main", "penultimate decoder states per gold target token, for `lskd diffusion`"),
+    "diffusion": ("lskd.diffusion:main", "template projection plots and a diffusion index from penultimate features"),
     "vision": ("lskd.vision.cli:main", "image classification: LS teachers and KD students with torchvision"),
 }
 

@@ -153,8 +153,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         ds = data.train if a.split == "train" else data.val
         feats, labels, logits = penultimate_features(model, DataLoader(ds, batch_size=a.batch_size))
         w, b = final_layer_weights(model)
-        torch.save({"features": feats, "labels": labels, "logits": logits, "fc_weight": w, "fc_bias": b,
-                    "classes": data.classes, "meta": ck["meta"]}, a.out)
+        from lskd.fileio import atomic_path
+
+        with atomic_path(a.out) as tmp:  # for `lskd diffusion`
+            torch.save({"features": feats, "labels": labels, "logits": logits, "fc_weight": w, "fc_bias": b,
+                        "classes": data.classes, "meta": ck["meta"]}, tmp)
         print(f"[lskd vision] {feats.shape[0]} x {feats.shape[1]} features -> {a.out}")
         return 0
     p.print_help()
