@@ -5,7 +5,7 @@
 With teacher forcing over a binarised split (fairseq's own task and batch iterator), the decoder's output
 features (what the output projection sees) are kept at every position whose gold token is one of the
 analysed words, up to --max-per-word positions each, in corpus order. A "class" is a target vocabulary
-entry: the --top most frequent gold tokens of the split (specials excluded), or the pieces given by --words.
+entry: the --top most frequent gold tokens of the split (specials excluded; at least 2 occurrences), or the pieces given by --words.
 The file has the layout of `lskd vision features` with classes renumbered 0..n-1: features (N, D),
 labels (N,), logits (N, n) = the model's logits restricted to the analysed words (their softmax is the
 model's distribution renormalised over them), fc_weight (n, D) and fc_bias (n,) = the output projection's
@@ -40,7 +40,7 @@ def word_ids(dictionary, targets, top: int, words: Optional[Sequence[str]]) -> L
         raise LskdError(f"--top must be >= 3, got {top}")
     counts = torch.bincount(torch.cat([targets[i] for i in range(len(targets))]).long(), minlength=len(dictionary))
     counts[: dictionary.nspecial] = 0
-    return [i for i in counts.argsort(descending=True)[:top].tolist() if counts[i] > 0]
+    return [i for i in counts.argsort(descending=True)[:top].tolist() if counts[i] >= 2]  # a class needs 2 samples
 
 
 @torch.no_grad()

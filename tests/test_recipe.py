@@ -58,6 +58,13 @@ def test_tiny_grid_end_to_end_and_resume(tmp_path):
     assert [line for line in again.stdout.splitlines() if line.startswith("run:")] == [
         f"run:  prepare  (log: {tmp_path / 'grid'}/logs/prepare.log)"]
     assert (tmp_path / "grid" / "logs" / "prepare.log").read_text().count("skip: ") >= 3
+    # The penultimate-layer analysis of the finished grid: one table and plot per teacher
+    diff = recipe("--config", config, "--only", "diffusion")
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+    for alpha in ("0", "0.1"):
+        result = json.loads((grid / "diffusion" / f"a{alpha}_s1.json").read_text())
+        assert set(result["results"]) == {"T2", "teacher"} and result["similar_from"] == "teacher"
+        assert (grid / "diffusion" / f"a{alpha}_s1.png").is_file()
     # A student that fails while others run in parallel stops the recipe with its log's tail;
     # the finished students stay finished.
     bad = recipe("--config", tiny_config(tmp_path, TEMPERATURES="2 -1"))

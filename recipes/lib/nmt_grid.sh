@@ -7,6 +7,7 @@
 # resumes from checkpoint_last.pt, so a killed run picks up where it stopped. Logs: $OUT/logs/.
 # JOBS > 1 runs that many teachers / caches / students at once, each with nproc/JOBS threads (on a small
 # CPU machine several single-threaded fairseq processes get more done than one multi-threaded one).
+# `--only diffusion` (not part of a default run) adds the penultimate-layer analysis of a finished grid.
 set -euo pipefail
 
 LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -140,9 +141,29 @@ do_report() {
   cat "$OUT/results_bleu.md"
 }
 
+do_diffusion() {  # not in the default sequence (--only diffusion): penultimate-layer analysis of a finished grid
+  local a s t specs out="$OUT/diffusion"
+  mkdir -p "$out"
+  for s in $SEEDS; do for a in $TEACHER_ALPHAS; do
+    specs=()
+    for t in $TEMPERATURES teacher; do
+      local run="$OUT/students/a${a}_T${t}_s${s}" name="T$t"
+      [[ $t == teacher ]] && { run="$OUT/teachers/a${a}_s${s}"; name=teacher; }
+      [[ -f $run/checkpoint_best.pt ]] || die "$run/checkpoint_best.pt: no such checkpoint (run the grid first)"
+      step "features_$(basename "$run")" "$out/$(basename "$run").pt" \
+        lskd nmt-features --data "$OUT/data/bin" --path "$run/checkpoint_best.pt" --split valid --top 30 --out "$out/$(basename "$run").pt"
+      specs+=("$name=$out/$(basename "$run").pt")
+    done
+    # the three most frequent target words in the projection; the index over all 30
+    step "diffusion_a${a}_s${s}" - lskd diffusion --features "${specs[@]}" --similar-from teacher --classes 0 1 2 \
+      --out "$out/a${a}_s${s}"
+    cat "$out/a${a}_s${s}.md"
+  done; done
+}
+
 run_grid() {  # run_grid RECIPE_DIR [--profile NAME] [--config FILE] [--only STEP]
   local dir=$1; shift
-  local config="$dir/config.demo.sh" only="" steps="prepare teachers caches students report"
+  local config="$dir/config.demo.sh" only="" steps="prepare teachers caches students report" extra="diffusion"
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --profile) [[ $# -ge 2 ]] || die "--profile needs a name"; config="$dir/config.$2.sh"
@@ -150,15 +171,15 @@ run_grid() {  # run_grid RECIPE_DIR [--profile NAME] [--config FILE] [--only STE
                  shift 2;;
       --config) [[ $# -ge 2 ]] || die "--config needs a file"; config=$2; shift 2;;
       --only) [[ $# -ge 2 ]] || die "--only needs a step"; only=$2; shift 2
-              [[ " $steps " == *" $only "* ]] || die "--only $only: unknown step (steps: $steps)";;
+              [[ " $steps $extra " == *" $only "* ]] || die "--only $only: unknown step (steps: $steps $extra)";;
       *) die "unknown argument $1 (expected --profile NAME, --config FILE or --only STEP)";;
     esac
   done
   load_config "$config"
   echo "config: $config -> $OUT"
   local s
-  for s in $steps; do
-    [[ -z $only || $only == "$s" ]] && "do_$s"
+  for s in $steps $extra; do
+    [[ $only == "$s" || ( -z $only && " $steps " == *" $s "* ) ]] && "do_$s"
   done
   return 0
 }
