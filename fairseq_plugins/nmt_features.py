@@ -44,19 +44,19 @@ def word_ids(dictionary, targets, top: int, words: Optional[Sequence[str]]) -> L
 
 
 @torch.no_grad()
-def extract(data: str, path: str, split: str, ids: Sequence[int] = (), top: int = 30, words=None,
+def extract(data: str, path: str, split: str, top: int = 30, words=None,
             max_per_word: int = 500, max_tokens: int = 4096) -> dict:
     task, models = _setup(data, path, [split], option="--path")
     if len(models) != 1:
         raise LskdError("--path: one checkpoint (features of an ensemble are not defined)")
     model = models[0]
     dictionary = task.target_dictionary
-    ids = list(ids) or word_ids(dictionary, task.dataset(split).tgt, top, words)
+    ids = word_ids(dictionary, task.dataset(split).tgt, top, words)
     column = torch.full((len(dictionary),), -1, dtype=torch.long)
     column[torch.tensor(ids)] = torch.arange(len(ids))
     counts = torch.zeros(len(ids), dtype=torch.long)
     projection = model.decoder.output_projection
-    feats, labels, logits = [], [], []
+    feats, labels = [], []
     bar = tqdm(total=len(task.dataset(split)), unit="sent", desc=f"features {split}", dynamic_ncols=True, mininterval=1.0)
     for sample in _batches(task, split, models, max_tokens, 0):
         if not sample:
