@@ -95,7 +95,8 @@ def locate(src: str, tgt: str, local: Optional[Path], cache_dir: Path, url: Opti
         if not root.is_dir():
             tgz = cache_dir / "iwslt14" / f"{src}-{tgt}.tgz"
             if not tgz.is_file():
-                download(url or default_url(src, tgt), tgz)
+                download(url or default_url(src, tgt), tgz,
+                         "without network access, download the archive elsewhere and pass --local FILE")
             _unpack(tgz, root)
     pairs = [f"{src}-{tgt}", f"{tgt}-{src}"]
     for pair in pairs:
