@@ -140,21 +140,3 @@ def run_step(name: str, *, manifest: Path, inputs: Sequence[Path], options: dict
     write_json(manifest, m)
     log(f"done: {name} ({m['seconds']} s)")
     return m
-
-
-def download(url: str, dest: Path, hint: str) -> None:
-    """Fetch url to dest atomically (online users only); on failure say what to do instead (`hint`)."""
-    import urllib.request
-
-    from lskd.fileio import atomic_path
-
-    log(f"downloading {url}")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as r, atomic_path(dest) as tmp, open(tmp, "wb") as f:
-            while True:
-                b = r.read(1 << 20)
-                if not b:
-                    break
-                f.write(b)
-    except OSError as e:
-        raise DataPrepError(f"download of {url} failed ({e}); {hint}") from None

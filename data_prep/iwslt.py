@@ -1,19 +1,26 @@
-"""IWSLT14 TED talks, prepared the way fairseq's examples/translation/prepare-iwslt14.sh does it.
+"""IWSLT14 TED talks, prepared exactly as fairseq's examples/translation/prepare-iwslt14.sh does it.
 
-    python -m data_prep.iwslt --src de --tgt en --out data/iwslt14_de_en [--local de-en.tgz | --local DIR]
+    python -m data_prep.iwslt --src de --tgt en --out data/iwslt14_de_en [--local de-en.tgz | --local DIR | --url URL]
 
-Input: the official archive for the pair (a .tgz holding SRC-TGT/train.tags.SRC-TGT.{SRC,TGT} and
-IWSLT14.TED*.SRC-TGT.{SRC,TGT}.xml), from --local (the .tgz or an unpacked folder), else from the cache
-(--cache-dir/iwslt14/), else downloaded from --url (online users only). Either pair order is accepted
-(en-ru data may be named ru-en).
-Steps, as in fairseq's script:
-  train: drop the XML-ish lines of train.tags.* (<url>, <talkid>, <keywords>, <speaker>, <reviewer>, ...)
-         but keep the text of <title> and <description>; Moses-tokenise (sacremoses; --moses-escape gives
-         tokenizer.perl's default &apos; escaping, off by default); clean-corpus (1-175 words, ratio 1.5);
-         lowercase; valid = every 23rd line, train = the rest;
-  test:  the <seg id="N"> lines of dev2010, TEDX dev2012, tst2010, tst2011, tst2012 (--test-sets), with ’
-         replaced by ', tokenised and lowercased, concatenated in that order.
-Then the shared path: sentencepiece (instead of fairseq's subword-nmt BPE) and fairseq-preprocess.
+Input: the 2014-01 release archive of the pair (SRC-TGT/train.tags.SRC-TGT.{SRC,TGT} and the XML sets
+IWSLT14.TED.{dev2010,tst2010,tst2011,tst2012} + IWSLT14.TEDX.dev2012 .SRC-TGT.{SRC,TGT}.xml), from
+--local (the .tgz, or the folder it unpacks to), else downloaded from --url (default for de-en: fairseq's
+mirror of the archive; wit3.fbk.eu, the original host, no longer serves the 2014 release, so other pairs
+need --local or --url). Downloads and unpacks are cached (--cache-dir; see data_prep.fetch). Either pair
+order is accepted (en-de data may be named de-en).
+Steps, as fairseq's script (the same filters, in the same order):
+  train: drop the lines holding <url>, <talkid> or <keywords>; delete the <title>, </title>,
+         <description>, </description> tags (their text stays); tokenizer.perl -l LANG (sacremoses, with
+         tokenizer.perl's default escaping: ' -> &apos; ...); clean-corpus-n.perl -ratio 1.5 (1-175 words);
+         lowercase.perl; valid = every 23rd line, train = the rest;
+  test:  the `<seg id` lines of dev2010, TEDX dev2012, tst2010, tst2011, tst2012 (--test-sets), the seg
+         tags removed, ’ replaced by ', tokenised and lowercased, concatenated in that order.
+On the official de-en archive this gives 174,443 pairs into cleaning, 167,522 kept, train 160,239,
+valid 7,283, test 6,750 (the numbers of fairseq's script); other counts with the default options print a
+warning naming both numbers, and OUT/raw/manifest.json records both.
+Then the shared path: sentencepiece (instead of fairseq's subword-nmt BPE; identity normalisation, so
+that the decoded hypotheses are in the references' characters) and fairseq-preprocess.
+Scores: BLEU on this lowercased tokenised text (OUT/manifest.json "scoring"; `lskd score` reads it).
 """
 
 from __future__ import annotations
@@ -21,67 +28,69 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tarfile
 from pathlib import Path
-from typing import List, Optional, Tuple
-
-from lskd.fileio import atomic_dir
+from typing import Dict, List, Optional, Tuple
 
 from . import moses
-
-from .common import DataPrepError, default_cache_dir, download, log, run_cli
+from .common import DataPrepError, default_cache_dir, log, run_cli
+from .fetch import fetch_and_unpack, unpack
 from .pipeline import add_output_args, check_pair, prepare
 from .text import filter_pairs, format_report, read_lines, require_nonempty
 
-FAIRSEQ_URL = "http://dl.fbaipublicfiles.com/fairseq/data/iwslt14/de-en.tgz"
-WIT3_URL = "https://wit3.fbk.eu/archive/2014-01/texts/{a}/{b}/{a}-{b}.tgz"
+FAIRSEQ_URL = "https://dl.fbaipublicfiles.com/fairseq/data/iwslt14/de-en.tgz"
+RELEASE_PAGE = "https://wit3.fbk.eu/2014-01"
 TEST_SETS = ("dev2010", "dev2012", "tst2010", "tst2011", "tst2012")
-_TAG_LINE = re.compile(r"^\s*<")
-_KEEP_TAGS = re.compile(r"</?(title|description)>")
-_SEG = re.compile(r'<seg id="?\d+"?>\s*(.*?)\s*</seg>', re.S)
+# fairseq's prepare-iwslt14.sh on the official de-en.tgz
+FAIRSEQ_COUNTS = {"into_cleaning": 174443, "kept": 167522, "train": 160239, "valid": 7283, "test": 6750}
+_DROP = ("<url>", "<talkid>", "<keywords>")  # grep -v
+_STRIP = re.compile(r"</?(?:title|description)>")  # sed -e 's/<title>//g' ...
+_SEG_OPEN = re.compile(r'<seg id="[0-9]*">[ \t\r\f\v]*')  # sed -e 's/<seg id="[0-9]*">\s*//g'
+_SEG_CLOSE = re.compile(r"[ \t\r\f\v]*</seg>[ \t\r\f\v]*")  # sed -e 's/\s*<\/seg>\s*//g'
+_TAGLIKE = re.compile(r"^\s*<[a-z]+[ >]")
+ALTERNATIVE = "without network access, download the IWSLT14 archive elsewhere and pass --local FILE"
 
 
 def default_url(src: str, tgt: str) -> str:
     if {src, tgt} == {"de", "en"}:
         return FAIRSEQ_URL
-    return WIT3_URL.format(a=src, b=tgt)
+    raise DataPrepError(
+        f"no live download for IWSLT14 {src}-{tgt}: wit3.fbk.eu no longer serves the 2014-01 archives "
+        f"(fairseq mirrors de-en only); get {src}-{tgt}.tgz from the release page {RELEASE_PAGE} and pass "
+        f"--local FILE (or --url URL of a mirror)")
 
 
 def clean_train_line(line: str) -> Optional[str]:
-    """The text of a train.tags line, or None for an XML-ish metadata line."""
-    if _KEEP_TAGS.search(line):
-        return _KEEP_TAGS.sub("", line)
-    if _TAG_LINE.match(line):
+    """fairseq's filter of a train.tags line: None for a line holding <url>, <talkid> or <keywords>,
+    else the line with the <title>/<description> tags deleted."""
+    if any(tag in line for tag in _DROP):
         return None
-    return line
+    return _STRIP.sub("", line)
 
 
 def read_train_tags(path: Path) -> List[str]:
-    return [t for t in (clean_train_line(l) for l in read_lines(path)) if t is not None]
-
-
-def read_xml_segments(path: Path) -> List[str]:
-    out = []
+    out, taglike = [], []
     for i, line in enumerate(read_lines(path), 1):
-        if "<seg id" in line:
-            m = _SEG.search(line)
-            if not m:
-                raise DataPrepError(f"{path}: line {i}: a <seg id=...> line without its </seg>")
-            out.append(m.group(1).replace("\u2019", "'"))
-    if not out:
-        raise DataPrepError(f"{path}: no <seg id=...> lines found")
+        text = clean_train_line(line)
+        if text is None:
+            continue
+        if _TAGLIKE.match(text):
+            taglike.append(i)
+        out.append(text)
+    if taglike:
+        log(f"note: {path}: {len(taglike)} lines look like XML tags but are kept as text, as fairseq's "
+            f"prepare-iwslt14.sh keeps them (e.g. line {taglike[0]}; the 2014 release has none)")
     return out
 
 
-def _unpack(tgz: Path, dest: Path) -> Path:
-    if not dest.is_dir():
-        log(f"unpacking {tgz}")
-        try:
-            with tarfile.open(tgz) as t, atomic_dir(dest) as tmp:
-                t.extractall(tmp, filter="data")
-        except (tarfile.TarError, OSError) as e:
-            raise DataPrepError(f"{tgz}: cannot unpack ({e})") from None
-    return dest
+def read_xml_segments(path: Path) -> List[str]:
+    """The text of the `<seg id` lines (grep '<seg id' | sed ... | sed "s/’/'/g", as fairseq's scripts)."""
+    out = []
+    for line in read_lines(path):
+        if "<seg id" in line:
+            out.append(_SEG_CLOSE.sub("", _SEG_OPEN.sub("", line)).replace("\u2019", "'"))
+    if not out:
+        raise DataPrepError(f"{path}: no <seg id=...> lines found (expected an IWSLT/WMT XML or SGML test file)")
+    return out
 
 
 def locate(src: str, tgt: str, local: Optional[Path], cache_dir: Path, url: Optional[str]) -> Tuple[Path, str]:
@@ -89,15 +98,9 @@ def locate(src: str, tgt: str, local: Optional[Path], cache_dir: Path, url: Opti
     if local is not None:
         if not local.exists():
             raise DataPrepError(f"--local {local}: no such file or folder")
-        root = _unpack(local, cache_dir / "iwslt14" / (local.name.split(".")[0] + ".unpacked")) if local.is_file() else local
+        root = unpack(local, cache_dir) if local.is_file() else local
     else:
-        root = cache_dir / "iwslt14" / f"{src}-{tgt}.unpacked"
-        if not root.is_dir():
-            tgz = cache_dir / "iwslt14" / f"{src}-{tgt}.tgz"
-            if not tgz.is_file():
-                download(url or default_url(src, tgt), tgz,
-                         "without network access, download the archive elsewhere and pass --local FILE")
-            _unpack(tgz, root)
+        root = fetch_and_unpack(url or default_url(src, tgt), cache_dir, alternative=ALTERNATIVE)
     pairs = [f"{src}-{tgt}", f"{tgt}-{src}"]
     for pair in pairs:
         hits = sorted(root.rglob(f"train.tags.{pair}.{src}"))
@@ -116,8 +119,19 @@ def find_test_file(folder: Path, name: str, pair: str, lang: str) -> Path:
     return hits[0]
 
 
+def check_counts(got: Dict[str, int]) -> Dict[str, Dict[str, int]]:
+    """got vs fairseq's numbers on the official de-en archive; a loud warning for each difference."""
+    out = {}
+    for k, expected in FAIRSEQ_COUNTS.items():
+        out[k] = {"got": got[k], "fairseq": expected}
+        if got[k] != expected:
+            log(f"WARNING: iwslt14 de-en: {k.replace('_', ' ')}: {got[k]:,} pairs, but fairseq's prepare-iwslt14.sh "
+                f"gives {expected:,} on the official de-en.tgz (is this the 2014-01 release, unmodified?)")
+    return out
+
+
 def extract(folder: Path, pair: str, src: str, tgt: str, test_sets, *, lowercase=True, tokenize=True,
-            escape=False, ratio=1.5, max_len=175, jobs=1):
+            escape=True, ratio=1.5, max_len=175, jobs=1, check_fairseq_counts=False):
     def prep(lines: List[str], lang: str) -> List[str]:
         if tokenize:
             return moses.tokenize(lines, lang, lowercase=lowercase, escape=escape, jobs=jobs)
@@ -131,10 +145,10 @@ def extract(folder: Path, pair: str, src: str, tgt: str, test_sets, *, lowercase
         sides[lang] = read_train_tags(f)
     if len(sides[src]) != len(sides[tgt]):
         raise DataPrepError(f"train.tags.{pair}.{src} has {len(sides[src])} text lines but train.tags.{pair}.{tgt} "
-                            f"has {len(sides[tgt])} after dropping the XML-ish lines (in {folder})")
+                            f"has {len(sides[tgt])} after dropping the <url>/<talkid>/<keywords> lines (in {folder})")
     # tokenise, then clean (clean-corpus-n on tokens), then lowercase: as fairseq's script
     tok = {l: (moses.tokenize(sides[l], l, escape=escape, jobs=jobs) if tokenize else sides[l]) for l in (src, tgt)}
-    kept, report = filter_pairs(zip(tok[src], tok[tgt]), min_len=1, max_len=max_len, ratio=ratio)
+    kept, report = filter_pairs(zip(tok[src], tok[tgt]), min_len=1, max_len=max_len, ratio=ratio, moses=True)
     log(format_report("iwslt train.tags", report))
     require_nonempty(f"train.tags.{pair}", kept, report)
     if lowercase:
@@ -152,6 +166,9 @@ def extract(folder: Path, pair: str, src: str, tgt: str, test_sets, *, lowercase
         test += list(zip(prep(a, src), prep(b, tgt)))
         used[name] = len(a)
     stats = {"train_filter": report, "test_sets": used}
+    if check_fairseq_counts:
+        stats["fairseq_counts"] = check_counts({"into_cleaning": report["input"], "kept": report["kept"],
+                                                "train": len(train), "valid": len(valid), "test": len(test)})
     return {"train": train, "valid": valid, "test": test}, stats
 
 
@@ -160,18 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--src", default="de", help="source language (default de)")
     p.add_argument("--tgt", default="en", help="target language (default en)")
-    p.add_argument("--local", type=Path, default=None, help="the official .tgz, or the folder it unpacks to")
-    p.add_argument("--url", default=None, help=f"where to download the .tgz when neither --local nor the cache has it "
-                   f"(default: {FAIRSEQ_URL} for de-en, else {WIT3_URL})")
+    p.add_argument("--local", type=Path, default=None, help="the 2014-01 release .tgz, or the folder it unpacks to")
+    p.add_argument("--url", default=None, help=f"where to download the .tgz when no --local is given "
+                   f"(default for de-en: {FAIRSEQ_URL}; file:// URLs work)")
     p.add_argument("--cache-dir", type=Path, default=None, help="download/unpack cache (default $LSKD_CACHE or ~/.cache/lskd)")
     p.add_argument("--test-sets", default=",".join(TEST_SETS), help=f"comma-separated (default {','.join(TEST_SETS)})")
     p.add_argument("--keep-case", action="store_true", help="do not lowercase")
     p.add_argument("--no-tokenize", action="store_true", help="no Moses tokenisation (sentencepiece on raw text)")
-    p.add_argument("--moses-escape", action="store_true", help="escape & ' \" etc. as tokenizer.perl does by default")
+    p.add_argument("--no-moses-escape", action="store_true",
+                   help="tokenizer.perl -no-escape (keep & ' \" etc.; fairseq's script escapes them)")
     p.add_argument("--ratio", type=float, default=1.5, help="clean-corpus length ratio for train (default 1.5)")
     p.add_argument("--max-len", type=int, default=175, help="clean-corpus maximum words for train (default 175)")
     p.add_argument("--jobs", type=int, default=2, help="processes for tokenisation (default 2)")
     add_output_args(p)
+    p.set_defaults(spm_normalization="identity")
     return p
 
 
@@ -184,12 +203,22 @@ def run(args: argparse.Namespace) -> dict:
     inputs = [folder / f"train.tags.{pair}.{l}" for l in (args.src, args.tgt)]
     for name in test_sets:
         inputs += [find_test_file(folder, name, pair, l) for l in (args.src, args.tgt)]
-    options = {"src": args.src, "tgt": args.tgt, "test_sets": test_sets, "lowercase": not args.keep_case,
-               "tokenize": not args.no_tokenize, "escape": args.moses_escape, "ratio": args.ratio, "max_len": args.max_len}
-    return prepare(args, corpus="iwslt14", src=args.src, tgt=args.tgt, inputs=inputs, options=options,
-                   make_splits=lambda: extract(folder, pair, args.src, args.tgt, test_sets, lowercase=not args.keep_case,
-                                               tokenize=not args.no_tokenize, escape=args.moses_escape,
-                                               ratio=args.ratio or None, max_len=args.max_len, jobs=args.jobs))
+    tokenize, lowercase, escape = not args.no_tokenize, not args.keep_case, not args.no_moses_escape
+    options = {"src": args.src, "tgt": args.tgt, "test_sets": test_sets, "lowercase": lowercase,
+               "tokenize": tokenize, "escape": escape, "ratio": args.ratio, "max_len": args.max_len}
+    fairseq_setup = ({args.src, args.tgt} == {"de", "en"} and test_sets == list(TEST_SETS) and tokenize and lowercase
+                     and args.ratio == 1.5 and args.max_len == 175)
+    if tokenize:
+        text = ("lowercased " if lowercase else "cased ") + "Moses-tokenised text" + (" (&apos; escapes)" if escape else "")
+        scoring = {"convention": "tokenized", "text": text,
+                   "note": "fairseq's IWSLT14 convention: BLEU on this text = fairseq-generate's BLEU4 = multi-bleu.perl"
+                   if fairseq_setup else "tokenised BLEU on the text as prepared"}
+    else:
+        scoring = {"convention": "detok", "text": ("lowercased " if lowercase else "") + "untokenised text"}
+    return prepare(args, corpus="iwslt14", src=args.src, tgt=args.tgt, inputs=inputs, options=options, scoring=scoring,
+                   make_splits=lambda: extract(folder, pair, args.src, args.tgt, test_sets, lowercase=lowercase,
+                                               tokenize=tokenize, escape=escape, ratio=args.ratio or None,
+                                               max_len=args.max_len, jobs=args.jobs, check_fairseq_counts=fairseq_setup))
 
 
 def main(argv=None) -> int:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import subword
-from lskd.fileio import command_line, write_json, write_lines
+from lskd.fileio import atomic_path, command_line, write_json
 
 from .common import DataPrepError, count_lines, log, run_step
 
@@ -28,6 +28,12 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
                    help="keep only the first N training pairs (after filtering; deterministic), for small demos")
     g.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece vocabulary size (default 8000)")
     g.add_argument("--spm-model-type", choices=("unigram", "bpe"), default="unigram", help="default unigram")
+    g.add_argument("--spm-normalization", choices=("nmt_nfkc", "identity"), default="nmt_nfkc",
+                   help="sentencepiece's normalisation rule (default here: %(default)s). It rewrites the text the "
+                        "model sees, so decoded hypotheses come out normalised while references do not: identity "
+                        "keeps hypotheses and references in the same characters")
+    g.add_argument("--spm-seed", type=int, default=1,
+                   help="seed of sentencepiece's random choice of training sentences (default 1)")
     v = g.add_mutually_exclusive_group()
     v.add_argument("--joint", dest="joint", action="store_true", default=True,
                    help="one sentencepiece model and a joined fairseq dictionary for both languages (default)")
@@ -59,27 +65,42 @@ def raw_paths(out: Path, src: str, tgt: str) -> List[Path]:
     return [Path(out) / "raw" / f"{s}.{l}" for s in SPLITS for l in (src, tgt)]
 
 
+def write_pairs(folder: Path, split: str, src: str, tgt: str, pairs: Iterable[Pair], limit: Optional[int] = None) -> int:
+    """Write folder/split.{src,tgt} (atomically, in one pass: `pairs` may be a stream); returns the number
+    of pairs seen (those after `limit` are counted, not written)."""
+    n = 0
+    with atomic_path(folder / f"{split}.{src}") as ts, atomic_path(folder / f"{split}.{tgt}") as tt, \
+            open(ts, "w", encoding="utf-8", newline="\n") as fs, open(tt, "w", encoding="utf-8", newline="\n") as ft:
+        for s, t in pairs:
+            n += 1
+            if limit is None or n <= limit:
+                fs.write(s + "\n")
+                ft.write(t + "\n")
+    return n
+
+
 def extract_step(out: Path, src: str, tgt: str, *, name: str, inputs: Sequence[Path], options: dict,
                  make_splits: Callable[[], Tuple[Dict[str, List[Pair]], dict]],
                  max_train: Optional[int] = None) -> dict:
-    """Write OUT/raw/{split}.{src,tgt} from make_splits() -> ({split: pairs}, stats); skip when done."""
+    """Write OUT/raw/{split}.{src,tgt} from make_splits() -> ({split: pairs}, stats); skip when done.
+    Each split may be a list or a one-pass stream of pairs (a corpus that does not fit in memory)."""
     out = Path(out)
     options = dict(options, max_train=max_train)
 
     def action():
         splits, stats = make_splits()
-        if max_train is not None and len(splits["train"]) > max_train:
-            stats["max_train"] = {"before": len(splits["train"]), "after": max_train}
-            splits["train"] = splits["train"][:max_train]
-        for split in SPLITS:
-            if not splits.get(split):
-                raise DataPrepError(f"{name}: the {split} split is empty after filtering; check the inputs and filter options")
         counts = {}
         for split in SPLITS:
-            pairs = splits[split]
-            for i, lang in enumerate((src, tgt)):
-                write_lines(out / "raw" / f"{split}.{lang}", (p[i] for p in pairs))
-            counts[split] = len(pairs)
+            pairs = splits.get(split) or ()
+            counts[split] = write_pairs(out / "raw", split, src, tgt, pairs,
+                                        limit=max_train if split == "train" else None)
+            if counts[split] == 0:
+                raise DataPrepError(f"{name}: the {split} split is empty after filtering; check the inputs and filter options")
+        # a stream's statistics exist once it is consumed: make_splits may give them as a callable
+        stats = {k: v for key, val in stats.items() for k, v in (val().items() if callable(val) else [(key, val)])}
+        if max_train is not None and counts["train"] > max_train:
+            stats["max_train"] = {"before": counts["train"], "after": max_train}
+            counts["train"] = max_train
         stats["pairs"] = counts
         log(f"{name}: " + ", ".join(f"{s} {counts[s]}" for s in SPLITS) + " pairs")
         return stats
@@ -97,12 +118,14 @@ def spm_models(out: Path, src: str, tgt: str, joint: bool) -> Dict[str, Path]:
 
 
 def subword_and_binarize(out: Path, src: str, tgt: str, *, vocab_size: int = 8000, joint: bool = True,
-                         model_type: str = "unigram", binarize: bool = True, workers: int = 2) -> dict:
+                         model_type: str = "unigram", binarize: bool = True, workers: int = 2,
+                         normalization: str = "nmt_nfkc", seed: int = 1) -> dict:
     """Train sentencepiece on raw/train.*, encode every split to spm/, then fairseq-preprocess to bin/."""
     out = Path(out)
     raw, spm_dir = out / "raw", out / "spm"
     models = spm_models(out, src, tgt, joint)
-    spm_opts = {"vocab_size": vocab_size, "model_type": model_type, "joint": joint, "character_coverage": 1.0}
+    spm_opts = {"vocab_size": vocab_size, "model_type": model_type, "joint": joint, "character_coverage": 1.0,
+                "normalization": normalization, "seed": seed}
     if joint:
         groups = [([raw / f"train.{src}", raw / f"train.{tgt}"], models[src])]
     else:
@@ -111,7 +134,8 @@ def subword_and_binarize(out: Path, src: str, tgt: str, *, vocab_size: int = 800
     def train_action():
         sizes = {}
         for inputs, model in groups:
-            subword.train(inputs, model, vocab_size=vocab_size, model_type=model_type)
+            subword.train(inputs, model, vocab_size=vocab_size, model_type=model_type,
+                          normalization=normalization, seed=seed)
             sizes[model.name] = subword.vocab_size_of(model)
         return {"pieces": sizes}
 
@@ -172,11 +196,16 @@ def write_summary(out: Path, src: str, tgt: str, *, corpus: str, joint: bool, ex
 
 
 def prepare(args: argparse.Namespace, *, corpus: str, src: str, tgt: str, inputs: Sequence[Path], options: dict,
-            make_splits: Callable[[], Tuple[Dict[str, List[Pair]], dict]]) -> dict:
-    """extract -> subwords -> binaries -> summary, with the shared options of add_output_args()."""
+            make_splits: Callable[[], Tuple[Dict[str, Iterable[Pair]], dict]], scoring: Optional[dict] = None) -> dict:
+    """extract -> subwords -> binaries -> summary, with the shared options of add_output_args().
+
+    `scoring` (stored in OUT/manifest.json, read by `lskd score`) says how test BLEU is computed on this
+    data: {"convention": "detok" | "tokenized" | "wmt14", "text": what raw/test.* holds, ...}."""
     check_output_args(args)
     extract_step(args.out, src, tgt, name=corpus, inputs=inputs, options=options, make_splits=make_splits,
                  max_train=args.max_train)
     subword_and_binarize(args.out, src, tgt, vocab_size=args.vocab_size, joint=args.joint,
-                         model_type=args.spm_model_type, binarize=args.binarize, workers=args.workers)
-    return write_summary(args.out, src, tgt, corpus=corpus, joint=args.joint)
+                         model_type=args.spm_model_type, binarize=args.binarize, workers=args.workers,
+                         normalization=args.spm_normalization, seed=args.spm_seed)
+    scoring = dict(scoring or {"convention": "detok", "text": "detokenised text"})
+    return write_summary(args.out, src, tgt, corpus=corpus, joint=args.joint, extra={"scoring": scoring})

@@ -12,14 +12,19 @@ from .common import DataPrepError, log
 
 
 def train(inputs: Sequence[Path], model: Path, *, vocab_size: int = 8000, model_type: str = "unigram",
-          character_coverage: float = 1.0, max_sentences: int = 2_000_000, threads: int = 2) -> None:
+          character_coverage: float = 1.0, max_sentences: int = 2_000_000, threads: int = 2,
+          normalization: str = "nmt_nfkc", seed: int = 1) -> None:
     """Train a sentencepiece model from text files; writes `model` (…/name.model) and name.vocab.
+
+    A corpus over `max_sentences` lines is sampled: `seed` fixes the sample (sentencepiece's generator
+    is otherwise seeded from the clock). `normalization` is sentencepiece's rule (nmt_nfkc or identity).
 
     hard_vocab_limit=False lets a corpus too small for `vocab_size` get a smaller vocabulary
     (unigram) instead of failing; with model_type=bpe sentencepiece requires the full size.
     """
     import sentencepiece as spm
 
+    spm.set_random_generator_seed(seed)
     model = Path(model)
     if not str(model).endswith(".model"):
         raise ValueError(f"{model}: a sentencepiece model path must end in .model")
@@ -32,7 +37,7 @@ def train(inputs: Sequence[Path], model: Path, *, vocab_size: int = 8000, model_
                 input=[str(p) for p in inputs], model_prefix=prefix, vocab_size=vocab_size,
                 model_type=model_type, character_coverage=character_coverage,
                 input_sentence_size=max_sentences, shuffle_input_sentence=True,
-                hard_vocab_limit=False, num_threads=threads, minloglevel=2,
+                hard_vocab_limit=False, num_threads=threads, minloglevel=2, normalization_rule_name=normalization,
             )
         except RuntimeError as e:
             for suf in (".model", ".vocab"):

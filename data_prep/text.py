@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .common import DataPrepError
 
@@ -43,39 +43,75 @@ def read_parallel(src: Path, tgt: Path) -> List[Pair]:
     return list(zip(a, b))
 
 
+class PairFilter:
+    """Moses clean-corpus-n style filter on white-space words, streaming (see filter_pairs).
+
+    moses=True follows clean-corpus-n.perl to the letter: '|' is deleted from both sides unless the
+    first pair holds one (a factored corpus), and a pair with a word over 1000 characters is dropped
+    ("word_length").
+    """
+
+    MAX_WORD_LENGTH = 1000
+
+    def __init__(self, *, min_len: int = 1, max_len: Optional[int] = None, ratio: Optional[float] = None,
+                 moses: bool = False):
+        self.min_len, self.max_len, self.ratio, self.moses = min_len, max_len, ratio, moses
+        self.n = self.kept = 0
+        self.dropped = {"empty": 0, "length": 0, "ratio": 0}
+        if moses:
+            self.dropped["word_length"] = 0
+        self.examples: Dict[str, List[int]] = {k: [] for k in self.dropped}
+        self._factored: Optional[bool] = None
+
+    def reason(self, s: str, t: str) -> Tuple[Optional[str], str, str]:
+        """(why the pair is dropped or None, the cleaned source, the cleaned target)."""
+        if self.moses:
+            if self._factored is None:
+                self._factored = "|" in s or "|" in t
+            if not self._factored:
+                s, t = s.replace("|", ""), t.replace("|", "")
+        s, t = normalise_space(s), normalise_space(t)
+        if not s or not t:
+            return "empty", s, t
+        ls, lt = len(s.split(" ")), len(t.split(" "))
+        if ls < self.min_len or lt < self.min_len or (self.max_len is not None and (ls > self.max_len or lt > self.max_len)):
+            return "length", s, t
+        if self.ratio is not None and (ls > self.ratio * lt or lt > self.ratio * ls):
+            return "ratio", s, t
+        if self.moses and max(len(w) for w in s.split(" ") + t.split(" ")) > self.MAX_WORD_LENGTH:
+            return "word_length", s, t
+        return None, s, t
+
+    def apply(self, pairs: Iterable[Pair]) -> Iterator[Pair]:
+        for s, t in pairs:
+            self.n += 1
+            why, s, t = self.reason(s, t)
+            if why:
+                self.dropped[why] += 1
+                if len(self.examples[why]) < 5:
+                    self.examples[why].append(self.n)
+                continue
+            self.kept += 1
+            yield s, t
+
+    def report(self) -> Dict[str, object]:
+        return {"input": self.n, "kept": self.kept, "dropped": dict(self.dropped),
+                "examples": {k: list(v) for k, v in self.examples.items() if v},
+                "filter": {"min_len": self.min_len, "max_len": self.max_len, "ratio": self.ratio,
+                           **({"moses_clean_corpus_n": True} if self.moses else {})}}
+
+
 def filter_pairs(pairs: Iterable[Pair], *, min_len: int = 1, max_len: Optional[int] = None,
-                 ratio: Optional[float] = None) -> Tuple[List[Pair], Dict[str, object]]:
+                 ratio: Optional[float] = None, moses: bool = False) -> Tuple[List[Pair], Dict[str, object]]:
     """Moses clean-corpus-n style filter on white-space words, after normalising white space.
 
     Drops a pair when a side is empty ("empty"), has fewer than min_len or more than max_len words
     ("length"), or when one side has more than `ratio` times the words of the other ("ratio").
     Returns (kept pairs, report) where report = {"input", "kept", "dropped": {reason: n}, "examples"}.
     """
-    kept: List[Pair] = []
-    dropped = {"empty": 0, "length": 0, "ratio": 0}
-    examples: Dict[str, List[int]] = {k: [] for k in dropped}
-    n = 0
-    for i, (s, t) in enumerate(pairs, 1):
-        n += 1
-        s, t = normalise_space(s), normalise_space(t)
-        ls, lt = len(s.split()), len(t.split())
-        reason = None
-        if ls == 0 or lt == 0:
-            reason = "empty"
-        elif ls < min_len or lt < min_len or (max_len is not None and (ls > max_len or lt > max_len)):
-            reason = "length"
-        elif ratio is not None and (ls > ratio * lt or lt > ratio * ls):
-            reason = "ratio"
-        if reason:
-            dropped[reason] += 1
-            if len(examples[reason]) < 5:
-                examples[reason].append(i)
-            continue
-        kept.append((s, t))
-    report = {"input": n, "kept": len(kept), "dropped": dropped,
-              "examples": {k: v for k, v in examples.items() if v},
-              "filter": {"min_len": min_len, "max_len": max_len, "ratio": ratio}}
-    return kept, report
+    f = PairFilter(min_len=min_len, max_len=max_len, ratio=ratio, moses=moses)
+    kept = list(f.apply(pairs))
+    return kept, f.report()
 
 
 def format_report(name: str, report: Dict[str, object]) -> str:

@@ -1,4 +1,5 @@
-"""data_prep on tiny files in the real raw formats: outputs, filters, skip-when-done, bad input."""
+"""data_prep on tiny files in the real raw formats: outputs, filters, skip-when-done, bad input
+(IWSLT and WMT: test_data_prep_iwslt.py, test_data_prep_wmt.py)."""
 
 import json
 import sqlite3
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from data_prep import bible, iwslt, parallel, wmt
+from data_prep import bible, parallel
 from data_prep.common import DataPrepError, run_step
 from lskd.fileio import atomic_path
 from data_prep.text import filter_pairs, read_parallel
@@ -22,112 +23,6 @@ EN = ["This is sentence number {i} about the world.", "We see {i} houses and a t
 
 def _lines(n, templates):
     return [templates[i % len(templates)].format(i=i) for i in range(n)]
-
-
-# ------------------------------------------------------------------------------------- IWSLT
-def _talk_header(i, lang):
-    title = "Über die Welt" if lang == "de" else "About the world"
-    return [f"<url>http://www.ted.com/talks/talk_{i}.html</url>", "<keywords>talks, science, world</keywords>",
-            "<speaker>Jane Doe</speaker>", f"<talkid>{i}</talkid>", f"<title>Jane Doe: {title}</title>",
-            f"<description>TED Talk Subtitles and Transcript: {title} {i}.</description>",
-            '<reviewer href="http://www.ted.com/profiles/1">Max M</reviewer>',
-            '<translator href="http://www.ted.com/profiles/2">Eva E</translator>']
-
-
-def _xml(lang, setid, segs):
-    head = ['<?xml version="1.0" encoding="UTF-8"?>', "<mteval>",
-            f'<srcset setid="{setid}" srclang="{"german" if lang == "de" else "english"}">',
-            '<doc docid="535" genre="lectures">', "<url>http://www.ted.com/talks/x.html</url>",
-            "<description>TED Talk Subtitles and Transcript: x</description>", "<keywords>talks</keywords>",
-            "<talkid>535</talkid>", "<title>Talk title</title>"]
-    body = [f'<seg id="{i}"> {s} </seg>' for i, s in enumerate(segs, 1)]
-    return "\n".join(head + body + ["</doc>", "</srcset>", "</mteval>"]) + "\n"
-
-
-@pytest.fixture
-def iwslt_dir(tmp_path):
-    d = tmp_path / "de-en"
-    d.mkdir()
-    de, en = _lines(60, DE), _lines(60, EN)
-    de[10], en[10] = "Ja.", "Yes, and this English side is far far far too long for its German side."  # ratio
-    de[20], en[20] = "", "Only one side has text."  # empty
-    for lang, body in (("de", de), ("en", en)):
-        lines = _talk_header(1, lang) + body[:30] + _talk_header(2, lang) + body[30:]
-        (d / f"train.tags.de-en.{lang}").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        (d / f"IWSLT14.TED.dev2010.de-en.{lang}.xml").write_text(
-            _xml(lang, "iwslt2014-dev2010", ["Das ist’s." if lang == "de" else "That’s it.", "Zwei Bäume." if lang == "de" else "Two trees."]), encoding="utf-8")
-        (d / f"IWSLT14.TED.tst2010.de-en.{lang}.xml").write_text(
-            _xml(lang, "iwslt2014-tst2010", ["Hallo Welt!" if lang == "de" else "Hello world!"]), encoding="utf-8")
-    return d
-
-
-def test_iwslt_outputs_filters_and_skip(iwslt_dir, tmp_path, capsys):
-    out = tmp_path / "out"
-    argv = ["--local", str(iwslt_dir), "--test-sets", "dev2010,tst2010", "--out", str(out), "--jobs", "1"] + FAST
-    assert iwslt.main(argv) == 0
-    err = capsys.readouterr().err
-    assert "kept 62 of 64 pairs; dropped: empty 1 (e.g. pair 23); ratio 1 (e.g. pair 13)" in err
-    raw = out / "raw"
-    train_de = (raw / "train.de").read_text(encoding="utf-8").splitlines()
-    valid_en = (raw / "valid.en").read_text(encoding="utf-8").splitlines()
-    test_de = (raw / "test.de").read_text(encoding="utf-8").splitlines()
-    test_en = (raw / "test.en").read_text(encoding="utf-8").splitlines()
-    # 60 text lines + 2 titles + 2 descriptions per side, minus 2 dropped = 62; every 23rd -> valid
-    assert len(train_de) == 62 - 2 and len(valid_en) == 2
-    assert not any("<" in l or "jane doe" == l for l in train_de)
-    assert "jane doe : über die welt" in train_de  # title text kept, tag dropped, tokenised, lowercased
-    assert not any("talk_1" in l or "max m" in l for l in train_de)
-    assert train_de[3] == "wir sehen 1 häuser und einen baum ."
-    assert test_de[0].startswith("das ist ' s") and test_de[1:] == ["zwei bäume .", "hallo welt !"]  # ’ -> '; Moses de
-    assert test_en == ["that 's it .", "two trees .", "hello world !"]
-    assert all((out / "spm" / f"{s}.{l}").is_file() for s in ("train", "valid", "test") for l in ("de", "en"))
-    man = json.loads((raw / "manifest.json").read_text())
-    assert man["stats"]["pairs"] == {"train": 60, "valid": 2, "test": 3}
-    assert man["options"]["lowercase"] is True and man["created_by"]
-    assert json.loads((out / "manifest.json").read_text())["pairs"] == {"train": 60, "valid": 2, "test": 3}
-
-    # rerun: every step skipped, files untouched
-    mtime = (raw / "train.de").stat().st_mtime_ns
-    assert iwslt.main(argv) == 0
-    err = capsys.readouterr().err
-    assert err.count("skip: ") == 3 and "run: " not in err
-    assert (raw / "train.de").stat().st_mtime_ns == mtime
-    # a changed option redoes the steps
-    assert iwslt.main(argv + ["--keep-case"]) == 0
-    err = capsys.readouterr().err
-    assert "skip: " not in err and err.count("run: ") == 3, err
-    assert "Jane Doe : Über die Welt" in (raw / "train.de").read_text(encoding="utf-8")
-
-
-def test_iwslt_missing_files(iwslt_dir, tmp_path, capsys):
-    assert iwslt.main(["--local", str(tmp_path / "nope"), "--out", str(tmp_path / "o")] + FAST) == 2
-    assert "--local " in capsys.readouterr().err
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert iwslt.main(["--local", str(empty), "--out", str(tmp_path / "o")] + FAST) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == (f"python -m data_prep.iwslt: error: no IWSLT training file train.tags.de-en.de (or "
-                   f"train.tags.en-de.de) found under {empty}; expected the unpacked official archive")
-    # the default test sets include dev2012/tst2011/... which the tiny folder lacks: named, with the folder
-    assert iwslt.main(["--local", str(iwslt_dir), "--out", str(tmp_path / "o")] + FAST) == 2
-    err = capsys.readouterr().err
-    assert f"test set dev2012: no IWSLT*.dev2012.de-en.de.xml in {iwslt_dir}" in err
-    # a reverse-named pair is found (en-de data in a de-en folder)
-    assert iwslt.main(["--src", "en", "--tgt", "de", "--local", str(iwslt_dir), "--test-sets", "tst2010",
-                       "--out", str(tmp_path / "ende"), "--jobs", "1"] + FAST) == 0
-    assert (tmp_path / "ende" / "raw" / "test.en").read_text() == "hello world !\n"
-
-
-def test_iwslt_from_tgz(iwslt_dir, tmp_path):
-    import tarfile
-
-    tgz = tmp_path / "de-en.tgz"
-    with tarfile.open(tgz, "w:gz") as t:
-        t.add(iwslt_dir, arcname="de-en")
-    out = tmp_path / "o"
-    assert iwslt.main(["--local", str(tgz), "--cache-dir", str(tmp_path / "cache"), "--test-sets", "tst2010",
-                       "--out", str(out), "--jobs", "1", "--no-tokenize"] + FAST) == 0
-    assert (out / "raw" / "test.de").read_text() == "hallo welt!\n"
 
 
 # -------------------------------------------------------------------------------------- Bible
@@ -273,29 +168,6 @@ def test_cli_error_exit_code_no_traceback(tmp_path):
                         str(tmp_path / "b"), "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [f"python -m data_prep.parallel: error: {tmp_path / 'a'}: file not found"]
-
-
-# ------------------------------------------------------------------------------------------ WMT
-def test_wmt_layout(tmp_path, capsys):
-    raw = tmp_path / "wmt"
-    (raw / "training").mkdir(parents=True)
-    (raw / "test-full").mkdir()
-    for name in ("europarl-v7.de-en", "news-commentary-v9.de-en", "commoncrawl.de-en"):
-        (raw / "training" / f"{name}.de").write_text("\n".join(_lines(120, DE)) + "\n", encoding="utf-8")
-        (raw / "training" / f"{name}.en").write_text("\n".join(_lines(120, EN)) + "\n", encoding="utf-8")
-    (raw / "test-full" / "newstest2014-deen-src.en.sgm").write_text(_xml("en", "newstest2014", ["A well-known test."]))
-    (raw / "test-full" / "newstest2014-deen-ref.de.sgm").write_text(_xml("de", "newstest2014", ["Ein bekannter Test."]))
-    out = tmp_path / "out"
-    assert wmt.main(["--raw-dir", str(raw), "--out", str(out), "--jobs", "1"] + FAST) == 0
-    n = {s: len((out / "raw" / f"{s}.en").read_text().splitlines()) for s in ("train", "valid", "test")}
-    assert n == {"train": 357, "valid": 3, "test": 1}
-    assert (out / "raw" / "test.en").read_text() == "A well @-@ known test .\n"  # tokenizer -a, cased
-    capsys.readouterr()
-    assert wmt.main(["--raw-dir", str(raw), "--corpora", "europarl,paracrawl", "--out", str(out)] + FAST) == 2
-    assert "--corpora 'europarl,paracrawl': expected names from europarl, commoncrawl, news-commentary" in capsys.readouterr().err
-    (raw / "training" / "commoncrawl.de-en.en").unlink()
-    assert wmt.main(["--raw-dir", str(raw), "--out", str(out)] + FAST) == 2
-    assert f"no commoncrawl.de-en.en under {raw}" in capsys.readouterr().err
 
 
 # -------------------------------------------------------------------------------- shared pieces
