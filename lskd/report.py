@@ -1,6 +1,7 @@
 """`lskd report`: a sweep's scores -> the paper's alpha x T table (markdown), a CSV and a PNG plot.
 
     lskd report --runs RUNS_DIR --out results/bible_grid [--metric bleu] [--digits 2] [--title TEXT]
+    lskd report --runs RUNS_DIR --list-metrics      # the BLEU/chrF keys every score.json has, headline first
 
 Input: RUNS_DIR is searched recursively for files named `score.json`, one per trained model:
 
@@ -8,15 +9,20 @@ Input: RUNS_DIR is searched recursively for files named `score.json`, one per tr
      "teacher_alpha": 0.1,     # label smoothing of the teacher (of this model itself when role = teacher)
      "temperature": 2.0,       # KD temperature T (students only; omitted or null for teachers)
      "seed": 1,                # optional, default 0; several seeds of one cell are averaged
-     "bleu": 12.3, "chrf": 40.1, "signature": "nrefs:1|case:mixed|..."}   # any metric keys
+     "bleu": 12.3, "chrf": 40.1, "signature": "nrefs:1|case:mixed|...",   # any metric keys
+     "conventions": {"bleu": "detokenised sacreBLEU ..."}}                 # what each number is (lskd score)
 
---metric names the key to tabulate (bleu by default; chrf, acc1, ... as the runs provide). Other keys
-are ignored. Two files for the same (role, teacher_alpha, temperature, seed) are an error.
+--metric names the key to tabulate (bleu by default; bleu_tok, bleu_compound_split, chrf, acc1, ... as the
+runs provide; see `lskd score --help` for the BLEU conventions). The table's heading names the metric's
+convention (from the files' "conventions", else lskd.scoring.METRICS); files that disagree on it are an
+error, so that one table never mixes conventions. Other keys are ignored. Two files for the same (role,
+teacher_alpha, temperature, seed) are an error.
 
 Output:
   PREFIX.md   rows: the teacher on top, then T = 1, 2, 3, 64, ... (ascending); columns: teacher alpha
               (ascending). A cell is the mean over seeds, "mean ± std (n=N)" when N > 1 (sample std);
-              "–" where no run exists. The sacrebleu signature(s) and the input count are listed below it.
+              "–" where no run exists. The heading names the convention; the sacrebleu signature(s) of the
+              metric and the input count are listed below the table.
   PREFIX.csv  one row per cell: role, teacher_alpha, temperature, metric, mean, std, n, seeds
   PREFIX.png  metric vs T (log-2 axis) per teacher alpha, error bars = std, the teacher as a dashed line
   PREFIX.json what produced these files (inputs, options, command)
@@ -37,6 +43,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from lskd.cli import LskdError
+from lskd.scoring import METRICS
 
 Key = Tuple[str, float, Optional[float]]  # (role, teacher_alpha, temperature)
 
@@ -82,9 +89,35 @@ def load_scores(runs: Path, metric: str) -> List[dict]:
             raise LskdError(f"{f}: duplicate run (role {role}, teacher_alpha {alpha:g}, "
                             f"temperature {temp if temp is None else format(temp, 'g')}, seed {seed}) also in {seen[k]}")
         seen[k] = f
+        conventions = d.get("conventions") if isinstance(d.get("conventions"), dict) else {}
         out.append({"role": role, "teacher_alpha": alpha, "temperature": temp, "seed": seed, "value": value,
-                    "signature": d.get("signature"), "path": str(f)})
+                    "signature": d.get(signature_key(metric)), "path": str(f),
+                    "convention": conventions.get(metric) or METRICS.get(metric)})
+    conv = {r["convention"] for r in out}
+    if len(conv) > 1:
+        a, b = out[0], next(r for r in out if r["convention"] != out[0]["convention"])
+        raise LskdError(f"{b['path']}: {metric!r} is {b['convention']!r} there but {a['convention']!r} in "
+                        f"{a['path']}: one table cannot mix BLEU conventions")
     return out
+
+
+def signature_key(metric: str) -> str:
+    return "signature" if metric == "bleu" else f"{metric}_signature"
+
+
+def list_metrics(runs: Path) -> List[str]:
+    """The score keys of lskd.scoring.METRICS that every score.json under `runs` has (headline first)."""
+    files = sorted(Path(runs).rglob("score.json"))
+    if not files:
+        raise LskdError(f"--runs {runs}: no score.json files found (searched recursively)")
+    keys = None
+    for f in files:
+        try:
+            d = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise LskdError(f"{f}: not valid JSON ({e})") from None
+        keys = set(d) if keys is None else keys & set(d)
+    return [m for m in METRICS if m in keys]
 
 
 def aggregate(rows: Sequence[dict]) -> Dict[Key, dict]:
@@ -117,10 +150,12 @@ def grid(agg: Dict[Key, dict]) -> Tuple[List[float], List[float]]:
 
 
 def markdown(agg: Dict[Key, dict], metric: str, digits: int = 2, title: Optional[str] = None,
-             signatures: Sequence[str] = (), n_files: Optional[int] = None) -> str:
+             signatures: Sequence[str] = (), n_files: Optional[int] = None, convention: Optional[str] = None) -> str:
     alphas, temps = grid(agg)
     lines = []
-    if title:
+    if convention:
+        lines += [f"### {title + ' — ' if title else ''}{metric}: {convention}", ""]
+    elif title:
         lines += [f"### {title}", ""]
     lines.append(f"| {metric} | " + " | ".join(f"teacher α={a:g}" for a in alphas) + " |")
     lines.append("|---|" + "---|" * len(alphas))
@@ -189,7 +224,9 @@ def _write(path: Path, text: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lskd report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=Path, required=True, help="folder searched recursively for score.json files")
-    p.add_argument("--out", type=Path, required=True, help="output prefix: writes PREFIX.md, .csv, .png, .json")
+    p.add_argument("--out", type=Path, help="output prefix: writes PREFIX.md, .csv, .png, .json")
+    p.add_argument("--list-metrics", action="store_true",
+                   help="print the BLEU/chrF keys every score.json under --runs has (headline first), and stop")
     p.add_argument("--metric", default="bleu", help="score key to tabulate (default bleu)")
     p.add_argument("--digits", type=int, default=2, help="decimals in the markdown table (default 2)")
     p.add_argument("--title", default=None, help="heading of the table and plot")
@@ -199,12 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.list_metrics:
+        print(" ".join(list_metrics(args.runs)))
+        return 0
+    if args.out is None:
+        raise LskdError("--out: expected an output prefix (or --list-metrics)")
     if not 0 <= args.digits <= 10:
         raise LskdError(f"--digits {args.digits}: expected 0..10")
     rows = load_scores(args.runs, args.metric)
     agg = aggregate(rows)
     sigs = sorted({r["signature"] for r in rows if r.get("signature")})
-    md = markdown(agg, args.metric, args.digits, args.title, sigs, n_files=len(rows))
+    md = markdown(agg, args.metric, args.digits, args.title, sigs, n_files=len(rows), convention=rows[0]["convention"])
     prefix = args.out
     outs = {"md": prefix.with_name(prefix.name + ".md"), "csv": prefix.with_name(prefix.name + ".csv"),
             "png": prefix.with_name(prefix.name + ".png"), "json": prefix.with_name(prefix.name + ".json")}
@@ -213,6 +255,7 @@ def main(argv: List[str]) -> int:
     if not args.no_plot:
         plot(agg, args.metric, outs["png"], args.title)
     manifest = {"created_by": shlex.join(getattr(sys, "orig_argv", sys.argv)), "metric": args.metric,
+                "convention": rows[0]["convention"],
                 "inputs": [r["path"] for r in rows], "outputs": {k: str(v) for k, v in outs.items() if k != "json"}}
     _write(outs["json"], json.dumps(manifest, indent=2) + "\n")
     print(md, end="")

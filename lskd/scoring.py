@@ -1,27 +1,53 @@
-"""`lskd score`: detokenised BLEU and chrF (sacrebleu) of fairseq-generate output, in corpus order.
+"""`lskd score`: BLEU and chrF of fairseq-generate output, in corpus order, in the convention the data calls for.
 
-    lskd score --generate gen.out --ref raw/test.en [--out score.json] [--meta key=value ...]
-    lskd score --hyp hyps.txt --ref raw/test.en
+    lskd score --generate gen.out --ref DATA/raw/test.en [--out score.json] [--meta key=value ...]
+    lskd score --hyp hyps.txt --ref DATA/raw/test.en [--convention tokenized]
 
-fairseq-generate prints hypotheses in length-sorted batches; the `D-<id>` lines (detokenised with
-`--post-process sentencepiece`) are put back in corpus order by id. A missing or extra id is an error:
-fairseq-generate drops the last sentences when --required-batch-size-multiple does not divide the
-split (fairseq #5036), and a silently shorter hypothesis file would make the score meaningless.
+The convention comes from DATA/manifest.json ("scoring", written by data_prep for the text it prepared;
+--convention overrides it). Each number is stored under its own key, described in score.json "conventions":
+  detok      the text is detokenised: sacreBLEU (13a) -> bleu, chrF -> chrf, with their signatures.
+  tokenized  the text is tokenised (IWSLT14 as fairseq prepares it: lowercased, Moses-tokenised): BLEU on its
+             white-space tokens (sacrebleu tokenize="none", no smoothing) -> bleu_tok. This is multi-bleu.perl's
+             and fairseq-generate's BLEU4 (fairseq.scoring.bleu), the number fairseq and the IWSLT14 papers
+             print. No chrF and no detokenised BLEU: the text is not detokenised.
+  wmt14      WMT14 as fairseq prepares it (tokenizer.perl -a): the hypotheses are Moses-detokenised and scored
+             against the untouched newstest2014 reference (DATA/ref/test.TGT or --detok-ref) with sacreBLEU
+             and chrF -> bleu, chrf; and the tokenised text with fairseq's compound_split_bleu.sh for a German
+             target (-> bleu_compound_split, the convention of the 27.3 / 28.4 WMT14 en-de figures), else bleu_tok.
+
+fairseq-generate prints hypotheses in length-sorted batches; the `D-<id>` lines (with `--post-process
+sentencepiece`: the text as prepared, before any tokenisation by sentencepiece) are put back in corpus
+order by id. A missing or extra id is an error: fairseq-generate drops the last sentences when
+--required-batch-size-multiple does not divide the split (fairseq #5036), and a silently shorter
+hypothesis file would make the score meaningless.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import sacrebleu
 
 from lskd.cli import LskdError
 from lskd.fileio import write_json
+
+CONVENTIONS = ("detok", "tokenized", "wmt14")
+# metric key -> what it is (report headings; score.json "conventions" may say more about the text)
+METRICS = {
+    "bleu": "detokenised sacreBLEU (tok 13a; signature below)",
+    "bleu_tok": "tokenised BLEU on the text as prepared (sacrebleu tokenize=none = multi-bleu.perl = "
+                "fairseq-generate's BLEU4)",
+    "bleu_compound_split": "tokenised BLEU with compound splitting (fairseq's compound_split_bleu.sh: "
+                           "the WMT14 en-de convention of the 27.3 / 28.4 figures)",
+    "chrf": "chrF (sacrebleu; signature below) on detokenised text",
+}
+_COMPOUND = re.compile(r"(\S)-(\S)")
 
 
 def read_generate_output(path: Path, prefix: str = "D") -> Dict[int, str]:
@@ -57,16 +83,81 @@ def hypotheses_in_order(generate_out: Path, n_refs: int) -> List[str]:
     return [hyps[i] for i in range(n_refs)]
 
 
-def score(hyps: List[str], refs: List[str]) -> dict:
+def detok_scores(hyps: List[str], refs: List[str]) -> dict:
+    """sacreBLEU (13a) and chrF of detokenised text, with signatures."""
     bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
     b, c = bleu.corpus_score(hyps, [refs]), chrf.corpus_score(hyps, [refs])
-    return {
-        "bleu": round(b.score, 4),
-        "chrf": round(c.score, 4),
-        "signature": str(bleu.get_signature()),
-        "chrf_signature": str(chrf.get_signature()),
-        "n_sentences": len(refs),
-    }
+    return {"bleu": round(b.score, 4), "chrf": round(c.score, 4),
+            "signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}
+
+
+def tokenized_bleu(hyps: List[str], refs: List[str], key: str) -> dict:
+    """BLEU on white-space tokens, no smoothing: multi-bleu.perl's and fairseq.scoring.bleu's number,
+    as {key, key_detail (precisions, brevity penalty, lengths), key_signature}."""
+    bleu = sacrebleu.metrics.BLEU(tokenize="none", smooth_method="none")
+    b = bleu.corpus_score(hyps, [refs])
+    return {key: round(b.score, 4), f"{key}_detail": str(b), f"{key}_signature": str(bleu.get_signature())}
+
+
+def compound_split(line: str) -> str:
+    """fairseq's compound_split_bleu.sh: perl -ple 's{(\\S)-(\\S)}{$1 ##AT##-##AT## $2}g'."""
+    return _COMPOUND.sub(r"\1 ##AT##-##AT## \2", line)
+
+
+def moses_detokenize(lines: List[str], lang: str) -> List[str]:
+    """detokenizer.perl -l LANG (sacremoses): joins ' @-@ ', unescapes &apos; &quot; &amp; ..."""
+    from sacremoses import MosesDetokenizer
+
+    d = MosesDetokenizer(lang=lang)
+    return [d.detokenize(l.split(), unescape=True) for l in lines]
+
+
+def data_scoring_spec(ref: Path) -> Optional[dict]:
+    """The "scoring" entry of the data_prep manifest above --ref (DATA/raw/test.x -> DATA/manifest.json)."""
+    manifest = Path(ref).resolve().parent.parent / "manifest.json"
+    try:
+        spec = json.loads(manifest.read_text(encoding="utf-8")).get("scoring")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if spec is not None:
+        spec = dict(spec, manifest=str(manifest))
+    return spec
+
+
+def score(hyps: List[str], refs: List[str], convention: str = "detok", *, text: Optional[str] = None,
+          detok_refs: Optional[List[str]] = None, lang: Optional[str] = None, compound: bool = False) -> dict:
+    """The numbers of one convention, each with its description under "conventions"."""
+    out: dict = {"convention": convention, "n_sentences": len(refs)}
+    if convention == "detok":
+        out.update(detok_scores(hyps, refs))
+        desc = {"bleu": METRICS["bleu"], "chrf": METRICS["chrf"]}
+        if text:
+            desc = {k: f"{v}; text: {text}" for k, v in desc.items()}
+    elif convention == "tokenized":
+        out.update(tokenized_bleu(hyps, refs, "bleu_tok"))
+        desc = {"bleu_tok": f"tokenised BLEU on the {text or 'text as prepared'} (sacrebleu tokenize=none = "
+                            f"multi-bleu.perl = fairseq-generate's BLEU4)"}
+    elif convention == "wmt14":
+        if detok_refs is None or lang is None:
+            raise LskdError("--convention wmt14: needs the untouched reference (--detok-ref) and --lang")
+        if len(detok_refs) != len(refs):
+            raise LskdError(f"the untouched reference has {len(detok_refs)} lines, the tokenised one {len(refs)} "
+                            f"(expected the same test set)")
+        out.update(detok_scores(moses_detokenize(hyps, lang), detok_refs))
+        desc = {"bleu": f"detokenised sacreBLEU (tok 13a) of Moses-detokenised hypotheses against the untouched "
+                        f"reference ({len(detok_refs):,} lines{'; newstest2014 full' if len(detok_refs) == 3003 else ''})",
+                "chrf": "chrF (sacrebleu) of the same detokenised text"}
+        if compound:
+            out.update(tokenized_bleu([compound_split(h) for h in hyps], [compound_split(r) for r in refs],
+                                      "bleu_compound_split"))
+            desc["bleu_compound_split"] = METRICS["bleu_compound_split"] + f" on the {text or 'tokenised text'}"
+        else:
+            out.update(tokenized_bleu(hyps, refs, "bleu_tok"))
+            desc["bleu_tok"] = f"tokenised BLEU on the {text or 'tokenised text'} (= fairseq-generate's BLEU4)"
+    else:
+        raise LskdError(f"--convention {convention!r}: expected one of {', '.join(CONVENTIONS)}")
+    out["conventions"] = desc
+    return out
 
 
 def _read_lines(path: Path, option: str) -> List[str]:
@@ -89,11 +180,15 @@ def _meta(items: List[str]) -> dict:
 
 
 def main(argv: List[str]) -> int:
-    p = argparse.ArgumentParser(prog="lskd score", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="lskd score", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--generate", type=Path, help="fairseq-generate output (run with --post-process sentencepiece)")
-    src.add_argument("--hyp", type=Path, help="detokenised hypotheses, one per line, in corpus order")
-    p.add_argument("--ref", type=Path, required=True, help="detokenised references, one per line")
+    src.add_argument("--hyp", type=Path, help="hypotheses, one per line, in corpus order (the text as prepared)")
+    p.add_argument("--ref", type=Path, required=True, help="references as prepared (DATA/raw/test.TGT), one per line")
+    p.add_argument("--convention", choices=CONVENTIONS, default=None,
+                   help="how to score (default: the data's manifest.json 'scoring', else detok)")
+    p.add_argument("--detok-ref", type=Path, default=None, help="wmt14: the untouched reference (default DATA/ref/test.TGT)")
+    p.add_argument("--lang", default=None, help="wmt14: the target language, for the Moses detokeniser")
     p.add_argument("--out", type=Path, help="write the scores (plus --meta) as JSON here, e.g. RUN/score.json")
     p.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra fields for the JSON (role=student teacher_alpha=0.1 temperature=2 seed=1)")
@@ -108,10 +203,24 @@ def main(argv: List[str]) -> int:
         hyps = _read_lines(args.hyp, "--hyp")
         if len(hyps) != len(refs):
             raise LskdError(f"--hyp {args.hyp}: {len(hyps)} lines, --ref {args.ref}: {len(refs)} lines (expected equal)")
-    result = {**meta, **score(hyps, refs)}
-    print(f"BLEU = {result['bleu']:.2f}  chrF = {result['chrf']:.2f}  ({result['n_sentences']} sentences)")
-    print(f"BLEU signature: {result['signature']}")
-    print(f"chrF signature: {result['chrf_signature']}")
+    spec = data_scoring_spec(args.ref) or {}
+    convention = args.convention or spec.get("convention", "detok")
+    kw: dict = {"text": spec.get("text")}
+    if convention == "wmt14":
+        lang = args.lang or spec.get("lang")
+        detok_ref = args.detok_ref or (args.ref.resolve().parent.parent / "ref" / f"test.{lang}")
+        kw.update(lang=lang, detok_refs=_read_lines(detok_ref, "--detok-ref"),
+                  compound=spec.get("compound_split", lang == "de"))
+    result = {**meta, **score(hyps, refs, convention, **kw)}
+    if spec.get("manifest"):
+        result["data_manifest"] = spec["manifest"]
+    for key in METRICS:
+        if key in result:
+            print(f"{key} = {result[key]:.2f}  ({result['conventions'][key]})")
+    for key in ("signature", "chrf_signature"):
+        if key in result:
+            print(f"{key}: {result[key]}")
+    print(f"{result['n_sentences']} sentences")
     if args.out is not None:
         result["created_by"] = "lskd score " + " ".join(shlex.quote(a) for a in argv)
         write_json(args.out, result)

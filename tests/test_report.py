@@ -33,6 +33,8 @@ def sweep(tmp_path):
 
 
 GOLDEN = f"""\
+### bleu: detokenised sacreBLEU (tok 13a; signature below)
+
 | bleu | teacher α=0 | teacher α=0.1 |
 |---|---|---|
 | teacher | 26.46 | 26.75 |
@@ -65,7 +67,8 @@ def test_report_golden_table_csv_png(sweep, tmp_path, capsys):
 def test_report_other_metric(sweep, tmp_path, capsys):
     assert main(["--runs", str(sweep), "--out", str(tmp_path / "c"), "--metric", "chrf", "--no-plot", "--digits", "1"]) == 0
     md = (tmp_path / "c.md").read_text()
-    assert md.splitlines()[2] == "| teacher | 50.0 | 51.0 |"
+    assert md.splitlines()[0] == "### chrf: chrF (sacrebleu; signature below) on detokenised text"
+    assert md.splitlines()[4] == "| teacher | 50.0 | 51.0 |"
     assert not (tmp_path / "c.png").exists()
 
 
@@ -94,3 +97,25 @@ def test_report_cli_error_is_one_line(tmp_path, capsys):
     assert cli_main(["report", "--runs", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lskd report: error: --runs ") and "no score.json" in err[0]
+
+
+def test_report_names_the_runs_convention_and_refuses_a_mix(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    tok = "tokenised BLEU on the lowercased Moses-tokenised text (sacrebleu tokenize=none = multi-bleu.perl = " \
+          "fairseq-generate's BLEU4)"
+    for name, role, t in (("t", "teacher", None), ("s", "student", 2.0)):
+        _score(runs, name, role=role, teacher_alpha=0.1, temperature=t, bleu_tok=34.5, signature=None,
+               bleu_tok_signature="nrefs:1|case:mixed|eff:no|tok:none|smooth:none|version:2.6.0",
+               conventions={"bleu_tok": tok})
+    assert main(["--runs", str(runs), "--list-metrics"]) == 0
+    assert capsys.readouterr().out == "bleu_tok\n"
+    assert main(["--runs", str(runs), "--metric", "bleu_tok", "--out", str(tmp_path / "r"), "--title", "iwslt14",
+                 "--no-plot"]) == 0
+    md = (tmp_path / "r.md").read_text()
+    assert md.splitlines()[0] == f"### iwslt14 — bleu_tok: {tok}"
+    assert "signature: `nrefs:1|case:mixed|eff:no|tok:none|smooth:none|version:2.6.0`" in md
+    assert json.loads((tmp_path / "r.json").read_text())["convention"] == tok
+    _score(runs, "s2", role="student", teacher_alpha=0.1, temperature=3.0, bleu_tok=30.0,
+           conventions={"bleu_tok": "tokenised BLEU on cased text"})
+    with pytest.raises(LskdError, match=r"s2/score.json: 'bleu_tok' is .* one table cannot mix BLEU conventions"):
+        main(["--runs", str(runs), "--metric", "bleu_tok", "--out", str(tmp_path / "r")])
