@@ -288,7 +288,7 @@ def run(args: argparse.Namespace) -> dict:
             raise DataPrepError(f"{f}: file not found")
     nc = [f for f, _ in files if "news-commentary" in f.name]
     if nc:
-        log(f"news commentary: {nc[0].name} (v{nc_version_of(nc[0])}: "
+        log(f"news commentary: {nc[0].name.rsplit('.', 1)[0]} (v{nc_version_of(nc[0])}: "
             f"{'WMT14 proper' if nc_version_of(nc[0]) == 9 else 'not the WMT14 release; v9 is'})")
     ref = write_reference(args.out, test[args.tgt], args.tgt, checks)
     inputs = [f for pair in files for f in pair] + [test[args.src], test[args.tgt]]

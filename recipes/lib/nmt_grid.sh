@@ -132,13 +132,14 @@ do_students() {  # every teacher seed x student seed (STUDENT_SEEDS; empty = the
   join_all
 }
 
-do_report() {
-  local metric
-  for metric in bleu chrf; do
+do_report() {  # one table per score the runs carry (their BLEU conventions: lskd score --help), headline first
+  local metric metrics
+  metrics=$(lskd report --runs "$OUT" --list-metrics)
+  for metric in $metrics; do
     lskd report --runs "$OUT" --metric "$metric" --out "$OUT/results_$metric" \
       --title "$(basename "$OUT"): $SRC-$TGT, test $metric (teacher LS alpha x student KD temperature)" > /dev/null
   done
-  cat "$OUT/results_bleu.md"
+  cat "$OUT/results_${metrics%% *}.md"
 }
 
 do_diffusion() {  # not in the default sequence (--only diffusion): penultimate-layer analysis of a finished grid

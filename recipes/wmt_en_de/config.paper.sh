@@ -4,7 +4,7 @@
 : "${OUT:=runs/wmt_en_de}"
 : "${SRC:=en}"
 : "${TGT:=de}"
-: "${PREPARE_CMD:=python -m data_prep.wmt --raw-dir ${WMT_RAW:-} --src en --tgt de --vocab-size 32000}"
+: "${PREPARE_CMD:=python -m data_prep.wmt --src en --tgt de --vocab-size 32000 ${WMT_RAW:+--raw-dir $WMT_RAW} ${WMT_MIRROR:+--mirror $WMT_MIRROR} ${WMT_NC_VERSION:+--news-commentary-version $WMT_NC_VERSION}}"
 : "${ARCH_ARGS:=--arch transformer --share-all-embeddings --dropout 0.1}"
 : "${OPT_ARGS:=--optimizer adam --adam-betas (0.9,0.98) --clip-norm 0.0 --lr 7e-4 --lr-scheduler inverse_sqrt --warmup-updates 4000 --max-tokens 8192 --fp16 --num-workers 4}"
 : "${TEACHER_UPDATES:=100000}"
