@@ -17,7 +17,8 @@ They share the rest of the path (one place each):
 - ``data_prep.binarize`` the fairseq-preprocess call
 - ``data_prep.pipeline`` extract -> subwords -> binaries, and the layout of an output directory:
 
-  OUT/raw/{train,valid,test}.{SRC,TGT}   clean detokenised text, one sentence per line (file suffix = language code)
+  OUT/raw/{train,valid,test}.{SRC,TGT}   clean text, one sentence per line (file suffix = language code): untokenised
+                                         (bible, parallel) or Moses-tokenised as fairseq prepares it (iwslt, wmt)
   OUT/spm/spm.model (joint) or spm.{SRC,TGT}.model (separate); OUT/spm/{split}.{lang}: pieces
   OUT/bin/                               fairseq-preprocess output (dict.SRC.txt, train.SRC-TGT.SRC.bin, ...)
   OUT/ref/test.{TGT}                     WMT: the untouched test reference (what detokenised BLEU is scored against)

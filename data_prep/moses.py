@@ -16,13 +16,30 @@ _CHUNK = 2000
 _FINAL_PERIOD = re.compile(r"^(\S+)\.$")
 
 
+class _Padded:
+    """A compiled regex whose sub() runs on " text " (the padding tokenizer.perl gives every line)."""
+
+    def __init__(self, rx):
+        self.rx = rx
+
+    def sub(self, repl, text):
+        return self.rx.sub(repl, f" {text} ").strip(" ")
+
+
 @functools.lru_cache(maxsize=None)
 def _tools(lang: str):
     from sacremoses import MosesPunctNormalizer, MosesTokenizer
 
     class PerlTokenizer(MosesTokenizer):
-        """sacremoses' tokenizer plus tokenizer.perl's rule that the last word's final period is always
-        split off ("... in Kapitel 1." -> "1 ."), which sacremoses skips for non-breaking prefixes."""
+        """sacremoses' tokenizer made to agree with tokenizer.perl where they differ: the last word's final
+        period is always split off ("... in Kapitel 1." -> "1 ."), which sacremoses skips for non-breaking
+        prefixes; and the apostrophe rules see the line padded with spaces, as tokenizer.perl pads it
+        (" $text "), so that a line-initial or line-final apostrophe is split ("'Tis" -> "' Tis")."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.ENGLISH_SPECIFIC_APOSTROPHE = [(_Padded(rx), sub) for rx, sub in self.ENGLISH_SPECIFIC_APOSTROPHE]
+            self.FR_IT_SPECIFIC_APOSTROPHE = [(_Padded(rx), sub) for rx, sub in self.FR_IT_SPECIFIC_APOSTROPHE]
 
         def handles_nonbreaking_prefixes(self, text):
             tokens = super().handles_nonbreaking_prefixes(text).split(" ")

@@ -187,6 +187,9 @@ def test_moses_parity_with_the_perl_scripts():
     assert moses.tokenize(["Das steht in Kapitel 1."], "de") == ["Das steht in Kapitel 1 ."]
     assert moses.tokenize(["Er kam am 3. Mai."], "de") == ["Er kam am 3. Mai ."]
     assert moses.tokenize(["Hello Mr. Smith."], "en") == ["Hello Mr. Smith ."]
+    # tokenizer.perl pads the line with spaces, so line-initial and line-final apostrophes split
+    assert moses.tokenize(["'Tis the dogs'"], "en", escape=False) == ["' Tis the dogs '"]
+    assert moses.tokenize(["It's 1990's"], "en", escape=False) == ["It 's 1990 's"]
     # default escaping as tokenizer.perl; -no-escape
     assert moses.tokenize(["a|b & 'c' d"], "en") == ["a &#124; b &amp; &apos; c &apos; d"]
     assert moses.tokenize(["a|b & 'c' d"], "en", escape=False) == ["a | b & ' c ' d"]
