@@ -207,5 +207,5 @@ def prepare(args: argparse.Namespace, *, corpus: str, src: str, tgt: str, inputs
     subword_and_binarize(args.out, src, tgt, vocab_size=args.vocab_size, joint=args.joint,
                          model_type=args.spm_model_type, binarize=args.binarize, workers=args.workers,
                          normalization=args.spm_normalization, seed=args.spm_seed)
-    scoring = dict(scoring or {"convention": "detok", "text": "detokenised text"})
+    scoring = dict(scoring or {"convention": "detok"})
     return write_summary(args.out, src, tgt, corpus=corpus, joint=args.joint, extra={"scoring": scoring})

@@ -51,7 +51,9 @@ _COMPOUND = re.compile(r"(\S)-(\S)")
 
 
 def read_generate_output(path: Path, prefix: str = "D") -> Dict[int, str]:
-    """{sentence id: text} from the `PREFIX-<id>\\t<score>\\t<text>` lines of fairseq-generate."""
+    """{sentence id: text} from the `PREFIX-<id>\\t<score>\\t<text>` lines (H, D) or the
+    `PREFIX-<id>\\t<text>` lines (S, T) of fairseq-generate."""
+    col = 2 if prefix in ("H", "D") else 1
     hyps: Dict[int, str] = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -64,7 +66,7 @@ def read_generate_output(path: Path, prefix: str = "D") -> Dict[int, str]:
             idx = int(head)
             if idx in hyps:  # --nbest > 1: keep the first (best) hypothesis
                 continue
-            hyps[idx] = fields[2] if len(fields) > 2 else ""
+            hyps[idx] = fields[col] if len(fields) > col else ""
     return hyps
 
 

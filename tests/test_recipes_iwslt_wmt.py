@@ -4,12 +4,14 @@ no step skipped; only the model and the training length are made tiny (through t
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
 
 from conftest import BIN, REPO
 from corpus_fixtures import wmt_archives, write_iwslt_archive
+from lskd.scoring import read_generate_output
 
 TINY = {
     "ARCH_ARGS": "--arch transformer --encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 "
@@ -24,7 +26,8 @@ TINY = {
 
 def run_recipe(name, tmp_path, **env):
     full = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONWARNINGS="ignore",
-                LSKD_CACHE=str(tmp_path / "cache"), OUT=str(tmp_path / "grid"), **TINY, **env)
+                LSKD_CACHE=str(tmp_path / "cache"), OUT=str(tmp_path / "grid"))
+    full.update(TINY, **env)
     p = subprocess.run(["bash", str(REPO / "recipes" / name / "run_all.sh")], capture_output=True, text=True,
                        env=full, cwd=REPO)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -38,17 +41,26 @@ def _steps(stdout):
 @pytest.mark.slow
 def test_iwslt14_recipe_from_download_to_report(tmp_path):
     archive = write_iwslt_archive(tmp_path / "srv" / "de-en.tgz")
-    p = run_recipe("iwslt14_de_en", tmp_path, IWSLT_URL=archive.as_uri())
+    # a teacher trained long enough for a BLEU well above 0, so that comparing it with fairseq's means something
+    p = run_recipe("iwslt14_de_en", tmp_path, IWSLT_URL=archive.as_uri(), TEACHER_UPDATES="150")
     grid = tmp_path / "grid"
     assert _steps(p.stdout) == ["prepare", "teacher_a0.1_s1", "teacher_a0.1_s1_score", "cache_a0.1_s1",
                                 "student_a0.1_T2_s1", "student_a0.1_T2_s1_score"]
     assert all(l.startswith("run:") for l in p.stdout.splitlines() if l.startswith(("run:", "skip:")))
     prep_log = (grid / "logs" / "prepare.log").read_text()
     assert f"downloading {archive.as_uri()}" in prep_log and "WARNING: iwslt14 de-en: into cleaning: 96 pairs" in prep_log
+    refs = (grid / "data" / "raw" / "test.en").read_text(encoding="utf-8").splitlines()
     for run in (grid / "teachers" / "a0.1_s1", grid / "students" / "a0.1_T2_s1"):
         s = json.loads((run / "score.json").read_text())
         assert s["convention"] == "tokenized" and s["n_sentences"] == 15 and 0 <= s["bleu_tok"] <= 100
         assert "bleu" not in s and "chrf" not in s
+        # the same number as fairseq-generate's own BLEU4 (its scorer, on its T lines = our references)
+        gen = run / "generate-test.txt"
+        assert [read_generate_output(gen, "T")[i] for i in range(len(refs))] == refs
+        bleu4, precisions = re.search(r"BLEU4 = ([0-9.]+), ([0-9./]+) ", gen.read_text(encoding="utf-8")).groups()
+        assert s["bleu_tok"] == pytest.approx(float(bleu4), abs=0.006)
+        if run.parent.name == "teachers":
+            assert s["bleu_tok"] > 10 and f"BLEU = {bleu4} {precisions} " in s["bleu_tok_detail"]
     # the table is tokenised BLEU, and says so; no table claims detokenised BLEU
     md = (grid / "results_bleu_tok.md").read_text()
     assert md.startswith("### grid: de-en, test bleu_tok (teacher LS alpha x student KD temperature) — bleu_tok: "
