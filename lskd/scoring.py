@@ -210,6 +210,8 @@ def main(argv: List[str]) -> int:
     kw: dict = {"text": spec.get("text")}
     if convention == "wmt14":
         lang = args.lang or spec.get("lang")
+        if not lang:
+            raise LskdError("--convention wmt14: expected --lang (the target language, for the Moses detokeniser)")
         detok_ref = args.detok_ref or (args.ref.resolve().parent.parent / "ref" / f"test.{lang}")
         kw.update(lang=lang, detok_refs=_read_lines(detok_ref, "--detok-ref"),
                   compound=spec.get("compound_split", lang == "de"))

@@ -102,3 +102,19 @@ def test_training_corpus_is_streamed(tmp_path):
     assert not isinstance(splits["train"], list) and callable(stats["filters"])
     first = next(iter(splits["train"]))
     assert first == ("This is sentence number 0 about the world .", "Das ist Satz Nummer 0 über die Welt .")
+
+
+def test_local_archives_need_no_network(tmp_path, capsys):
+    srv = wmt_archives(tmp_path / "srv", nc_versions=(9,))
+    local = [a for name in ("training-parallel-europarl-v7.tgz", "training-parallel-commoncrawl.tgz",
+                            "training-parallel-nc-v9.tgz", "test-full.tgz") for a in ("--local", str(srv / name))]
+    out = tmp_path / "out"
+    argv = local + ["--news-commentary-version", "9", "--mirror", "http://127.0.0.1:9/none",
+                    "--cache-dir", str(tmp_path / "cache"), "--out", str(out)] + FAST
+    assert wmt.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "downloading" not in err and "news-commentary-v9.de-en (v9: WMT14 proper)" in err
+    assert len(list((tmp_path / "cache" / "unpacked").iterdir())) == 4
+    assert wmt.main(argv) == 0  # a rerun reuses the unpacked archives and skips every finished step
+    err = capsys.readouterr().err
+    assert "unpacking" not in err and err.count("skip: ") == 4
