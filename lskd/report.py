@@ -117,7 +117,10 @@ def list_metrics(runs: Path) -> List[str]:
         except (OSError, UnicodeDecodeError, ValueError) as e:
             raise LskdError(f"{f}: not valid JSON ({e})") from None
         keys = set(d) if keys is None else keys & set(d)
-    return [m for m in METRICS if m in keys]
+    found = [m for m in METRICS if m in keys]
+    if not found:
+        raise LskdError(f"--runs {runs}: no score key of {', '.join(METRICS)} is in every score.json")
+    return found
 
 
 def aggregate(rows: Sequence[dict]) -> Dict[Key, dict]:
