@@ -14,7 +14,8 @@ number; for downloads 12, fairseq's default, which is WMT17's news-commentary: f
 "wmt17_en_de"). WMT14 proper is version 9 (fairseq's --icml17 switch): --news-commentary-version 9.
 Test: newstest2014 from WMT14's test-full (3,003 segments, the set sacrebleu calls wmt14/full; never the
 2,737-segment copy in WMT17's dev.tgz). Its segment count is checked, and the archive's md5 against
-sacrebleu's record of test-full.tgz, with a warning naming both values when they differ.
+sacrebleu's record of test-full.tgz (downloaded, --local, or found in --raw-dir), with a warning naming
+both values when they differ.
 Steps as fairseq's script: training text normalize-punctuation.perl + remove-non-printing-char.perl +
 tokenizer.perl -a (sacremoses, default escaping), valid = every 100th line of that, train = the rest, both
 cleaned with clean-corpus-n.perl -ratio 1.5 (1-250; on Moses words, fairseq cleans after BPE); test:
@@ -102,13 +103,18 @@ def fetch_archives(names: List[str], nc_version: int, local: List[Path], mirror:
         if downloaded:
             archive = fetch_download(url, cache_dir, alternative=ALTERNATIVE)
         if key == "test":
-            got, expected = md5_file(archive), test_full_md5()
-            checks["test_full_md5"] = {"got": got, "sacrebleu": expected, "ok": got == expected}
-            if got != expected:
-                log(f"WARNING: {archive}: md5 {got}, but sacrebleu records {expected} for WMT14's test-full.tgz: "
-                    f"the test set may not be the official newstest2014")
+            checks.update(check_test_full(archive))
         roots.append(unpack(archive, cache_dir, downloaded=downloaded))
     return roots, checks
+
+
+def check_test_full(archive: Path) -> Dict[str, object]:
+    """test-full.tgz's md5 against sacrebleu's record; a warning naming both when they differ."""
+    got, expected = md5_file(archive), test_full_md5()
+    if got != expected:
+        log(f"WARNING: {archive}: md5 {got}, but sacrebleu records {expected} for WMT14's test-full.tgz: "
+            f"the test set may not be the official newstest2014")
+    return {"test_full_md5": {"got": got, "sacrebleu": expected, "ok": got == expected}}
 
 
 def nc_version_of(path: Path) -> int:
@@ -278,6 +284,8 @@ def run(args: argparse.Namespace) -> dict:
             raise DataPrepError(f"--raw-dir {args.raw_dir}: no such folder")
         roots = [args.raw_dir]
         nc_version = args.news_commentary_version
+        for archive in sorted(args.raw_dir.rglob("test-full.tgz"))[:1]:  # kept beside the unpacked files
+            checks.update(check_test_full(archive))
     else:
         nc_version = args.news_commentary_version or 12
         roots, checks = fetch_archives(names, nc_version, args.local, args.mirror, args.cache_dir or default_cache_dir())

@@ -60,9 +60,12 @@ def test_raw_dir_versions_and_the_pinned_test_set(tmp_path, capsys):
                                      "dev/newstest2014-deen-src.en.sgm": wmt_sgm("src", "en", ["Wrong."])})
     with tarfile.open(tmp_path / "dev.tgz") as t:
         t.extractall(raw, filter="data")
+    (raw / "test-full.tgz").write_bytes((tmp_path / "srv" / "test-full.tgz").read_bytes())
     out = tmp_path / "out"
     assert wmt.main(["--raw-dir", str(raw), "--out", str(out)] + FAST) == 0
-    assert "news-commentary-v12.de-en (v12" in capsys.readouterr().err  # 12 > 9 as numbers
+    err = capsys.readouterr().err
+    assert "news-commentary-v12.de-en (v12" in err  # 12 > 9 as numbers
+    assert f"WARNING: {raw / 'test-full.tgz'}: md5 " in err  # an archive kept in --raw-dir is checked too
     assert (out / "ref" / "test.de").read_text(encoding="utf-8").splitlines()[0] == WMT_TEST_DE[0]
     assert wmt.main(["--raw-dir", str(raw), "--news-commentary-version", "9", "--out", str(tmp_path / "o9")] + FAST) == 0
     assert "news-commentary-v9.de-en (v9: WMT14 proper)" in capsys.readouterr().err
