@@ -207,6 +207,9 @@ def main(argv: List[str]) -> int:
             raise LskdError(f"--hyp {args.hyp}: {len(hyps)} lines, --ref {args.ref}: {len(refs)} lines (expected equal)")
     spec = data_scoring_spec(args.ref) or {}
     convention = args.convention or spec.get("convention", "detok")
+    if convention == "detok" and spec.get("convention") in ("tokenized", "wmt14"):
+        raise LskdError(f"--convention detok: {spec['manifest']} says {args.ref} is {spec.get('text', 'tokenised text')}; "
+                        f"sacreBLEU on it would not be detokenised BLEU (use --convention {spec['convention']})")
     kw: dict = {"text": spec.get("text")}
     if convention == "wmt14":
         lang = args.lang or spec.get("lang")

@@ -121,6 +121,9 @@ def test_iwslt_run_scored_in_the_tokenized_convention(tmp_path):
     assert s["conventions"]["bleu_tok"].startswith("tokenised BLEU on the lowercased Moses-tokenised text")
     assert s["bleu_tok_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:none|smooth:none|")
     assert s["data_manifest"] == str((tmp_path / "data" / "manifest.json").resolve())
+    with pytest.raises(LskdError, match=r"--convention detok: .* says .* is lowercased Moses-tokenised text .*"
+                                        r"would not be detokenised BLEU \(use --convention tokenized\)"):
+        main(["--generate", str(tmp_path / "gen.out"), "--ref", str(ref), "--convention", "detok"])
 
 
 def test_compound_split_is_fairseqs_perl_rule():
