@@ -9,7 +9,8 @@ The convention comes from DATA/manifest.json ("scoring", written by data_prep fo
   tokenized  the text is tokenised (IWSLT14 as fairseq prepares it: lowercased, Moses-tokenised): BLEU on its
              white-space tokens (sacrebleu tokenize="none", no smoothing) -> bleu_tok. This is multi-bleu.perl's
              and fairseq-generate's BLEU4 (fairseq.scoring.bleu), the number fairseq and the IWSLT14 papers
-             print. No chrF and no detokenised BLEU: the text is not detokenised.
+             print (fairseq's libbleu can add a few n-gram matches from hash collisions; this counts exactly).
+             No chrF and no detokenised BLEU: the text is not detokenised.
   wmt14      WMT14 as fairseq prepares it (tokenizer.perl -a): the hypotheses are Moses-detokenised and scored
              against the untouched newstest2014 reference (DATA/ref/test.TGT or --detok-ref) with sacreBLEU
              and chrF -> bleu, chrf; and the tokenised text with fairseq's compound_split_bleu.sh for a German

@@ -157,3 +157,21 @@ def test_wmt14_convention_detok_and_compound_split(tmp_path):
     assert s["signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|")
     assert "@-@" not in "".join(detok) and "&quot;" not in "".join(detok)
     assert set(s["conventions"]) == {"bleu", "chrf", "bleu_compound_split"}
+
+
+def test_fairseqs_libbleu_hash_collisions_are_not_copied():
+    """fairseq's libbleu hashes n-grams with FNV-1a over *signed* chars: on x86, ids >= 128 make distinct
+    n-grams collide ((120, 121) and (134, 135) here), so fairseq-generate's BLEU4 can count n-gram matches
+    that do not exist. bleu_tok counts exact matches (multi-bleu.perl); the two agree whenever no collision
+    is hit (test_tokenized_bleu_equals_fairseqs_scorer, and the IWSLT recipe test's trained teacher)."""
+    from fairseq.data.dictionary import Dictionary
+    from fairseq.scoring import bleu
+
+    d = Dictionary()
+    for i in range(140):
+        d.add_symbol(f"w{i}")
+    assert [d.index(w) for w in ("w116", "w117", "w130", "w131")] == [120, 121, 134, 135]
+    scorer = bleu.Scorer(bleu.BleuConfig(pad=d.pad(), eos=d.eos(), unk=d.unk()))
+    scorer.add(d.encode_line("w130 w131"), d.encode_line("w116 w117"))
+    assert (scorer.stat.match1, scorer.stat.match2) == (0, 1)  # a bigram "match" between different bigrams
+    assert score(["w116 w117"], ["w130 w131"], "tokenized")["bleu_tok_detail"].startswith("BLEU = 0.00 0.0/0.0/")
