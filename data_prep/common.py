@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.fileio import command_line, sha256_file, write_json
 
 

@@ -56,8 +56,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from lskd.cli import LskdError
-from lskd.fileio import atomic_dir, command_line, sha256_file, write_json
+from lskd.errors import LskdError
+from lskd.fileio import atomic_dir, command_line, read_json, sha256_file, write_json
 
 FORMAT = "lskd-distill-data/1"
 FILTERS = ("too_long", "empty", "max_len", "ratio")
@@ -446,7 +446,7 @@ def check_existing(out: Path, settings: Dict) -> None:
     found = [(p, read_shard(p)) for p in sorted((out / "shards").glob(f"{settings['split']}-*"))]
     final = out / "manifest.json"
     if final.is_file():
-        found.append((final.parent, json.loads(final.read_text())))
+        found.append((final.parent, read_json(final, "an lskd distill-data manifest")))
     for path, m in found:
         if m is None:
             continue

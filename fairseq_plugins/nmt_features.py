@@ -22,7 +22,7 @@ from typing import List, Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.fileio import atomic_path, command_line
 
 from .topk_cache import _batches, _setup

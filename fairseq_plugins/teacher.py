@@ -13,7 +13,7 @@ import torch
 from fairseq import checkpoint_utils, models
 from fairseq.data import Dictionary, data_utils
 
-from .errors import PluginError
+from lskd.errors import LskdError
 
 
 def split_paths(spec: str) -> List[str]:
@@ -21,16 +21,16 @@ def split_paths(spec: str) -> List[str]:
 
 
 def read_checkpoint(path: str, option: str = "--teacher-path") -> dict:
-    """The checkpoint dict of a fairseq model file, or a PluginError naming the path."""
+    """The checkpoint dict of a fairseq model file, or an LskdError naming the path."""
     if not os.path.isfile(path):
-        raise PluginError(f"{option} {path}: no such file (expected a fairseq checkpoint .pt)")
+        raise LskdError(f"{option} {path}: no such file (expected a fairseq checkpoint .pt)")
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
     except Exception as e:  # torch/pickle raise many kinds for a non-checkpoint
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise PluginError(f"{option} {path}: not a fairseq checkpoint ({type(e).__name__}: {first[:200]})")
+        raise LskdError(f"{option} {path}: not a fairseq checkpoint ({type(e).__name__}: {first[:200]})")
     if not isinstance(state, dict) or "model" not in state or state.get("cfg") is None:
-        raise PluginError(f"{option} {path}: not a fairseq checkpoint (no 'model' and 'cfg' entries)")
+        raise LskdError(f"{option} {path}: not a fairseq checkpoint (no 'model' and 'cfg' entries)")
     return state
 
 
@@ -48,7 +48,7 @@ def _embedding_rows(state_model: dict, prefix: str) -> Optional[int]:
 
 def check_dictionaries(path: str, state: dict, task, option: str = "--teacher-path") -> None:
     """Compare the teacher's dictionaries (from its data dir if it still exists, else its embedding
-    sizes) with the task's; raise a PluginError with both sizes and the first differing symbol."""
+    sizes) with the task's; raise an LskdError with both sizes and the first differing symbol."""
     tcfg = state["cfg"].task
     data = getattr(tcfg, "data", None)
     data_dir = split_paths(data)[0] if data else None
@@ -66,14 +66,14 @@ def check_dictionaries(path: str, state: dict, task, option: str = "--teacher-pa
         if dict_file and os.path.isfile(dict_file):
             tdict = Dictionary.load(dict_file)
             if len(tdict) != len(task_dict) or tdict.symbols != task_dict.symbols:
-                raise PluginError(
+                raise LskdError(
                     f"{option} {path}: teacher {side} dictionary ({dict_file}, {len(tdict)} symbols) differs from "
                     f"the task's ({len(task_dict)} symbols); {_first_difference(tdict, task_dict)}"
                 )
             continue
         rows = _embedding_rows(state["model"], prefix)
         if rows is not None and rows != len(task_dict):
-            raise PluginError(
+            raise LskdError(
                 f"{option} {path}: teacher {side} vocabulary has {rows} symbols, the task's dictionary has "
                 f"{len(task_dict)} (teacher data dir {data_dir!r} not found, so symbols cannot be compared)"
             )
@@ -83,7 +83,7 @@ def load_teachers(spec: str, task, option: str = "--teacher-path") -> List[torch
     """Build, load and freeze every teacher in `spec` ('a.pt' or 'a.pt:b.pt'), in eval mode on CPU."""
     paths = split_paths(spec)
     if not paths:
-        raise PluginError(f"{option} is empty; expected one checkpoint or several joined by ':'")
+        raise LskdError(f"{option} is empty; expected one checkpoint or several joined by ':'")
     teachers = []
     for path in paths:
         state = read_checkpoint(path, option)
@@ -94,7 +94,7 @@ def load_teachers(spec: str, task, option: str = "--teacher-path") -> List[torch
             model.load_state_dict(state["model"], strict=True, model_cfg=model_cfg)
         except RuntimeError as e:
             first = str(e).strip().splitlines()[0]
-            raise PluginError(f"{option} {path}: weights do not fit the architecture in its own config ({first[:200]})")
+            raise LskdError(f"{option} {path}: weights do not fit the architecture in its own config ({first[:200]})")
         model.eval()
         model.requires_grad_(False)
         teachers.append(model)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -35,11 +34,12 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from lskd.cli import LskdError
-from lskd.fileio import atomic_dir, command_line, sha256_file, write_json
+from lskd.errors import FileFormatError, LskdError
+from lskd.fileio import atomic_dir, command_line, read_json, sha256_file, write_json
 from lskd.losses import teacher_log_probs
 
 FILES = ("ids.npy", "values.npy", "offsets.npy")
+MANIFEST_KEYS = ("bytes", "k", "n_tokens", "n_sentences", "dictionary_sha256", "dictionary_size", "split")
 
 
 def dictionary_hash(dictionary) -> str:
@@ -55,10 +55,13 @@ class TopKCache:
         manifest = self.dir / "manifest.json"
         if not manifest.is_file():
             raise LskdError(f"--kd-topk-cache {self.dir}: no manifest.json (not a complete lskd cache split)")
-        self.manifest = json.loads(manifest.read_text())
+        self.manifest = read_json(manifest, "an lskd cache manifest")
+        missing = [key for key in MANIFEST_KEYS if key not in self.manifest]
+        if missing:
+            raise FileFormatError(manifest, f"no {', '.join(missing)} entries (not an lskd cache manifest; rebuild with lskd cache)")
         for name in FILES:
             path = self.dir / name
-            expected = self.manifest["bytes"][name]
+            expected = self.manifest["bytes"].get(name)
             actual = path.stat().st_size if path.is_file() else None
             if actual != expected:
                 raise LskdError(f"--kd-topk-cache {path}: {actual} bytes, manifest says {expected} "
@@ -233,7 +236,7 @@ def build(data: str, teacher_spec: str, out: Path, splits: Sequence[str], k: int
     for split in splits:
         manifest = out / split / "manifest.json"
         if manifest.is_file() and not force:
-            m = json.loads(manifest.read_text())
+            m = read_json(manifest, "an lskd cache manifest")
             if m.get("k") == k and [t["path"] for t in m.get("teachers", [])] == [os.path.abspath(p) for p in split_paths(teacher_spec)]:
                 print(f"skip: {out / split} is complete (K={k}); --force rebuilds it", file=sys.stderr)
                 continue
@@ -246,7 +249,7 @@ def build(data: str, teacher_spec: str, out: Path, splits: Sequence[str], k: int
     task, teachers = _setup(data, teacher_spec, todo)
     for split in todo:
         path = build_split(task, teachers, split, out, k, max_tokens, device, fp16, split_paths(teacher_spec), num_workers)
-        m = json.loads((path / "manifest.json").read_text())
+        m = read_json(path / "manifest.json", "an lskd cache manifest")
         print(f"wrote {path}: {m['n_sentences']} sentences, {m['n_tokens']} tokens, K={k}, "
               f"{m['bytes_per_token']:.1f} bytes/token, {m['build_seconds']} s", file=sys.stderr)
     return {s: out / s for s in splits}

@@ -11,6 +11,8 @@ import importlib
 import sys
 from typing import Dict, List, Optional, Tuple
 
+from lskd.errors import LskdError  # noqa: F401  (also importable from here, its old home)
+
 # name -> (entry point, one-line help)
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "score": ("lskd.scoring:main", "score fairseq-generate output (or a hypothesis file) with sacrebleu BLEU and chrF"),
@@ -22,9 +24,8 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "vision": ("lskd.vision.cli:main", "image classification: LS teachers and KD students with torchvision"),
 }
 
-
-class LskdError(Exception):
-    """A user error: printed as one line, exit status 2, no traceback."""
+FAIRSEQ_HINT = ("fairseq is not installed for {python}; install it as the README says "
+                "(pip install --no-deps -r requirements-fairseq.txt, or `make venv`)")
 
 
 def _usage() -> str:
@@ -36,16 +37,19 @@ def _usage() -> str:
 
 
 def run_entry(prog: str, fn, argv: List[str]) -> int:
-    """Call a command's entry point, turning user errors into one line on stderr and exit 2."""
+    """Call a command's entry point, turning user errors (lskd.errors) into one line on stderr and exit 2.
+
+    Any other exception is a bug and keeps its traceback; a missing fairseq gets an install hint.
+    """
     try:
         return int(fn(argv) or 0)
-    except (LskdError, ValueError, FileNotFoundError) as e:
+    except LskdError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
-    except SystemExit as e:  # the fairseq plugin's one-line errors (fairseq_plugins.errors.PluginError)
-        if not hasattr(e, "message"):
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "fairseq":
             raise
-        print(f"{prog}: error: {e.message}", file=sys.stderr)
+        print(f"{prog}: error: {FAIRSEQ_HINT.format(python=sys.executable)}", file=sys.stderr)
         return 2
 
 

@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.fileio import atomic_path, command_line, write_json, write_text
 
 Tensor = torch.Tensor

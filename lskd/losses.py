@@ -16,6 +16,8 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 
+from lskd.errors import OptionError
+
 Tensor = torch.Tensor
 
 SPREADS = ("others", "all")
@@ -213,12 +215,12 @@ def sparse_kd_loss(
     return _finish(per_position, temperature, t2_scale, mask, reduce)
 
 
-def check_kd_options(alpha: float, temperature: float, alpha_name: str = "kd_alpha", temperature_name: str = "kd_temperature") -> None:
-    """Shared validation of the KD weight and temperature (raises ValueError naming the option)."""
+def check_kd_options(alpha: float, temperature: float) -> None:
+    """Shared validation of the KD weight and temperature (an OptionError naming the field)."""
     if not (0.0 <= alpha <= 1.0):
-        raise ValueError(f"{alpha_name} must be in [0, 1], got {alpha}")
+        raise OptionError("kd_alpha", f"must be in [0, 1], got {alpha}")
     if not (temperature > 0.0 and math.isfinite(temperature)):
-        raise ValueError(f"{temperature_name} must be > 0, got {temperature}")
+        raise OptionError("kd_temperature", f"must be > 0, got {temperature}")
 
 
 class TopKTeacher:
@@ -260,9 +262,9 @@ class LSKDLoss(torch.nn.Module):
         super().__init__()
         check_kd_options(kd_alpha, temperature)
         if not (0.0 <= label_smoothing < 1.0):
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+            raise OptionError("label_smoothing", f"must be in [0, 1), got {label_smoothing}")
         if topk < 0:
-            raise ValueError(f"kd_topk must be >= 0, got {topk}")
+            raise OptionError("kd_topk", f"must be >= 0, got {topk}")
         if spread not in SPREADS:
             raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
         self.kd_alpha = kd_alpha

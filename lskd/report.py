@@ -36,7 +36,7 @@ import textwrap
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 
 Key = Tuple[str, float, Optional[float]]  # (role, teacher_alpha, temperature)
 

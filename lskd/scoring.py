@@ -20,7 +20,7 @@ from typing import Dict, List
 
 import sacrebleu
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.fileio import write_json
 
 

@@ -13,8 +13,7 @@ from conftest import PLUGINS, run, tool, train
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
 from fairseq_plugins import distill_data  # noqa: E402
-from fairseq_plugins.errors import PluginError  # noqa: E402
-from lskd.cli import LskdError  # noqa: E402
+from lskd.errors import LskdError  # noqa: E402
 
 FILES = ["train.src-tgt.src.bin", "train.src-tgt.src.idx", "train.src-tgt.tgt.bin", "train.src-tgt.tgt.idx"]
 
@@ -229,7 +228,7 @@ def refuses(argv, tmp_path, exc=LskdError):
 def test_refuses_teacher_with_other_dictionaries(tiny_data, tiny_teacher, tmp_path):
     data = bad_data(tiny_data, tmp_path, extra_symbol=True)
     msg = refuses(["--data", str(data), "--teacher-path", str(tiny_teacher), "--out", str(tmp_path / "out"), "--cpu"],
-                  tmp_path, PluginError)
+                  tmp_path)
     assert f"--teacher-path {tiny_teacher}: teacher target dictionary" in msg and "differs from the task's" in msg
 
 

@@ -14,7 +14,6 @@ from test_ls_kd_criterion import a_batch, build
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
 from fairseq_plugins import topk_cache  # noqa: E402
-from fairseq_plugins.errors import PluginError  # noqa: E402
 
 K = 4
 
@@ -89,9 +88,11 @@ def copy_cache(cache_dir, tmp_path):
 
 def criterion_error(tiny_data, path, extra=()):
     cfg, task, _ = build(tiny_data / "bin", ["--kd-alpha", "1", "--kd-topk-cache", str(path), *extra])
-    with pytest.raises(PluginError) as info:
+    with pytest.raises(SystemExit) as info:  # fairseq's one-line exit
         task.build_criterion(cfg.criterion)
-    return str(info.value)
+    message = str(info.value.code)
+    assert message.startswith("error: ") and "\n" not in message
+    return message.removeprefix("error: ")
 
 
 def test_refuses_cache_of_another_split(tiny_data, cache_dir, tmp_path):
@@ -192,3 +193,10 @@ def test_cache_once_two_students_without_teacher(tiny_data, tiny_teacher, tmp_pa
                       "--kd-topk-cache", tmp_path / "cache"], epochs=2)
         assert "top-4 teacher cache" in proc.stdout
         assert (tmp_path / f"student_T{T}" / "checkpoint_last.pt").is_file()
+
+
+def test_corrupt_manifest_names_its_file(tiny_data, cache_dir, tmp_path):
+    bad = copy_cache(cache_dir, tmp_path)
+    (bad / "valid" / "manifest.json").write_text("{")
+    msg = criterion_error(tiny_data, bad)
+    assert msg.startswith(f"{bad / 'valid' / 'manifest.json'}: cannot read an lskd cache manifest (JSONDecodeError")

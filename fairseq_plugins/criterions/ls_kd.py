@@ -25,10 +25,10 @@ from omegaconf import II
 
 import numpy as np
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.losses import LSKDLoss, TopKTeacher
 
-from ..errors import PluginError
+from ..errors import fairseq_exit_on_user_error
 from ..help import add_ls_kd_options_to_help
 from ..teacher import load_teachers
 
@@ -106,20 +106,18 @@ class CachedTeacher:
     def __init__(self, path: str, task, topk: int):
         from ..topk_cache import open_cache
 
-        try:
-            self.splits = open_cache(path)
-            if "train" not in self.splits:
-                raise LskdError(f"--kd-topk-cache {path}: no complete 'train' split (found {sorted(self.splits)})")
-            for split, cache in self.splits.items():
+        self.splits = open_cache(path)
+        if "train" not in self.splits:
+            raise LskdError(f"--kd-topk-cache {path}: no complete 'train' split (found {sorted(self.splits)})")
+        for split, cache in self.splits.items():
+            try:
                 task.load_dataset(split)
-                cache.check_matches(task.target_dictionary, task.dataset(split).tgt_sizes, split)
-        except LskdError as e:
-            raise PluginError(str(e))
-        except FileNotFoundError as e:
-            raise PluginError(f"--kd-topk-cache {path}: its split has no counterpart in the task's data ({e})")
+            except FileNotFoundError as e:
+                raise LskdError(f"--kd-topk-cache {path}: its split has no counterpart in the task's data ({e})")
+            cache.check_matches(task.target_dictionary, task.dataset(split).tgt_sizes, split)
         k = self.splits["train"].k
         if topk > k:
-            raise PluginError(f"--kd-topk {topk} is larger than the K={k} tokens stored in --kd-topk-cache {path}")
+            raise LskdError(f"--kd-topk {topk} is larger than the K={k} tokens stored in --kd-topk-cache {path}")
         self.k = topk or k
         self.pad = task.target_dictionary.pad()
 
@@ -130,7 +128,7 @@ class CachedTeacher:
         ids, values = cache.rows(sample["id"].tolist())
         mask = target.ne(self.pad)
         if len(ids) != int(mask.sum()):
-            raise PluginError(f"--kd-topk-cache: batch has {int(mask.sum())} target tokens, cache rows {len(ids)} "
+            raise LskdError(f"--kd-topk-cache: batch has {int(mask.sum())} target tokens, cache rows {len(ids)} "
                               "(cache made for another corpus?)")
         full_ids = target.new_zeros(*target.shape, self.k)
         full_values = torch.zeros(*target.shape, self.k, device=target.device)
@@ -144,24 +142,27 @@ class LsKdCriterion(FairseqCriterion):
     def __init__(self, task, sentence_avg, kd_alpha=0.5, kd_temperature=1.0, no_kd_t2_scale=False,
                  teacher_path=None, kd_topk=0, kd_topk_cache=None, label_smoothing=0.0, report_accuracy=False, ignore_prefix_size=0):
         super().__init__(task)
-        try:
-            self.loss_fn = LSKDLoss(
-                kd_alpha=kd_alpha, temperature=kd_temperature, label_smoothing=label_smoothing,
-                t2_scale=not no_kd_t2_scale, topk=kd_topk, spread="others", ignore_index=self.padding_idx,
-            )
-        except ValueError as e:
-            raise PluginError("--" + str(e).replace("_", "-", 2))
+        with fairseq_exit_on_user_error():
+            self._set_up(task, sentence_avg, kd_alpha, kd_temperature, no_kd_t2_scale, teacher_path, kd_topk,
+                         kd_topk_cache, label_smoothing, report_accuracy, ignore_prefix_size)
+
+    def _set_up(self, task, sentence_avg, kd_alpha, kd_temperature, no_kd_t2_scale, teacher_path, kd_topk,
+                kd_topk_cache, label_smoothing, report_accuracy, ignore_prefix_size) -> None:
+        self.loss_fn = LSKDLoss(
+            kd_alpha=kd_alpha, temperature=kd_temperature, label_smoothing=label_smoothing,
+            t2_scale=not no_kd_t2_scale, topk=kd_topk, spread="others", ignore_index=self.padding_idx,
+        )
         # validation batches for which a cache has no split: the student's own LS-NLL, no KD term
         self.ls_only = LSKDLoss(kd_alpha=0.0, label_smoothing=label_smoothing, spread="others", ignore_index=self.padding_idx)
         vocab = len(task.target_dictionary)
         if kd_topk > vocab:
-            raise PluginError(f"--kd-topk {kd_topk} is larger than the target vocabulary ({vocab} symbols)")
+            raise LskdError(f"--kd-topk {kd_topk} is larger than the target vocabulary ({vocab} symbols)")
         self.sentence_avg = sentence_avg
         self.report_accuracy = report_accuracy
         self.ignore_prefix_size = ignore_prefix_size
         self.teacher = None
         if teacher_path and kd_topk_cache:
-            raise PluginError("give one teacher source: --teacher-path or --kd-topk-cache, not both")
+            raise LskdError("give one teacher source: --teacher-path or --kd-topk-cache, not both")
         if kd_alpha > 0:
             if kd_topk_cache:
                 self.teacher = CachedTeacher(kd_topk_cache, task, kd_topk)
@@ -172,8 +173,8 @@ class LsKdCriterion(FairseqCriterion):
                 logger.info(f"ls_kd: {len(self.teacher.models)} frozen teacher(s) from {teacher_path}; "
                             f"kd_alpha={kd_alpha} T={kd_temperature} topk={kd_topk or 'full'}")
             else:
-                raise PluginError("--kd-alpha > 0 needs a teacher: give --teacher-path CKPT[:CKPT...] "
-                                  "or --kd-topk-cache DIR")
+                raise LskdError("--kd-alpha > 0 needs a teacher: give --teacher-path CKPT[:CKPT...] "
+                                "or --kd-topk-cache DIR")
         elif teacher_path or kd_topk_cache:
             logger.warning("ls_kd: --kd-alpha 0 ignores the teacher (plain label-smoothed training)")
 
@@ -186,7 +187,8 @@ class LsKdCriterion(FairseqCriterion):
         target = self._prefix_cut(model.get_targets(sample, net_output))
         logits = self._prefix_cut(net_output[0])
         V = lprobs.size(-1)
-        teacher = None if self.teacher is None else self.teacher.targets(sample, model, model.get_targets(sample, net_output))
+        with fairseq_exit_on_user_error():  # a cache that does not fit the batch
+            teacher = None if self.teacher is None else self.teacher.targets(sample, model, model.get_targets(sample, net_output))
         if isinstance(teacher, TopKTeacher):
             teacher = TopKTeacher(*(self._prefix_cut(x).reshape(-1, x.size(-1)) for x in (teacher.ids, teacher.logits)))
         elif teacher is not None:

@@ -26,8 +26,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from lskd.cli import LskdError
-from lskd.fileio import write_json, write_text
+from lskd.errors import LskdError
+from lskd.fileio import read_json, write_json, write_text
 from lskd.losses import LSKDLoss, check_kd_options
 from lskd.vision.data import DataBundle, build_data
 from lskd.vision.models import build_model
@@ -94,10 +94,7 @@ def validate(cfg: TrainConfig) -> None:
         raise LskdError("--out-dir: a run directory is required")
     if not (0.0 <= cfg.label_smoothing < 1.0) or not math.isfinite(cfg.label_smoothing):
         raise LskdError(f"--label-smoothing: alpha must be in [0, 1), got {cfg.label_smoothing}")
-    try:
-        check_kd_options(cfg.kd_lambda, cfg.temperature, alpha_name="--kd-lambda", temperature_name="--temperature")
-    except ValueError as e:
-        raise LskdError(str(e)) from None
+    check_kd_options(cfg.kd_lambda, cfg.temperature)  # an OptionError; the CLI names its flag
     if cfg.teacher_cache and cfg.role == "student" and cfg.augment:
         raise LskdError("--teacher-cache: cached teacher logits are only valid for un-augmented data; add --no-augment")
     if cfg.role == "student":
@@ -336,8 +333,7 @@ def run(cfg: TrainConfig) -> dict:
     validate(cfg)
     final_path = os.path.join(cfg.out_dir, "final.json")
     if os.path.isfile(final_path) and not cfg.force:
-        with open(final_path) as f:
-            final = json.load(f)
+        final = read_json(final_path, "the final.json of an lskd vision run")
         print(f"[lskd vision] {cfg.out_dir}: done already (final.json), skipping; --force retrains", flush=True)
         return final
     if cfg.threads > 0:
