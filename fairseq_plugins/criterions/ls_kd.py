@@ -19,9 +19,11 @@ from typing import List, Optional
 import torch
 from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
-from fairseq.dataclass import FairseqDataclass
+from fairseq.criterions.label_smoothed_cross_entropy import (
+    LabelSmoothedCrossEntropyCriterion,
+    LabelSmoothedCrossEntropyCriterionConfig,
+)
 from fairseq.logging import metrics
-from omegaconf import II
 
 import numpy as np
 
@@ -36,7 +38,10 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class LsKdConfig(FairseqDataclass):
+class LsKdConfig(LabelSmoothedCrossEntropyCriterionConfig):
+    """label_smoothed_cross_entropy's options (label_smoothing: the student's own epsilon, fairseq's
+    definition; report_accuracy; ignore_prefix_size; sentence_avg) plus the KD ones."""
+
     kd_alpha: float = field(
         default=0.5,
         metadata={"help": "weight lambda of the KD term: loss = (1-lambda)*LS-NLL + lambda*KD; 0 = plain "
@@ -66,14 +71,6 @@ class LsKdConfig(FairseqDataclass):
         metadata={"help": "instead of --teacher-path: a top-K teacher cache built by `lskd cache` (its 'train' "
                   "split is used in training, its 'valid' split, if present, in validation); no teacher is loaded"},
     )
-    label_smoothing: float = field(
-        default=0.0,
-        metadata={"help": "epsilon for the student's own label-smoothed NLL on the gold token "
-                  "(fairseq's definition: eps spread over the V-1 other tokens)"},
-    )
-    report_accuracy: bool = field(default=False, metadata={"help": "report accuracy metric"})
-    ignore_prefix_size: int = field(default=0, metadata={"help": "Ignore first N tokens"})
-    sentence_avg: bool = II("optimization.sentence_avg")
 
 
 class OnlineTeacher:
@@ -216,25 +213,11 @@ class LsKdCriterion(FairseqCriterion):
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:
-        """As label_smoothed_cross_entropy (base 2), plus kd_loss per target token."""
-        def total(key):
-            return sum(log.get(key, 0) for log in logging_outputs)
-
-        loss_sum, nll_sum, kd_sum = total("loss"), total("nll_loss"), total("kd_loss")
-        ntokens, sample_size = total("ntokens"), total("sample_size")
-        metrics.log_scalar("loss", loss_sum / sample_size / math.log(2), sample_size, round=3)
-        metrics.log_scalar("nll_loss", nll_sum / ntokens / math.log(2), ntokens, round=3)
+        """label_smoothed_cross_entropy's metrics (base 2), plus kd_loss per target token."""
+        LabelSmoothedCrossEntropyCriterion.reduce_metrics(logging_outputs)
+        kd_sum = sum(log.get("kd_loss", 0) for log in logging_outputs)
+        ntokens = sum(log.get("ntokens", 0) for log in logging_outputs)
         metrics.log_scalar("kd_loss", kd_sum / ntokens / math.log(2), ntokens, round=3)
-        metrics.log_derived("ppl", lambda meters: utils.get_perplexity(meters["nll_loss"].avg))
-        n_total = utils.item(total("total"))
-        if n_total > 0:
-            metrics.log_scalar("total", n_total)
-            metrics.log_scalar("n_correct", utils.item(total("n_correct")))
-            metrics.log_derived(
-                "accuracy",
-                lambda meters: round(meters["n_correct"].sum * 100.0 / meters["total"].sum, 3)
-                if meters["total"].sum > 0 else float("nan"),
-            )
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
