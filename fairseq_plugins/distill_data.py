@@ -59,6 +59,8 @@ import torch
 from lskd.errors import LskdError
 from lskd.fileio import atomic_dir, command_line, read_json, sha256_file, write_json
 
+from .teacher import TeacherSession
+
 FORMAT = "lskd-distill-data/1"
 FILTERS = ("too_long", "empty", "max_len", "ratio")
 
@@ -181,16 +183,13 @@ def _split_prefix(data: str, split: str, src: str, tgt: str) -> Optional[str]:
 
 def check_inputs(args) -> Dict:
     """File checks (data dir, split, dictionaries, --out) before any teacher weights are built."""
-    from .teacher import read_checkpoint, split_paths
+    from .teacher import read_checkpoints
 
     data = args.data
     if not os.path.isdir(data):
         raise LskdError(f"--data {data}: no such directory (expected fairseq binaries from fairseq-preprocess)")
-    paths = split_paths(args.teacher_path)
-    if not paths:
-        raise LskdError("--teacher-path is empty; expected one checkpoint or several joined by ':'")
-    state = read_checkpoint(paths[0])
-    src, tgt = _langs(data, state["cfg"].task)
+    checkpoints = read_checkpoints(args.teacher_path)
+    src, tgt = _langs(data, checkpoints[0].state["cfg"].task)
     for lang in (src, tgt):
         if not os.path.isfile(os.path.join(data, f"dict.{lang}.txt")):
             raise LskdError(f"--data {data}: no dict.{lang}.txt (the teacher translates {src}->{tgt})")
@@ -203,7 +202,7 @@ def check_inputs(args) -> Dict:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "shards").is_dir()
                                                and not (out / "manifest.json").is_file())):
         raise LskdError(f"--out {out}: exists and is not an lskd distill-data directory (give a new or empty directory)")
-    return {"state": state, "src": src, "tgt": tgt, "paths": paths}
+    return {"checkpoints": checkpoints, "src": src, "tgt": tgt, "paths": [c.path for c in checkpoints]}
 
 
 def settings_of(args, src: str, tgt: str, paths: List[str]) -> Dict:
@@ -234,20 +233,6 @@ def _first_difference(a, b, prefix="") -> Optional[str]:
 
 
 # ------------------------------------------------------------------------------------------ decoding
-def setup(args, info):
-    """The teacher's task pointed at --data (split loaded) and the loaded, checked teachers."""
-    from fairseq import tasks
-
-    from .teacher import load_teachers
-
-    task_cfg = info["state"]["cfg"].task
-    task_cfg.data = args.data
-    task = tasks.setup_task(task_cfg)
-    task.load_dataset(args.split)
-    teachers = load_teachers(args.teacher_path, task)  # PluginError on other dictionaries
-    return task, teachers
-
-
 def generation_config(args):
     from fairseq.dataclass.configs import GenerationConfig
 
@@ -260,7 +245,7 @@ def shard_range(n: int, num_shards: int, shard_id: int) -> Tuple[int, int]:
     return n * shard_id // num_shards, n * (shard_id + 1) // num_shards
 
 
-def _batches(task, dataset, lo: int, hi: int, max_positions, max_tokens, batch_size):
+def _batches(dataset, lo: int, hi: int, max_positions, max_tokens, batch_size):
     """fairseq's batching (ordered_indices -> filter_indices_by_size -> batch_by_size) restricted to ids [lo, hi),
     with required_batch_size_multiple=1; with one shard the batches are exactly fairseq-generate's.
     Returns (batches, ids too long for the teacher)."""
@@ -310,7 +295,7 @@ def _bin_files(prefix: Path) -> List[Path]:
     return [Path(f"{prefix}.bin"), Path(f"{prefix}.idx")]
 
 
-def decode_shard(args, settings, task, models, shard_id: int, out: Path, device) -> Path:
+def decode_shard(args, settings, session, shard_id: int, out: Path, device) -> Path:
     """Decode one shard into OUT/shards/<name>/ atomically; returns its path."""
     from fairseq import utils
     from fairseq.data import data_utils, indexed_dataset
@@ -322,6 +307,7 @@ def decode_shard(args, settings, task, models, shard_id: int, out: Path, device)
     final = shards / name
     for stale in glob.glob(str(shards / f".{name}.*.tmp")):
         shutil.rmtree(stale, ignore_errors=True)
+    task, models = session.task, session.models
     dataset = task.dataset(split)
     n = len(dataset)
     lo, hi = shard_range(n, args.num_shards, shard_id)
@@ -329,8 +315,7 @@ def decode_shard(args, settings, task, models, shard_id: int, out: Path, device)
     gen_cfg = generation_config(args)
     generator = task.build_generator(models, gen_cfg)
     strip = getattr(generator, "symbols_to_strip_from_output", None) or {generator.eos}
-    max_positions = utils.resolve_max_positions(task.max_positions(), *[m.max_positions() for m in models])
-    batches, too_long = _batches(task, dataset, lo, hi, max_positions, args.max_tokens, args.batch_size)
+    batches, too_long = _batches(dataset, lo, hi, session.max_positions(), args.max_tokens, args.batch_size)
     gen_max_len = generator.max_len  # max decoder positions (or --max-len); the limit is min(a*s+b, this - 1)
     np.random.seed(args.seed + shard_id)
     utils.set_torch_seed(args.seed + shard_id)
@@ -561,19 +546,18 @@ def run(args: argparse.Namespace) -> Path:
         todo = [i for i in todo if read_shard(out / "shards" / shard_name(args.split, i, args.num_shards)) is None]
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     if todo:
-        task, teachers = setup(args, info)  # PluginError (one line) on dictionaries that differ from --data
+        # an LskdError (one line) on dictionaries that differ from --data
+        session = TeacherSession.for_data(args.data, args.teacher_path, [args.split], checkpoints=info["checkpoints"])
         if args.force:
             for p in (out / "shards").glob(f"{args.split}-*"):
                 shutil.rmtree(p)
             if final.exists():
                 final.unlink()
-        for m in teachers:
-            if args.fp16:
-                m.half()
-            m.to(device)
+        session.to(device, args.fp16)
+        for m in session.models:
             m.prepare_for_inference_(SimpleNamespace(generation=generation_config(args)))
         for i in todo:
-            decode_shard(args, settings, task, teachers, i, out, device)
+            decode_shard(args, settings, session, i, out, device)
     skipped = [i for i in ([args.shard_id] if args.shard_id is not None else range(args.num_shards)) if i not in todo]
     if skipped:
         print(f"skip: shard(s) {', '.join(map(str, skipped))} of {args.num_shards} already finished", file=sys.stderr)

@@ -1,4 +1,9 @@
-"""Load frozen fairseq teachers (one checkpoint, or an ensemble joined by ':') for a task.
+"""Frozen fairseq teachers (one checkpoint, or an ensemble joined by ':') and the session around them.
+
+`TeacherSession` is what every teacher-running command shares: the fairseq task of the teacher's own
+config pointed at a data directory (`lskd cache`, `lskd distill-data`, `lskd nmt-features`) or the
+student's task (the `ls_kd` criterion), the teacher(s) checked against that task's dictionaries and
+loaded with each checkpoint read once, and fairseq's batch iterator over a split.
 
 The teacher is checked against the task's dictionaries before any weights are built, so a
 mismatch is a one-line error instead of a size-mismatch traceback from load_state_dict.
@@ -7,7 +12,8 @@ mismatch is a one-line error instead of a size-mismatch traceback from load_stat
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
 
 import torch
 from fairseq import checkpoint_utils, models
@@ -79,14 +85,24 @@ def check_dictionaries(path: str, state: dict, task, option: str = "--teacher-pa
             )
 
 
-def load_teachers(spec: str, task, option: str = "--teacher-path") -> List[torch.nn.Module]:
-    """Build, load and freeze every teacher in `spec` ('a.pt' or 'a.pt:b.pt'), in eval mode on CPU."""
+@dataclass
+class Checkpoint:
+    path: str
+    state: dict
+
+
+def read_checkpoints(spec: str, option: str = "--teacher-path") -> List[Checkpoint]:
+    """Every checkpoint of `spec` ('a.pt' or 'a.pt:b.pt'), each read once."""
     paths = split_paths(spec)
     if not paths:
         raise LskdError(f"{option} is empty; expected one checkpoint or several joined by ':'")
+    return [Checkpoint(path, read_checkpoint(path, option)) for path in paths]
+
+
+def load_teachers(checkpoints: Sequence[Checkpoint], task, option: str = "--teacher-path") -> List[torch.nn.Module]:
+    """Build, load and freeze every teacher, checked against the task's dictionaries, in eval mode on CPU."""
     teachers = []
-    for path in paths:
-        state = read_checkpoint(path, option)
+    for path, state in ((c.path, c.state) for c in checkpoints):
         check_dictionaries(path, state, task, option)
         model_cfg = state["cfg"].model
         try:
@@ -99,3 +115,58 @@ def load_teachers(spec: str, task, option: str = "--teacher-path") -> List[torch
         model.requires_grad_(False)
         teachers.append(model)
     return teachers
+
+
+class TeacherSession:
+    """A fairseq task and the frozen teacher(s) checked against its dictionaries."""
+
+    def __init__(self, task, models: List[torch.nn.Module], paths: List[str]):
+        self.task = task
+        self.models = models
+        self.paths = paths
+
+    @classmethod
+    def for_task(cls, task, spec: str, option: str = "--teacher-path") -> "TeacherSession":
+        """Teachers for an existing task (the student's, in the criterion)."""
+        checkpoints = read_checkpoints(spec, option)
+        return cls(task, load_teachers(checkpoints, task, option), [c.path for c in checkpoints])
+
+    @classmethod
+    def for_data(cls, data: str, spec: str, splits: Sequence[str], option: str = "--teacher-path",
+                 checkpoints: Optional[List[Checkpoint]] = None) -> "TeacherSession":
+        """The first teacher's own task config pointed at `data`, with `splits` loaded, and the teachers.
+
+        `checkpoints` (from read_checkpoints) saves reading them again when the caller has them already.
+        """
+        from fairseq import tasks
+
+        checkpoints = checkpoints or read_checkpoints(spec, option)
+        if not os.path.isdir(data):
+            raise LskdError(f"--data {data}: no such directory (expected fairseq binaries from fairseq-preprocess)")
+        task_cfg = checkpoints[0].state["cfg"].task
+        task_cfg.data = data
+        task = tasks.setup_task(task_cfg)
+        for split in splits:
+            try:
+                task.load_dataset(split)
+            except FileNotFoundError as e:
+                raise LskdError(f"--data {data}: no {split!r} split ({str(e).splitlines()[0][:200]})")
+        return cls(task, load_teachers(checkpoints, task, option), [c.path for c in checkpoints])
+
+    def max_positions(self):
+        """The longest inputs the task and every teacher accept."""
+        from fairseq import utils
+
+        return utils.resolve_max_positions(self.task.max_positions(), *[m.max_positions() for m in self.models])
+
+    def to(self, device: torch.device, fp16: bool = False) -> "TeacherSession":
+        for m in self.models:
+            m.to(device=device, dtype=torch.float16 if fp16 else torch.float32)
+        return self
+
+    def batches(self, split: str, max_tokens: int, num_workers: int = 0):
+        """fairseq's batches of a split in its fixed order, every sentence once (none dropped for batch-size rounding)."""
+        return self.task.get_batch_iterator(
+            dataset=self.task.dataset(split), max_tokens=max_tokens, max_positions=self.max_positions(),
+            ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_workers=num_workers,
+        ).next_epoch_itr(shuffle=False)

@@ -174,7 +174,7 @@ def test_interrupted_shard_is_redone_and_finished_ones_skipped(tiny_data, tiny_t
     done = []
     real_shard = distill_data.decode_shard
     monkeypatch.setattr(distill_data, "_decode", real)
-    monkeypatch.setattr(distill_data, "decode_shard", lambda *a, **k: done.append(a[4]) or real_shard(*a, **k))
+    monkeypatch.setattr(distill_data, "decode_shard", lambda *a, **k: done.append(a[3]) or real_shard(*a, **k))
     distill_data.main(argv)
     assert done == [1, 2]
     same_output(one, out, "valid")

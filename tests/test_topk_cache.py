@@ -14,6 +14,7 @@ from test_ls_kd_criterion import a_batch, build
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
 from fairseq_plugins import topk_cache  # noqa: E402
+from fairseq_plugins.teacher import TeacherSession  # noqa: E402
 
 K = 4
 
@@ -142,7 +143,7 @@ def test_missing_cache_dir(tiny_data, tmp_path):
 
 def test_interrupted_build_leaves_nothing_complete(tiny_data, tiny_teacher, tmp_path, monkeypatch):
     out = tmp_path / "c"
-    real = topk_cache._batches
+    real = TeacherSession.batches
 
     def interrupted(*args, **kwargs):
         for i, batch in enumerate(real(*args, **kwargs)):
@@ -150,11 +151,11 @@ def test_interrupted_build_leaves_nothing_complete(tiny_data, tiny_teacher, tmp_
                 raise KeyboardInterrupt
             yield batch
 
-    monkeypatch.setattr(topk_cache, "_batches", interrupted)
+    monkeypatch.setattr(TeacherSession, "batches", interrupted)
     with pytest.raises(KeyboardInterrupt):
         topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), out, ["train"], K, max_tokens=200, cpu=True)
     assert list(out.iterdir()) == []  # no split directory, no temporary left behind
-    monkeypatch.setattr(topk_cache, "_batches", real)
+    monkeypatch.setattr(TeacherSession, "batches", real)
     topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), out, ["train"], K, max_tokens=200, cpu=True)
     assert topk_cache.TopKCache(out / "train").manifest["n_sentences"] == 400
 

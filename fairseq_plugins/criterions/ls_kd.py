@@ -32,7 +32,7 @@ from lskd.losses import LSKDLoss, TopKTeacher
 
 from ..errors import fairseq_exit_on_user_error
 from ..help import add_ls_kd_options_to_help
-from ..teacher import load_teachers
+from ..teacher import TeacherSession
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class LsKdCriterion(FairseqCriterion):
                 logger.info(f"ls_kd: top-{self.teacher.k} teacher cache {kd_topk_cache} (splits "
                             f"{sorted(self.teacher.splits)}); kd_alpha={kd_alpha} T={kd_temperature}")
             elif teacher_path:
-                self.teacher = OnlineTeacher(load_teachers(teacher_path, task))
+                self.teacher = OnlineTeacher(TeacherSession.for_task(task, teacher_path).models)
                 logger.info(f"ls_kd: {len(self.teacher.models)} frozen teacher(s) from {teacher_path}; "
                             f"kd_alpha={kd_alpha} T={kd_temperature} topk={kd_topk or 'full'}")
             else:
