@@ -11,6 +11,7 @@ mismatch is a one-line error instead of a size-mismatch traceback from load_stat
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
@@ -143,8 +144,8 @@ class TeacherSession:
         checkpoints = checkpoints or read_checkpoints(spec, option)
         if not os.path.isdir(data):
             raise LskdError(f"--data {data}: no such directory (expected fairseq binaries from fairseq-preprocess)")
-        task_cfg = checkpoints[0].state["cfg"].task
-        task_cfg.data = data
+        task_cfg = copy.deepcopy(checkpoints[0].state["cfg"].task)  # the checkpoint's own stays as it was:
+        task_cfg.data = data  # check_dictionaries reads the teacher's data dir from it
         task = tasks.setup_task(task_cfg)
         for split in splits:
             try:
