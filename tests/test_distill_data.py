@@ -273,3 +273,37 @@ def test_help_documents_every_option(capsys):
                 "--nbest", "--max-len-a", "--max-len-b", "--max-ratio", "--num-shards", "--shard-id", "--merge",
                 "--max-tokens", "--cpu", "--seed", "--force", "--post-process"):
         assert opt in text
+
+
+@pytest.mark.parametrize("n_out, n_in, limit, rule, reason", [
+    (0, 5, 200, distill_data.FilterRule(), "empty"),
+    (0, 5, 200, distill_data.FilterRule(drop_empty=False, max_ratio=0), None),
+    (9, 5, 9, distill_data.FilterRule(), "max_len"),       # reached the length limit
+    (8, 5, 9, distill_data.FilterRule(), None),
+    (9, 5, 9, distill_data.FilterRule(drop_max_len=False), None),
+    (16, 5, 200, distill_data.FilterRule(max_ratio=3.0), "ratio"),   # 16 > 3 * 5
+    (15, 5, 200, distill_data.FilterRule(max_ratio=3.0), None),      # 15 = 3 * 5 is kept
+    (2, 7, 200, distill_data.FilterRule(max_ratio=3.0), "ratio"),    # the other way: 7 > 3 * 2
+    (1, 0, 200, distill_data.FilterRule(max_ratio=1.0), None),       # an empty source counts as length 1
+    (100, 1, 200, distill_data.FilterRule(max_ratio=0), None),       # 0: no ratio filter
+])
+def test_filter_rule(n_out, n_in, limit, rule, reason):
+    assert rule.reason(n_out, n_in, limit) == reason
+
+
+def test_counts_add_and_add_up():
+    a = distill_data.Counts(sources=2, hypotheses=4, kept=3, filtered={"empty": 1}, generated_tokens=10)
+    b = distill_data.Counts(sources=1, hypotheses=2, kept=0, filtered={"ratio": 1, "too_long": 1}, target_tokens=5)
+    c = a + b
+    assert (c.sources, c.hypotheses, c.kept, c.generated_tokens, c.target_tokens) == (3, 6, 3, 10, 5)
+    assert c.filtered == {"too_long": 1, "empty": 1, "max_len": 0, "ratio": 1} and c.add_up()
+    assert not distill_data.Counts(hypotheses=1).add_up()
+    assert distill_data.Counts(**c.as_dict()) == c
+
+
+def test_options_are_validated_into_a_frozen_object(tmp_path):
+    opts = distill_data.validate(distill_data.parse_args(["--data", "d", "--teacher-path", "t.pt", "--out", str(tmp_path),
+                                                          "--sampling", "--nbest", "3"]))
+    assert (opts.beam, opts.nbest, opts.sampling) == (3, 3, True)
+    with pytest.raises(Exception):
+        opts.beam = 5
