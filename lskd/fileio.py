@@ -72,6 +72,14 @@ def write_json(path: Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+def write_torch(path: Path, obj) -> None:
+    """torch.save, atomically (checkpoints, features, cached logits)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
 def read_json(path: Path, what: str = "a JSON file"):
     """The parsed JSON of `path`; a file that is unreadable or not JSON is a user error naming it."""
     try:
