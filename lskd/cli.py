@@ -8,6 +8,7 @@ to the others. Each entry point takes argv (list of str) and returns an exit cod
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from typing import Dict, List, Optional, Tuple
 
@@ -22,6 +23,7 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "nmt-features": ("fairseq_plugins.nmt_features:main", "penultimate decoder states per gold target token, for `lskd diffusion`"),
     "diffusion": ("lskd.diffusion:main", "template projection plots and a diffusion index from penultimate features"),
     "vision": ("lskd.vision.cli:main", "image classification: LS teachers and KD students with torchvision"),
+    "user-dir": ("lskd.cli:user_dir", "print the fairseq plugin directory: fairseq-train --user-dir \"$(lskd user-dir)\" ..."),
 }
 
 FAIRSEQ_HINT = ("fairseq is not installed for {python}; install it as the README says "
@@ -53,11 +55,27 @@ def run_entry(prog: str, fn, argv: List[str]) -> int:
         return 2
 
 
+def user_dir(argv: List[str]) -> int:
+    """Print the directory of the installed fairseq plugin package (found without importing it: no torch, no fairseq)."""
+    if argv:
+        raise LskdError(f"lskd user-dir takes no arguments, got {' '.join(argv)}")
+    spec = importlib.util.find_spec("fairseq_plugins")
+    if spec is None or not spec.submodule_search_locations:
+        raise LskdError("the fairseq_plugins package is not installed with lskd (reinstall: pip install -e .)")
+    print(list(spec.submodule_search_locations)[0])
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2
+    if argv[0] == "--version":
+        from lskd import __version__
+
+        print(f"lskd {__version__}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"lskd: error: unknown command {name!r}; expected one of: {', '.join(sorted(COMMANDS))}", file=sys.stderr)
