@@ -10,13 +10,13 @@ fairseq (cache, distill-data, nmt-features) need no wrapper: `lskd.cli.run_entry
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, Mapping, Optional
 
 from lskd.errors import LskdError, OptionError
 
 # the loss core's field -> the ls_kd criterion's flag
 FAIRSEQ_FLAGS = {
-    "kd_alpha": "--kd-alpha",
+    "kd_lambda": "--kd-lambda",
     "kd_temperature": "--kd-temperature",
     "label_smoothing": "--label-smoothing",
     "kd_topk": "--kd-topk",
@@ -27,11 +27,12 @@ PluginError = LskdError
 
 
 @contextlib.contextmanager
-def fairseq_exit_on_user_error() -> Iterator[None]:
-    """Run a block of plugin code called by fairseq; a user error leaves as `SystemExit("error: ...")`."""
+def fairseq_exit_on_user_error(flags: Optional[Mapping[str, str]] = None) -> Iterator[None]:
+    """Run a block of plugin code called by fairseq; a user error leaves as `SystemExit("error: ...")`.
+    `flags` overrides FAIRSEQ_FLAGS for some fields (the criterion names an old flag the user gave)."""
     try:
         yield
     except OptionError as e:
-        raise SystemExit(f"error: {e.with_flag(FAIRSEQ_FLAGS)}") from e
+        raise SystemExit(f"error: {e.with_flag({**FAIRSEQ_FLAGS, **(flags or {})})}") from e
     except LskdError as e:
         raise SystemExit(f"error: {e}") from e

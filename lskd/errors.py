@@ -3,7 +3,7 @@
 Anything else that escapes a command is a bug in lskd and keeps its traceback: `lskd.cli.run_entry`
 catches these types only.
 
-The loss core (`lskd.losses`) knows its settings by field name (`kd_alpha`, `kd_temperature`, ...),
+The loss core (`lskd.losses`) knows its settings by field name (`kd_lambda`, `kd_temperature`, ...),
 not by any command line's flag: it raises `OptionError(field, problem)`, and each adapter (the fairseq
 criterion, the vision CLI) names the field with its own flag through `OptionError.with_flag`.
 """

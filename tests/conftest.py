@@ -82,5 +82,5 @@ def train(data_bin: Path, save_dir: Path, criterion_args, epochs=3, extra=()):
 def tiny_teacher(tiny_data, tmp_path_factory) -> Path:
     """A label-smoothed (eps 0.1) teacher checkpoint trained on the tiny corpus."""
     save = tmp_path_factory.mktemp("teacher")
-    train(tiny_data / "bin", save, ["--kd-alpha", "0", "--label-smoothing", "0.1"], epochs=8)
+    train(tiny_data / "bin", save, ["--kd-lambda", "0", "--label-smoothing", "0.1"], epochs=8)
     return save / "checkpoint_last.pt"

@@ -108,10 +108,10 @@ def test_manifest_counts_add_up(distilled, tiny_teacher):
 
 @pytest.mark.slow
 def test_end_to_end_seq_kd_and_seq_plus_word_kd_students(tiny_data, tiny_teacher, distilled, tmp_path):
-    """Teacher -> distilled data -> students: pure seq-KD (ls_kd, kd_alpha 0) -> fairseq-generate on test ->
-    lskd score; and seq-KD + word-KD (kd_alpha 0.5 with the teacher) for a few updates."""
+    """Teacher -> distilled data -> students: pure seq-KD (ls_kd, kd_lambda 0) -> fairseq-generate on test ->
+    lskd score; and seq-KD + word-KD (kd_lambda 0.5 with the teacher) for a few updates."""
     save = tmp_path / "seq"
-    train(distilled, save, ["--kd-alpha", "0", "--label-smoothing", "0.1"], epochs=1)
+    train(distilled, save, ["--kd-lambda", "0", "--label-smoothing", "0.1"], epochs=1)
     gen = run([tool("fairseq-generate"), distilled, "--user-dir", PLUGINS, "--path", save / "checkpoint_last.pt",
                "--gen-subset", "test", "--beam", "2", "--cpu", "--required-batch-size-multiple", "1", "--batch-size", "16"])
     (tmp_path / "gen.out").write_text(gen.stdout)
@@ -120,7 +120,7 @@ def test_end_to_end_seq_kd_and_seq_plus_word_kd_students(tiny_data, tiny_teacher
     score = json.loads((tmp_path / "score.json").read_text())
     assert score["n_sentences"] == 30 and 0 <= score["bleu"] <= 100
 
-    proc = train(distilled, tmp_path / "seq_word", ["--kd-alpha", "0.5", "--teacher-path", str(tiny_teacher)],
+    proc = train(distilled, tmp_path / "seq_word", ["--kd-lambda", "0.5", "--teacher-path", str(tiny_teacher)],
                  epochs=1, extra=["--max-update", "3"])
     assert (tmp_path / "seq_word" / "checkpoint_last.pt").is_file()
     assert '"num_updates": "3"' in proc.stdout and "kd_loss" in proc.stdout

@@ -44,9 +44,9 @@ def test_other_missing_module_is_a_bug():
 
 def test_loss_core_names_fields_and_adapters_name_flags():
     with pytest.raises(OptionError) as info:
-        LSKDLoss(kd_alpha=1.5)
-    assert info.value.field == "kd_alpha" and str(info.value) == "kd_alpha must be in [0, 1], got 1.5"
-    assert str(info.value.with_flag({"kd_alpha": "--kd-x"})) == "--kd-x must be in [0, 1], got 1.5"
+        LSKDLoss(kd_lambda=1.5)
+    assert info.value.field == "kd_lambda" and str(info.value) == "kd_lambda must be in [0, 1], got 1.5"
+    assert str(info.value.with_flag({"kd_lambda": "--kd-x"})) == "--kd-x must be in [0, 1], got 1.5"
     assert str(info.value.with_flag({})) == str(info.value)
 
 

@@ -27,7 +27,7 @@ def cache_dir(tiny_data, tiny_teacher, tmp_path_factory):
 
 
 def test_round_trip_equals_teacher_topk(tiny_data, tiny_teacher, cache_dir):
-    cfg, task, _ = build(tiny_data / "bin", ["--kd-alpha", "1", "--teacher-path", str(tiny_teacher)])
+    cfg, task, _ = build(tiny_data / "bin", ["--kd-lambda", "1", "--teacher-path", str(tiny_teacher)])
     teacher = task.build_criterion(cfg.criterion).teacher.models[0]
     cache = topk_cache.TopKCache(cache_dir / "valid")
     m = cache.manifest
@@ -47,7 +47,7 @@ def test_round_trip_equals_teacher_topk(tiny_data, tiny_teacher, cache_dir):
 
 @pytest.mark.parametrize("T", [1.0, 64.0])
 def test_cache_equals_online_topk(tiny_data, tiny_teacher, cache_dir, T):
-    common = ["--kd-alpha", "0.9", "--kd-temperature", str(T), "--label-smoothing", "0.1", "--kd-topk", str(K)]
+    common = ["--kd-lambda", "0.9", "--kd-temperature", str(T), "--label-smoothing", "0.1", "--kd-topk", str(K)]
     on_cfg, task, model = build(tiny_data / "bin", common + ["--teacher-path", str(tiny_teacher)])
     off_cfg, _, _ = build(tiny_data / "bin", common + ["--kd-topk-cache", str(cache_dir)])
     task.load_dataset("train")
@@ -74,7 +74,7 @@ def test_cache_equals_online_topk(tiny_data, tiny_teacher, cache_dir, T):
 
 
 def test_validation_uses_valid_split(tiny_data, cache_dir):
-    cfg, task, model = build(tiny_data / "bin", ["--kd-alpha", "1", "--kd-topk-cache", str(cache_dir)])
+    cfg, task, model = build(tiny_data / "bin", ["--kd-lambda", "1", "--kd-topk-cache", str(cache_dir)])
     crit = task.build_criterion(cfg.criterion)
     model.eval()
     _, _, log = crit(model, a_batch(task))
@@ -88,7 +88,7 @@ def copy_cache(cache_dir, tmp_path):
 
 
 def criterion_error(tiny_data, path, extra=()):
-    cfg, task, _ = build(tiny_data / "bin", ["--kd-alpha", "1", "--kd-topk-cache", str(path), *extra])
+    cfg, task, _ = build(tiny_data / "bin", ["--kd-lambda", "1", "--kd-topk-cache", str(path), *extra])
     with pytest.raises(SystemExit) as info:  # fairseq's one-line exit
         task.build_criterion(cfg.criterion)
     message = str(info.value.code)
@@ -190,7 +190,7 @@ def test_cache_once_two_students_without_teacher(tiny_data, tiny_teacher, tmp_pa
     teacher.unlink()
     for T in ("1", "64"):
         proc = train(tiny_data / "bin", tmp_path / f"student_T{T}",
-                     ["--kd-alpha", "0.9", "--kd-temperature", T, "--label-smoothing", "0.1",
+                     ["--kd-lambda", "0.9", "--kd-temperature", T, "--label-smoothing", "0.1",
                       "--kd-topk-cache", tmp_path / "cache"], epochs=2)
         assert "top-4 teacher cache" in proc.stdout
         assert (tmp_path / f"student_T{T}" / "checkpoint_last.pt").is_file()

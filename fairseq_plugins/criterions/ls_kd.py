@@ -1,9 +1,10 @@
 """`ls_kd`: label-smoothed cross-entropy mixed with word-level knowledge distillation.
 
 Per non-padding target token:
-    loss = (1 - kd_alpha) * LS-NLL(eps) + kd_alpha * T^2 * KL(q_t(T) || p_s(T))
+    loss = (1 - kd_lambda) * LS-NLL(eps) + kd_lambda * T^2 * KL(q_t(T) || p_s(T))
 The math is `lskd.losses.LSKDLoss`; this module only adapts fairseq's samples and models to it.
-kd_alpha = 0 is fairseq's `label_smoothed_cross_entropy` exactly and needs no teacher.
+kd_lambda = 0 is fairseq's `label_smoothed_cross_entropy` exactly and needs no teacher. `--kd-alpha`
+is the flag's old name, still accepted ("alpha" is the teacher's label smoothing everywhere else).
 
 The teacher is held outside the criterion's module tree (a plain attribute of a helper object),
 so fairseq never saves it into the student's checkpoint, never hands it to the optimizer, and
@@ -36,16 +37,22 @@ from ..teacher import TeacherSession
 
 logger = logging.getLogger(__name__)
 
+KD_LAMBDA_DEFAULT = 0.5
+
 
 @dataclass
 class LsKdConfig(LabelSmoothedCrossEntropyCriterionConfig):
     """label_smoothed_cross_entropy's options (label_smoothing: the student's own epsilon, fairseq's
     definition; report_accuracy; ignore_prefix_size; sentence_avg) plus the KD ones."""
 
-    kd_alpha: float = field(
-        default=0.5,
+    kd_lambda: float = field(
+        default=KD_LAMBDA_DEFAULT,
         metadata={"help": "weight lambda of the KD term: loss = (1-lambda)*LS-NLL + lambda*KD; 0 = plain "
                   "label-smoothed training (no teacher needed), 1 = pure KD"},
+    )
+    kd_alpha: Optional[float] = field(
+        default=None,
+        metadata={"help": "old name of --kd-lambda, still accepted"},
     )
     kd_temperature: float = field(
         default=1.0,
@@ -136,21 +143,28 @@ class CachedTeacher:
 
 @register_criterion("ls_kd", dataclass=LsKdConfig)
 class LsKdCriterion(FairseqCriterion):
-    def __init__(self, task, sentence_avg, kd_alpha=0.5, kd_temperature=1.0, no_kd_t2_scale=False,
-                 teacher_path=None, kd_topk=0, kd_topk_cache=None, label_smoothing=0.0, report_accuracy=False, ignore_prefix_size=0):
+    def __init__(self, task, sentence_avg, kd_lambda=KD_LAMBDA_DEFAULT, kd_alpha=None, kd_temperature=1.0,
+                 no_kd_t2_scale=False, teacher_path=None, kd_topk=0, kd_topk_cache=None, label_smoothing=0.0,
+                 report_accuracy=False, ignore_prefix_size=0):
         super().__init__(task)
-        with fairseq_exit_on_user_error():
-            self._set_up(task, sentence_avg, kd_alpha, kd_temperature, no_kd_t2_scale, teacher_path, kd_topk,
+        # errors name the KD weight by the flag the user gave: --kd-lambda, or its old name --kd-alpha
+        self.lambda_flag = "--kd-lambda" if kd_alpha is None else "--kd-alpha"
+        with fairseq_exit_on_user_error({"kd_lambda": self.lambda_flag}):
+            if kd_alpha is not None:
+                if kd_lambda not in (KD_LAMBDA_DEFAULT, kd_alpha):
+                    raise LskdError(f"--kd-lambda {kd_lambda} and --kd-alpha {kd_alpha}: give one (--kd-alpha is the old name)")
+                kd_lambda = kd_alpha
+            self._set_up(task, sentence_avg, kd_lambda, kd_temperature, no_kd_t2_scale, teacher_path, kd_topk,
                          kd_topk_cache, label_smoothing, report_accuracy, ignore_prefix_size)
 
-    def _set_up(self, task, sentence_avg, kd_alpha, kd_temperature, no_kd_t2_scale, teacher_path, kd_topk,
+    def _set_up(self, task, sentence_avg, kd_lambda, kd_temperature, no_kd_t2_scale, teacher_path, kd_topk,
                 kd_topk_cache, label_smoothing, report_accuracy, ignore_prefix_size) -> None:
         self.loss_fn = LSKDLoss(
-            kd_alpha=kd_alpha, temperature=kd_temperature, label_smoothing=label_smoothing,
+            kd_lambda=kd_lambda, temperature=kd_temperature, label_smoothing=label_smoothing,
             t2_scale=not no_kd_t2_scale, topk=kd_topk, spread="others", ignore_index=self.padding_idx,
         )
         # validation batches for which a cache has no split: the student's own LS-NLL, no KD term
-        self.ls_only = LSKDLoss(kd_alpha=0.0, label_smoothing=label_smoothing, spread="others", ignore_index=self.padding_idx)
+        self.ls_only = LSKDLoss(kd_lambda=0.0, label_smoothing=label_smoothing, spread="others", ignore_index=self.padding_idx)
         vocab = len(task.target_dictionary)
         if kd_topk > vocab:
             raise LskdError(f"--kd-topk {kd_topk} is larger than the target vocabulary ({vocab} symbols)")
@@ -160,20 +174,20 @@ class LsKdCriterion(FairseqCriterion):
         self.teacher = None
         if teacher_path and kd_topk_cache:
             raise LskdError("give one teacher source: --teacher-path or --kd-topk-cache, not both")
-        if kd_alpha > 0:
+        if kd_lambda > 0:
             if kd_topk_cache:
                 self.teacher = CachedTeacher(kd_topk_cache, task, kd_topk)
                 logger.info(f"ls_kd: top-{self.teacher.k} teacher cache {kd_topk_cache} (splits "
-                            f"{sorted(self.teacher.splits)}); kd_alpha={kd_alpha} T={kd_temperature}")
+                            f"{sorted(self.teacher.splits)}); kd_lambda={kd_lambda} T={kd_temperature}")
             elif teacher_path:
                 self.teacher = OnlineTeacher(TeacherSession.for_task(task, teacher_path).models)
                 logger.info(f"ls_kd: {len(self.teacher.models)} frozen teacher(s) from {teacher_path}; "
-                            f"kd_alpha={kd_alpha} T={kd_temperature} topk={kd_topk or 'full'}")
+                            f"kd_lambda={kd_lambda} T={kd_temperature} topk={kd_topk or 'full'}")
             else:
-                raise LskdError("--kd-alpha > 0 needs a teacher: give --teacher-path CKPT[:CKPT...] "
+                raise LskdError(f"{self.lambda_flag} > 0 needs a teacher: give --teacher-path CKPT[:CKPT...] "
                                 "or --kd-topk-cache DIR")
         elif teacher_path or kd_topk_cache:
-            logger.warning("ls_kd: --kd-alpha 0 ignores the teacher (plain label-smoothed training)")
+            logger.warning(f"ls_kd: {self.lambda_flag} 0 ignores the teacher (plain label-smoothed training)")
 
     def _prefix_cut(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, self.ignore_prefix_size:].contiguous() if self.ignore_prefix_size > 0 else x

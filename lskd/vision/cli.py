@@ -18,7 +18,7 @@ from typing import List, Optional
 from lskd.errors import LskdError, OptionError
 
 # the loss core's field -> this CLI's flag
-VISION_FLAGS = {"kd_alpha": "--kd-lambda", "kd_temperature": "--temperature", "label_smoothing": "--label-smoothing"}
+VISION_FLAGS = {"kd_lambda": "--kd-lambda", "kd_temperature": "--temperature", "label_smoothing": "--label-smoothing"}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,7 +1,7 @@
 """Training loop for LS teachers and KD students (single process or torchrun DDP).
 
 The losses come from `lskd.losses.LSKDLoss` with spread="all" (the paper's LS, eps/K on every class):
-a teacher is LSKDLoss(kd_alpha=0, label_smoothing=alpha); a student is LSKDLoss(kd_alpha=lambda,
+a teacher is LSKDLoss(kd_lambda=0, label_smoothing=alpha); a student is LSKDLoss(kd_lambda=lambda,
 temperature=T) given the frozen teacher's logits on the same augmented batch (lambda=1: pure KD).
 
 Run directory (--out-dir): config.json, last.pt (every epoch, atomic), best.pt (best val top-1),
@@ -126,8 +126,8 @@ def validate(cfg: TrainConfig) -> None:
 
 def make_loss(cfg: TrainConfig) -> LSKDLoss:
     if cfg.role == "teacher":
-        return LSKDLoss(kd_alpha=0.0, temperature=1.0, label_smoothing=cfg.label_smoothing, spread="all")
-    return LSKDLoss(kd_alpha=cfg.kd_lambda, temperature=cfg.temperature, label_smoothing=cfg.label_smoothing, spread="all")
+        return LSKDLoss(kd_lambda=0.0, temperature=1.0, label_smoothing=cfg.label_smoothing, spread="all")
+    return LSKDLoss(kd_lambda=cfg.kd_lambda, temperature=cfg.temperature, label_smoothing=cfg.label_smoothing, spread="all")
 
 
 def batch_loss(loss_fn: LSKDLoss, logits: torch.Tensor, target: torch.Tensor, teacher_logits: Optional[torch.Tensor] = None):
@@ -459,7 +459,8 @@ def finish(cfg: TrainConfig, ev: dict, best: tuple, teacher_meta, d: Distributed
         # score.json feeds `lskd report` (the same alpha x T grid as NMT); final.json, written last, marks "done"
         teacher_alpha = cfg.label_smoothing if cfg.role == "teacher" else (teacher_meta or {}).get("label_smoothing")
         write_json(os.path.join(cfg.out_dir, "score.json"), {
-            "role": cfg.role, "teacher_alpha": teacher_alpha, "temperature": final["temperature"], "seed": cfg.seed,
+            "role": cfg.role, "teacher_alpha": teacher_alpha, "temperature": final["temperature"],
+            "kd_lambda": final["kd_lambda"], "seed": cfg.seed,
             "top1": ev["val_top1"], "top5": ev["val_top5"], "best_top1": best[0], "dataset": cfg.dataset, "arch": cfg.arch})
         write_text(os.path.join(cfg.out_dir, "final.json"), json.dumps(final, indent=1) + "\n")
         print(f"[lskd vision] done: final val top-1 {ev['val_top1']:.2f}, best {best[0]:.2f} (epoch {best[1] + 1}) -> "

@@ -13,15 +13,18 @@ set -euo pipefail
 LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$LIB_DIR/../.." && pwd)"
 CONFIG_KEYS=(OUT SRC TGT PREPARE_CMD ARCH_ARGS OPT_ARGS TEACHER_UPDATES STUDENT_UPDATES TEACHER_ALPHAS
-             TEMPERATURES SEEDS KD_ALPHA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS)
+             TEMPERATURES SEEDS KD_LAMBDA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS)
 
 source "$LIB_DIR/common.sh"
 
 load_config() {  # load_config FILE: source it after checking that it only sets known keys
   local file=$1
+  if [[ -f $file ]] && grep -q 'KD_ALPHA' "$file"; then
+    die "config $file: KD_ALPHA is now called KD_LAMBDA (the weight of the KD term; alpha is the teacher's label smoothing)"
+  fi
   load_config_keys "$file" "${CONFIG_KEYS[@]}"
   # The paper's grid and Tan et al.'s student settings, unless the config says otherwise.
-  : "${TEACHER_ALPHAS:=0 0.1}" "${TEMPERATURES:=1 2 3 64}" "${SEEDS:=1}" "${KD_ALPHA:=0.9}" "${STUDENT_EPS:=0.1}"
+  : "${TEACHER_ALPHAS:=0 0.1}" "${TEMPERATURES:=1 2 3 64}" "${SEEDS:=1}" "${KD_LAMBDA:=0.9}" "${STUDENT_EPS:=0.1}"
   : "${TOPK:=8}" "${PURE_KD:=0}" "${BEAM:=5}" "${CACHE_ARGS:=}" "${JOBS:=1}" "${STUDENT_SEEDS:=}"
   require_keys "$file" "${CONFIG_KEYS[@]}"
   case "$PURE_KD" in 0|1) ;; *) die "config $file: PURE_KD must be 0 or 1, got $PURE_KD";; esac
@@ -39,7 +42,7 @@ train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED CRITERION_ARGS...
     --log-format simple --log-interval 50
 }
 
-evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED -> RUN_DIR/score.json
+evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED KD_LAMBDA -> RUN_DIR/score.json
   local run=$1
   # shellcheck disable=SC2086
   fairseq-generate "$OUT/data/bin" --user-dir "$REPO/fairseq_plugins" --path "$run/checkpoint_best.pt" \
@@ -47,11 +50,15 @@ evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED -> RUN_DIR/
     > "$run/generate-test.txt.tmp"
   mv "$run/generate-test.txt.tmp" "$run/generate-test.txt"
   "${LSKD[@]}" score --generate "$run/generate-test.txt" --ref "$OUT/data/raw/test.$TGT" --out "$run/score.json" \
-    --meta "role=$2" "teacher_alpha=$3" "temperature=$4" "seed=$5"
+    --meta "role=$2" "teacher_alpha=$3" "temperature=$4" "seed=$5" "kd_lambda=$6"
 }
 
-student_args() {  # the student's criterion options (Tan et al. mixing by default, PURE_KD=1: the paper's pure KD)
-  if [[ $PURE_KD == 1 ]]; then echo "--kd-alpha 1 --label-smoothing 0"; else echo "--kd-alpha $KD_ALPHA --label-smoothing $STUDENT_EPS"; fi
+student_lambda() {  # the students' KD weight: KD_LAMBDA (Tan et al. mixing), or 1 with PURE_KD=1 (the paper's pure KD)
+  if [[ $PURE_KD == 1 ]]; then echo 1; else echo "$KD_LAMBDA"; fi
+}
+
+student_args() {  # the student's criterion options
+  if [[ $PURE_KD == 1 ]]; then echo "--kd-lambda 1 --label-smoothing 0"; else echo "--kd-lambda $KD_LAMBDA --label-smoothing $STUDENT_EPS"; fi
 }
 
 do_prepare() {  # always run: data_prep skips its own finished steps, and redoes them when options change
@@ -61,8 +68,8 @@ do_prepare() {  # always run: data_prep skips its own finished steps, and redoes
 
 teacher() {  # teacher ALPHA SEED: train, then decode and score the test set
   local a=$1 s=$2 dir="$OUT/teachers/a$1_s$2"
-  step "teacher_a${a}_s${s}" "$dir/done" train_nmt "$dir" "$TEACHER_UPDATES" "$s" --kd-alpha 0 --label-smoothing "$a"
-  step "teacher_a${a}_s${s}_score" "$dir/score.json" evaluate "$dir" teacher "$a" null "$s"
+  step "teacher_a${a}_s${s}" "$dir/done" train_nmt "$dir" "$TEACHER_UPDATES" "$s" --kd-lambda 0 --label-smoothing "$a"
+  step "teacher_a${a}_s${s}_score" "$dir/score.json" evaluate "$dir" teacher "$a" null "$s" null
 }
 
 do_teachers() {
@@ -88,7 +95,7 @@ student() {  # student TEACHER_ALPHA T TEACHER_SEED STUDENT_SEED: train from tha
   # shellcheck disable=SC2046
   step "student_$name" "$dir/done" train_nmt "$dir" "$STUDENT_UPDATES" "$r" $(student_args) \
     --kd-temperature "$t" --kd-topk-cache "$OUT/caches/a${a}_s${s}"
-  step "student_${name}_score" "$dir/score.json" evaluate "$dir" student "$a" "$t" "$seed"
+  step "student_${name}_score" "$dir/score.json" evaluate "$dir" student "$a" "$t" "$seed" "$(student_lambda)"
 }
 
 do_students() {  # every teacher seed x student seed (STUDENT_SEEDS; empty = the teacher's own seed) x alpha x T
