@@ -106,6 +106,6 @@ def test_old_key_kd_alpha_is_named(tmp_path):
 
 def test_missing_config_key(tmp_path):
     config = tiny_config(tmp_path)
-    config.write_text("\n".join(l for l in config.read_text().splitlines() if not l.startswith("ARCH_ARGS=")) + "\n")
+    config.write_text("\n".join(line for line in config.read_text().splitlines() if not line.startswith("ARCH_ARGS=")) + "\n")
     proc = recipe("--config", config)
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: config {config}: ARCH_ARGS is not set"

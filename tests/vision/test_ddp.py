@@ -22,7 +22,7 @@ def _run(cmd, tmp_path):
 
 def _metrics(d):
     with open(os.path.join(d, "metrics.jsonl")) as f:
-        return [json.loads(l) for l in f]
+        return [json.loads(line) for line in f]
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from lskd.vision.train import evaluate, run
 
 def _metrics(out_dir):
     with open(os.path.join(out_dir, "metrics.jsonl")) as f:
-        return [json.loads(l) for l in f if l.strip()]
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def _initial_nll(cfg):
