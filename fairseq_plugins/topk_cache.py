@@ -171,27 +171,34 @@ def build_split(session: TeacherSession, split: str, out: Path, k: int, max_toke
         ids_mm.flush()
         val_mm.flush()
         del ids_mm, val_mm
-        manifest = {
-            "format": "lskd-topk-cache/1",
-            "split": split,
-            "k": k,
-            "n_sentences": len(sizes),
-            "n_tokens": n_tokens,
-            "ids_dtype": np.dtype(id_dtype).name,
-            "values_dtype": "float16",
-            "values": "teacher full-vocabulary log-probabilities at T=1 (ensemble: log of mean probability)",
-            "teachers": [{"path": os.path.abspath(p), "sha256": sha256_file(Path(p))} for p in session.paths],
-            "dictionary_sha256": dictionary_hash(dictionary),
-            "dictionary_size": len(dictionary),
-            "data": os.path.abspath(task.cfg.data),
-            "bytes": {name: (tmp / name).stat().st_size for name in FILES},
-            "bytes_per_token": k * (np.dtype(id_dtype).itemsize + 2),  # payload: K ids + K fp16 values
-            "build_seconds": round(time.time() - start, 2),
-            "device": str(device),
-            "created_by": command_line(),
-        }
+        manifest = _manifest(session, split, tmp, k, offsets, id_dtype, time.time() - start, device)
         write_json(tmp / "manifest.json", manifest)
     return final
+
+
+def _manifest(session: TeacherSession, split: str, tmp: Path, k: int, offsets: np.ndarray, id_dtype,
+              seconds: float, device: torch.device) -> dict:
+    """manifest.json of a split whose arrays are complete in `tmp`."""
+    dictionary = session.task.target_dictionary
+    return {
+        "format": "lskd-topk-cache/1",
+        "split": split,
+        "k": k,
+        "n_sentences": len(offsets) - 1,
+        "n_tokens": int(offsets[-1]),
+        "ids_dtype": np.dtype(id_dtype).name,
+        "values_dtype": "float16",
+        "values": "teacher full-vocabulary log-probabilities at T=1 (ensemble: log of mean probability)",
+        "teachers": [{"path": os.path.abspath(p), "sha256": sha256_file(Path(p))} for p in session.paths],
+        "dictionary_sha256": dictionary_hash(dictionary),
+        "dictionary_size": len(dictionary),
+        "data": os.path.abspath(session.task.cfg.data),
+        "bytes": {name: (tmp / name).stat().st_size for name in FILES},
+        "bytes_per_token": k * (np.dtype(id_dtype).itemsize + 2),  # payload: K ids + K fp16 values
+        "build_seconds": round(seconds, 2),
+        "device": str(device),
+        "created_by": command_line(),
+    }
 
 
 def build(data: str, teacher_spec: str, out: Path, splits: Sequence[str], k: int, max_tokens: int = 4096,

@@ -332,6 +332,28 @@ def teacher_logits_fn(teacher: Optional[nn.Module], cache: Optional[torch.Tensor
     return forward
 
 
+def train_loader(cfg: TrainConfig, train_set, d: Distributed) -> tuple:
+    """(loader of (image, label, index) batches of this rank's share of --batch-size, steps per epoch)."""
+    train_set = _Indexed(train_set)
+    sampler = DistributedSampler(train_set, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size // d.world, sampler=sampler, drop_last=True,
+                        num_workers=cfg.num_workers, pin_memory=d.device.type == "cuda")
+    steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+    if steps == 0:
+        raise LskdError(f"--batch-size: {cfg.batch_size} is larger than the training set ({len(train_set)} images)")
+    return loader, steps
+
+
+def place_model(cfg: TrainConfig, model: nn.Module, d: Distributed) -> nn.Module:
+    """The model on this rank's device, channels-last and with SyncBatchNorm when asked (before DDP wraps it)."""
+    model.to(d.device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if d.enabled and cfg.sync_bn and d.device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
+
+
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """SGD with weight decay on weights only (no decay on biases and norm parameters)."""
     decay, no_decay = [], []
@@ -493,19 +515,8 @@ def run(cfg: TrainConfig) -> dict:
     cache = None
     if teacher is not None and cfg.teacher_cache:
         cache = teacher_logit_cache(cfg, teacher, train_set, d, "fp32" if precision == "fp16" else precision)
-    train_set = _Indexed(train_set)
-    sampler = DistributedSampler(train_set, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size // d.world, sampler=sampler, drop_last=True,
-                        num_workers=cfg.num_workers, pin_memory=d.device.type == "cuda")
-    steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
-    if steps == 0:
-        raise LskdError(f"--batch-size: {cfg.batch_size} is larger than the training set ({len(train_set)} images)")
-
-    model.to(d.device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if d.enabled and cfg.sync_bn and d.device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    loader, steps = train_loader(cfg, train_set, d)
+    model = place_model(cfg, model, d)
     optimizer = make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler(d.device.type, enabled=precision == "fp16")
     meta = model_meta(cfg, data, small_input)
