@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from conftest import run, tool
+from helpers import run, tool
 from lskd.diffusion import (
     PCA2,
     class_stats,

@@ -7,9 +7,11 @@ import shutil
 
 import pytest
 import torch
-from fairseq import utils
 
-from conftest import PLUGINS, run, tool, train
+from helpers import PLUGINS, require_fairseq, run, tool, train
+
+require_fairseq()
+from fairseq import utils  # noqa: E402
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
 from fairseq_plugins import distill_data  # noqa: E402

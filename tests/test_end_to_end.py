@@ -5,7 +5,9 @@ import json
 import pytest
 import torch
 
-from conftest import PLUGINS, run, tool, train
+from helpers import PLUGINS, require_fairseq, run, tool, train
+
+require_fairseq()
 
 
 def epoch_stats(stdout: str, prefix: str = "train"):

@@ -5,31 +5,15 @@ import copy
 
 import pytest
 import torch
-from fairseq import options, tasks, utils
-from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
-from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-from conftest import PLUGINS, TINY_ARCH
+from helpers import PLUGINS, a_batch, build, criterion_error, require_fairseq
+
+require_fairseq()
+from fairseq import utils  # noqa: E402
+from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion  # noqa: E402
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
 from fairseq_plugins.criterions.ls_kd import LsKdCriterion  # noqa: E402
-
-
-def build(data_bin, criterion_args=()):
-    parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser, [str(data_bin), "--task", "translation", "--user-dir", PLUGINS,
-                                                "--cpu", "--criterion", "ls_kd", *criterion_args, *TINY_ARCH])
-    cfg = convert_namespace_to_omegaconf(args)
-    task = tasks.setup_task(cfg.task)
-    task.load_dataset("valid")
-    torch.manual_seed(0)
-    model = task.build_model(cfg.model)
-    return cfg, task, model
-
-
-def a_batch(task, max_tokens=400):
-    itr = task.get_batch_iterator(task.dataset("valid"), max_tokens=max_tokens, seed=1).next_epoch_itr(shuffle=False)
-    return next(iter(itr))
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1])
@@ -109,12 +93,7 @@ def test_ensemble_of_two_identical_teachers_equals_one(tiny_data, tiny_teacher):
 
 
 def error_of(tiny_data, args):
-    cfg, task, _ = build(tiny_data / "bin", args)
-    with pytest.raises(SystemExit) as info:  # fairseq's one-line exit
-        task.build_criterion(cfg.criterion)
-    message = str(info.value.code)
-    assert message.startswith("error: ") and "\n" not in message
-    return message.removeprefix("error: ")
+    return criterion_error(tiny_data / "bin", args)
 
 
 def test_error_kd_lambda_out_of_range(tiny_data, tiny_teacher):

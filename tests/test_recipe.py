@@ -6,7 +6,9 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, REPO, write_tiny_corpus
+from helpers import BIN, REPO, require_fairseq, write_tiny_corpus
+
+require_fairseq()  # the grid trains with fairseq-train
 
 RUN_ALL = REPO / "recipes" / "bible" / "run_all.sh"
 

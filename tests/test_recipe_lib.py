@@ -2,7 +2,7 @@
 
 import subprocess
 
-from conftest import REPO
+from helpers import REPO
 
 COMMON = REPO / "recipes" / "lib" / "common.sh"
 

@@ -7,10 +7,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from fairseq import utils
 
-from conftest import PLUGINS, run, tool, train
-from test_ls_kd_criterion import a_batch, build
+from helpers import PLUGINS, a_batch, build, criterion_error as build_error, require_fairseq, run, tool, train
+
+require_fairseq()
+from fairseq import utils  # noqa: E402
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
 from fairseq_plugins import topk_cache  # noqa: E402
@@ -88,12 +89,7 @@ def copy_cache(cache_dir, tmp_path):
 
 
 def criterion_error(tiny_data, path, extra=()):
-    cfg, task, _ = build(tiny_data / "bin", ["--kd-lambda", "1", "--kd-topk-cache", str(path), *extra])
-    with pytest.raises(SystemExit) as info:  # fairseq's one-line exit
-        task.build_criterion(cfg.criterion)
-    message = str(info.value.code)
-    assert message.startswith("error: ") and "\n" not in message
-    return message.removeprefix("error: ")
+    return build_error(tiny_data / "bin", ["--kd-lambda", "1", "--kd-topk-cache", str(path), *extra])
 
 
 def test_refuses_cache_of_another_split(tiny_data, cache_dir, tmp_path):

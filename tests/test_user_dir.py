@@ -2,11 +2,9 @@
 
 from pathlib import Path
 
-import pytest
+from helpers import require_fairseq, run, tool
 
-from conftest import run, tool
-
-pytest.importorskip("fairseq", reason="fairseq is not installed (pip install --no-deps -r requirements-fairseq.txt)")
+require_fairseq()
 
 
 def test_user_dir_works_from_outside_the_checkout(tmp_path):

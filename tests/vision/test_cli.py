@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from .conftest import run_cli
+from helpers import run_vision_cli as run_cli
 
 
 DIGITS = ["--dataset", "digits", "--arch", "mlp", "--epochs", "1", "--device", "cpu", "--no-progress"]
