@@ -121,7 +121,6 @@ def build_split(session: TeacherSession, split: str, out: Path, k: int, max_toke
     from tqdm import tqdm
 
     task, teachers = session.task, session.models
-
     final = out / split
     for stale in glob.glob(str(out / f".{split}.*.tmp")):
         shutil.rmtree(stale, ignore_errors=True)

@@ -81,8 +81,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"lskd: error: unknown command {name!r}; expected one of: {', '.join(sorted(COMMANDS))}", file=sys.stderr)
         return 2
     module, func = COMMANDS[name][0].split(":")
-    fn = getattr(importlib.import_module(module), func)
-    return run_entry(f"lskd {name}", fn, rest)
+
+    def entry(args: List[str]) -> int:  # imported inside run_entry, so a missing fairseq gets its hint
+        return getattr(importlib.import_module(module), func)(args)
+
+    return run_entry(f"lskd {name}", entry, rest)
 
 
 if __name__ == "__main__":

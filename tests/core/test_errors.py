@@ -1,5 +1,8 @@
 """The error model: user errors are one line and exit 2; anything else is a bug and keeps its traceback."""
 
+import subprocess
+import sys
+
 import pytest
 
 from lskd.cli import run_entry
@@ -32,6 +35,14 @@ def test_missing_fairseq_gives_an_install_hint(capsys):
     assert run_entry("lskd cache", entry, []) == 2
     err = capsys.readouterr().err
     assert err.startswith("lskd cache: error: fairseq is not installed for ") and "requirements-fairseq.txt" in err
+
+
+def test_lskd_cache_without_fairseq_says_how_to_install_it():
+    blocked = "import sys; sys.modules['fairseq'] = None; from lskd.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", blocked, "cache", "--data", "d", "--teacher-path", "t.pt", "--out", "o"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("lskd cache: error: fairseq is not installed for ")
 
 
 def test_other_missing_module_is_a_bug():
