@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 import torch
@@ -86,24 +85,41 @@ def check_dictionaries(path: str, state: dict, task, option: str = "--teacher-pa
             )
 
 
-@dataclass
 class Checkpoint:
-    path: str
-    state: dict
+    """One checkpoint file, read on first use of `state` and released once its model is built, so an
+    ensemble holds one checkpoint dict at a time (they carry optimizer states) and none is read twice."""
+
+    def __init__(self, path: str, option: str = "--teacher-path"):
+        self.path = path
+        self.option = option
+        self._state: Optional[dict] = None
+
+    @property
+    def state(self) -> dict:
+        if self._state is None:
+            self._state = read_checkpoint(self.path, self.option)
+        return self._state
+
+    def release(self) -> None:
+        self._state = None
 
 
 def read_checkpoints(spec: str, option: str = "--teacher-path") -> List[Checkpoint]:
-    """Every checkpoint of `spec` ('a.pt' or 'a.pt:b.pt'), each read once."""
+    """The checkpoints of `spec` ('a.pt' or 'a.pt:b.pt'), each existing; read when first used."""
     paths = split_paths(spec)
     if not paths:
         raise LskdError(f"{option} is empty; expected one checkpoint or several joined by ':'")
-    return [Checkpoint(path, read_checkpoint(path, option)) for path in paths]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise LskdError(f"{option} {missing[0]}: no such file (expected a fairseq checkpoint .pt)")
+    return [Checkpoint(path, option) for path in paths]
 
 
 def load_teachers(checkpoints: Sequence[Checkpoint], task, option: str = "--teacher-path") -> List[torch.nn.Module]:
     """Build, load and freeze every teacher, checked against the task's dictionaries, in eval mode on CPU."""
     teachers = []
-    for path, state in ((c.path, c.state) for c in checkpoints):
+    for c in checkpoints:
+        path, state = c.path, c.state
         check_dictionaries(path, state, task, option)
         model_cfg = state["cfg"].model
         try:
@@ -115,6 +131,7 @@ def load_teachers(checkpoints: Sequence[Checkpoint], task, option: str = "--teac
         model.eval()
         model.requires_grad_(False)
         teachers.append(model)
+        c.release()
     return teachers
 
 
@@ -142,9 +159,10 @@ class TeacherSession:
         from fairseq import tasks
 
         checkpoints = checkpoints or read_checkpoints(spec, option)
+        first = checkpoints[0].state  # a non-checkpoint is named before anything else is looked at
         if not os.path.isdir(data):
             raise LskdError(f"--data {data}: no such directory (expected fairseq binaries from fairseq-preprocess)")
-        task_cfg = copy.deepcopy(checkpoints[0].state["cfg"].task)  # the checkpoint's own stays as it was:
+        task_cfg = copy.deepcopy(first["cfg"].task)  # the checkpoint's own stays as it was:
         task_cfg.data = data  # check_dictionaries reads the teacher's data dir from it
         task = tasks.setup_task(task_cfg)
         for split in splits:
