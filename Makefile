@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lskd-installed
 
-.PHONY: venv demo test test-fast
+.PHONY: venv demo lint test test-fast
 
 $(STAMP): requirements.txt requirements-fairseq.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,10 @@ venv: $(STAMP)
 demo: venv
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash recipes/bible/run_all.sh --profile demo
 
-test: venv
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: venv lint
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q tests
 
 test-fast: venv

@@ -1,8 +1,13 @@
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+VERSION = re.search(r'^__version__ = "([^"]+)"', (Path(__file__).parent / "lskd" / "__init__.py").read_text(), re.M).group(1)
 
 setup(
     name="lskd",
-    version="0.1.0",
+    version=VERSION,
     description="Knowledge distillation with label-smoothed teachers for fairseq NMT and torchvision",
     python_requires=">=3.11",
     packages=find_packages(include=["lskd", "lskd.*", "fairseq_plugins", "fairseq_plugins.*", "data_prep", "data_prep.*"]),

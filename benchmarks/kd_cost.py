@@ -80,7 +80,7 @@ def main():
     teacher = out / "teacher" / "checkpoint_last.pt"
     if not teacher.is_file():  # any weights of the right size will do for timing
         ckpt = [a for a in train if a != "--no-save"]
-        run_measured([*ckpt, "--criterion", "ls_kd", "--kd-alpha", "0", "--label-smoothing", "0.1", "--max-update", "5",
+        run_measured([*ckpt, "--criterion", "ls_kd", "--kd-lambda", "0", "--label-smoothing", "0.1", "--max-update", "5",
                       "--save-dir", out / "teacher", "--no-epoch-checkpoints"], out / "logs" / "teacher.log")
     cache = out / "cache"
     cache_s, cache_rss, _ = run_measured([BIN / "lskd", "cache", "--data", data / "bin", "--teacher-path", teacher,
@@ -89,8 +89,8 @@ def main():
     cache_manifest = json.loads((cache / "train" / "manifest.json").read_text())
     variants = {
         "a": ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1"],
-        "b": ["--criterion", "ls_kd", "--kd-alpha", "0.9", "--label-smoothing", "0.1", "--teacher-path", teacher],
-        "c": ["--criterion", "ls_kd", "--kd-alpha", "0.9", "--label-smoothing", "0.1", "--kd-topk-cache", cache],
+        "b": ["--criterion", "ls_kd", "--kd-lambda", "0.9", "--label-smoothing", "0.1", "--teacher-path", teacher],
+        "c": ["--criterion", "ls_kd", "--kd-lambda", "0.9", "--label-smoothing", "0.1", "--kd-topk-cache", cache],
     }
     runs = []
     for r in range(args.rounds):

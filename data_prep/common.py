@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.fileio import command_line, sha256_file, write_json
 
 
 class DataPrepError(LskdError):
-    """A user error (bad file, option, language...): one line on stderr, exit status 2."""
+    """A user error of data preparation (bad file, option, language...): an LskdError, so one line on stderr, exit 2."""
 
 
 def default_cache_dir() -> Path:
@@ -30,17 +30,15 @@ def log(msg: str) -> None:
 # ----------------------------------------------------------------------------------------- CLI
 def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], object],
             argv: Optional[Sequence[str]] = None) -> int:
-    """Parse argv and call run(args); a DataPrepError becomes `<prog>: error: <msg>` and exit 2."""
+    """Parse argv and call run(args) through lskd's run_entry: a user error becomes `<prog>: error: <msg>`, exit 2."""
+    from lskd.cli import run_entry
+
     args = parser.parse_args(None if argv is None else list(argv))
     try:
-        run(args)
-    except LskdError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
+        return run_entry(parser.prog, lambda _: run(args) and 0, [])
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 # ------------------------------------------------------------------------- manifests and steps

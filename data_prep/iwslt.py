@@ -135,7 +135,7 @@ def extract(folder: Path, pair: str, src: str, tgt: str, test_sets, *, lowercase
     def prep(lines: List[str], lang: str) -> List[str]:
         if tokenize:
             return moses.tokenize(lines, lang, lowercase=lowercase, escape=escape, jobs=jobs)
-        return [l.lower() for l in lines] if lowercase else lines
+        return [line.lower() for line in lines] if lowercase else lines
 
     sides = {}
     for lang in (src, tgt):
@@ -147,7 +147,7 @@ def extract(folder: Path, pair: str, src: str, tgt: str, test_sets, *, lowercase
         raise DataPrepError(f"train.tags.{pair}.{src} has {len(sides[src])} text lines but train.tags.{pair}.{tgt} "
                             f"has {len(sides[tgt])} after dropping the <url>/<talkid>/<keywords> lines (in {folder})")
     # tokenise, then clean (clean-corpus-n on tokens), then lowercase: as fairseq's script
-    tok = {l: (moses.tokenize(sides[l], l, escape=escape, jobs=jobs) if tokenize else sides[l]) for l in (src, tgt)}
+    tok = {lang: (moses.tokenize(sides[lang], lang, escape=escape, jobs=jobs) if tokenize else sides[lang]) for lang in (src, tgt)}
     kept, report = filter_pairs(zip(tok[src], tok[tgt]), min_len=1, max_len=max_len, ratio=ratio, moses=True)
     log(format_report("iwslt train.tags", report))
     require_nonempty(f"train.tags.{pair}", kept, report)
@@ -200,9 +200,9 @@ def run(args: argparse.Namespace) -> dict:
     if not test_sets:
         raise DataPrepError("--test-sets: expected at least one name, e.g. dev2010,tst2010")
     folder, pair = locate(args.src, args.tgt, args.local, args.cache_dir or default_cache_dir(), args.url)
-    inputs = [folder / f"train.tags.{pair}.{l}" for l in (args.src, args.tgt)]
+    inputs = [folder / f"train.tags.{pair}.{lang}" for lang in (args.src, args.tgt)]
     for name in test_sets:
-        inputs += [find_test_file(folder, name, pair, l) for l in (args.src, args.tgt)]
+        inputs += [find_test_file(folder, name, pair, lang) for lang in (args.src, args.tgt)]
     tokenize, lowercase, escape = not args.no_tokenize, not args.keep_case, not args.no_moses_escape
     options = {"src": args.src, "tgt": args.tgt, "test_sets": test_sets, "lowercase": lowercase,
                "tokenize": tokenize, "escape": escape, "ratio": args.ratio, "max_len": args.max_len}

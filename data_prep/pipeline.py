@@ -62,7 +62,7 @@ def check_output_args(args: argparse.Namespace) -> None:
 
 
 def raw_paths(out: Path, src: str, tgt: str) -> List[Path]:
-    return [Path(out) / "raw" / f"{s}.{l}" for s in SPLITS for l in (src, tgt)]
+    return [Path(out) / "raw" / f"{s}.{lang}" for s in SPLITS for lang in (src, tgt)]
 
 
 def write_pairs(folder: Path, split: str, src: str, tgt: str, pairs: Iterable[Pair], limit: Optional[int] = None) -> int:
@@ -129,7 +129,7 @@ def subword_and_binarize(out: Path, src: str, tgt: str, *, vocab_size: int = 800
     if joint:
         groups = [([raw / f"train.{src}", raw / f"train.{tgt}"], models[src])]
     else:
-        groups = [([raw / f"train.{l}"], models[l]) for l in (src, tgt)]
+        groups = [([raw / f"train.{lang}"], models[lang]) for lang in (src, tgt)]
 
     def train_action():
         sizes = {}
@@ -146,19 +146,19 @@ def subword_and_binarize(out: Path, src: str, tgt: str, *, vocab_size: int = 800
         if n < vocab_size:
             log(f"note: {name} has {n} pieces (fewer than --vocab-size {vocab_size}: the corpus is small)")
 
-    encoded = [spm_dir / f"{s}.{l}" for s in SPLITS for l in (src, tgt)]
+    encoded = [spm_dir / f"{s}.{lang}" for s in SPLITS for lang in (src, tgt)]
 
     def encode_action():
         for s in SPLITS:
-            for l in (src, tgt):
-                subword.encode_file(models[l], raw / f"{s}.{l}", spm_dir / f"{s}.{l}")
+            for lang in (src, tgt):
+                subword.encode_file(models[lang], raw / f"{s}.{lang}", spm_dir / f"{s}.{lang}")
         return {}
 
     run_step("sentencepiece: encode", manifest=spm_dir / "manifest.encode.json",
              inputs=sorted({m for m in models.values()}) + raw_paths(out, src, tgt),
              options={"joint": joint}, outputs=encoded, action=encode_action)
 
-    result = {"spm_models": {l: str(m) for l, m in models.items()}}
+    result = {"spm_models": {lang: str(m) for lang, m in models.items()}}
     if binarize:
         from .binarize import binarize as _binarize
 
@@ -182,7 +182,7 @@ def write_summary(out: Path, src: str, tgt: str, *, corpus: str, joint: bool, ex
     summary = {
         "corpus": corpus, "src": src, "tgt": tgt, "joint": joint,
         "raw": str(out / "raw"), "spm": str(out / "spm"),
-        "spm_models": {l: str(m) for l, m in models.items()},
+        "spm_models": {lang: str(m) for lang, m in models.items()},
         "bin": str(out / "bin") if (out / "bin").is_dir() else None,
         "pairs": lines, "created_by": command_line(),
         "step_manifests": [str(p) for p in (out / "raw" / "manifest.json", out / "spm" / "manifest.train.json",

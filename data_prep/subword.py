@@ -84,4 +84,4 @@ def decode_lines(model: Path, lines: Iterable[str]) -> List[str]:
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=str(model))
-    return [sp.decode(l.split()) for l in lines]
+    return [sp.decode(line.split()) for line in lines]

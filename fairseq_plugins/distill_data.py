@@ -42,6 +42,7 @@ shard it is what fairseq-generate --seed gives).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import json
 import os
@@ -50,14 +51,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from lskd.cli import LskdError
-from lskd.fileio import atomic_dir, command_line, sha256_file, write_json
+from lskd.errors import LskdError
+from lskd.fileio import atomic_dir, command_line, read_json, sha256_file, write_json
+
+from .teacher import TeacherSession
 
 FORMAT = "lskd-distill-data/1"
 FILTERS = ("too_long", "empty", "max_len", "ratio")
@@ -110,29 +114,66 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def validate(args: argparse.Namespace) -> None:
-    """Every option check that needs no file: raises LskdError before anything is loaded or written."""
+@dataclass(frozen=True)
+class DistillOptions:
+    """The validated settings of one `lskd distill-data` run (built by `validate`, never changed after)."""
+
+    data: str
+    teacher_path: str
+    out: Path
+    split: str
+    beam: int
+    lenpen: float
+    sampling: bool
+    temperature: float
+    sampling_topk: int
+    nbest: int
+    max_len_a: float
+    max_len_b: int
+    seed: int
+    max_ratio: float
+    keep_empty: bool
+    keep_max_len: bool
+    post_process: str
+    num_shards: int
+    shard_id: Optional[int]
+    merge: bool
+    force: bool
+    max_tokens: int
+    batch_size: Optional[int]
+    cpu: bool
+    fp16: bool
+
+    def filter_rule(self) -> "FilterRule":
+        return FilterRule(max_ratio=self.max_ratio, drop_empty=not self.keep_empty, drop_max_len=not self.keep_max_len)
+
+
+def _search_defaults(args: argparse.Namespace) -> Tuple[int, int]:
+    """(beam, nbest) with the defaults of the chosen search filled in."""
     if args.sampling:
-        if args.temperature <= 0:
-            raise LskdError(f"--temperature must be > 0, got {args.temperature}")
         if args.beam is not None and args.beam > 1 and args.nbest is None:
             raise LskdError(f"--sampling with --beam {args.beam} and no --nbest is contradictory: fairseq would draw "
                             f"{args.beam} samples and keep the most likely; give --nbest N for N samples per source")
-        args.nbest = 1 if args.nbest is None else args.nbest
-        args.beam = args.nbest if args.beam is None else args.beam
-    else:
-        if args.temperature != 1.0:
-            raise LskdError(f"--temperature {args.temperature} needs --sampling (beam search uses T = 1)")
-        if args.sampling_topk != -1:
-            raise LskdError("--sampling-topk needs --sampling")
-        args.nbest = 1 if args.nbest is None else args.nbest
-        args.beam = 5 if args.beam is None else args.beam
-    if args.beam < 1:
-        raise LskdError(f"--beam must be >= 1, got {args.beam}")
-    if args.nbest < 1:
-        raise LskdError(f"--nbest must be >= 1, got {args.nbest}")
-    if args.nbest > args.beam:
-        raise LskdError(f"--nbest {args.nbest} is larger than --beam {args.beam} (fairseq returns at most beam hypotheses)")
+        nbest = 1 if args.nbest is None else args.nbest
+        return (nbest if args.beam is None else args.beam), nbest
+    return (5 if args.beam is None else args.beam), (1 if args.nbest is None else args.nbest)
+
+
+def validate(args: argparse.Namespace) -> DistillOptions:
+    """Every option check that needs no file, before anything is loaded or written; the settings to run with."""
+    if args.sampling and args.temperature <= 0:
+        raise LskdError(f"--temperature must be > 0, got {args.temperature}")
+    if not args.sampling and args.temperature != 1.0:
+        raise LskdError(f"--temperature {args.temperature} needs --sampling (beam search uses T = 1)")
+    if not args.sampling and args.sampling_topk != -1:
+        raise LskdError("--sampling-topk needs --sampling")
+    beam, nbest = _search_defaults(args)
+    if beam < 1:
+        raise LskdError(f"--beam must be >= 1, got {beam}")
+    if nbest < 1:
+        raise LskdError(f"--nbest must be >= 1, got {nbest}")
+    if nbest > beam:
+        raise LskdError(f"--nbest {nbest} is larger than --beam {beam} (fairseq returns at most beam hypotheses)")
     if args.lenpen <= 0 and not args.sampling:
         raise LskdError(f"--lenpen must be > 0, got {args.lenpen}")
     if args.max_len_a < 0 or args.max_len_b < 1:
@@ -151,6 +192,8 @@ def validate(args: argparse.Namespace) -> None:
         raise LskdError("--fp16 needs a GPU (omit it, or drop --cpu)")
     if ":" in args.data:
         raise LskdError(f"--data {args.data}: give one data directory (fairseq's ':'-joined data shards are not supported)")
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(DistillOptions)}
+    return DistillOptions(**{**given, "beam": beam, "nbest": nbest})
 
 
 def _langs(data: str, teacher_cfg) -> Tuple[str, str]:
@@ -179,47 +222,44 @@ def _split_prefix(data: str, split: str, src: str, tgt: str) -> Optional[str]:
     return None
 
 
-def check_inputs(args) -> Dict:
+def check_inputs(opts) -> Dict:
     """File checks (data dir, split, dictionaries, --out) before any teacher weights are built."""
-    from .teacher import read_checkpoint, split_paths
+    from .teacher import read_checkpoints
 
-    data = args.data
+    data = opts.data
     if not os.path.isdir(data):
         raise LskdError(f"--data {data}: no such directory (expected fairseq binaries from fairseq-preprocess)")
-    paths = split_paths(args.teacher_path)
-    if not paths:
-        raise LskdError("--teacher-path is empty; expected one checkpoint or several joined by ':'")
-    state = read_checkpoint(paths[0])
-    src, tgt = _langs(data, state["cfg"].task)
+    checkpoints = read_checkpoints(opts.teacher_path)
+    src, tgt = _langs(data, checkpoints[0].state["cfg"].task)
     for lang in (src, tgt):
         if not os.path.isfile(os.path.join(data, f"dict.{lang}.txt")):
             raise LskdError(f"--data {data}: no dict.{lang}.txt (the teacher translates {src}->{tgt})")
-    if _split_prefix(data, args.split, src, tgt) is None:
-        raise LskdError(f"--data {data}: no {args.split!r} split (expected {args.split}.{src}-{tgt}.{src}.bin/.idx and "
+    if _split_prefix(data, opts.split, src, tgt) is None:
+        raise LskdError(f"--data {data}: no {opts.split!r} split (expected {opts.split}.{src}-{tgt}.{src}.bin/.idx and "
                         f".{tgt}.bin/.idx; --split chooses another)")
-    out = Path(args.out)
+    out = Path(opts.out)
     if out.resolve() == Path(data).resolve():
         raise LskdError(f"--out {out}: is the --data directory; give a new directory")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "shards").is_dir()
                                                and not (out / "manifest.json").is_file())):
         raise LskdError(f"--out {out}: exists and is not an lskd distill-data directory (give a new or empty directory)")
-    return {"state": state, "src": src, "tgt": tgt, "paths": paths}
+    return {"checkpoints": checkpoints, "src": src, "tgt": tgt, "paths": [c.path for c in checkpoints]}
 
 
-def settings_of(args, src: str, tgt: str, paths: List[str]) -> Dict:
+def settings_of(opts, src: str, tgt: str, paths: List[str]) -> Dict:
     """What a finished shard must share with this run to be reused (compared key by key on a rerun)."""
     return {
-        "data": os.path.abspath(args.data),
-        "split": args.split,
+        "data": os.path.abspath(opts.data),
+        "split": opts.split,
         "source_lang": src,
         "target_lang": tgt,
         "teachers": [{"path": os.path.abspath(p), "sha256": sha256_file(Path(p))} for p in paths],
-        "decoding": {"search": "sampling" if args.sampling else "beam", "beam": args.beam, "nbest": args.nbest,
-                     "lenpen": args.lenpen, "temperature": args.temperature if args.sampling else None,
-                     "sampling_topk": args.sampling_topk, "max_len_a": args.max_len_a, "max_len_b": args.max_len_b,
-                     "seed": args.seed, "fp16": args.fp16},
-        "filters": {"max_ratio": args.max_ratio, "drop_empty": not args.keep_empty, "drop_max_len": not args.keep_max_len},
-        "num_shards": args.num_shards,
+        "decoding": {"search": "sampling" if opts.sampling else "beam", "beam": opts.beam, "nbest": opts.nbest,
+                     "lenpen": opts.lenpen, "temperature": opts.temperature if opts.sampling else None,
+                     "sampling_topk": opts.sampling_topk, "max_len_a": opts.max_len_a, "max_len_b": opts.max_len_b,
+                     "seed": opts.seed, "fp16": opts.fp16},
+        "filters": {"max_ratio": opts.max_ratio, "drop_empty": not opts.keep_empty, "drop_max_len": not opts.keep_max_len},
+        "num_shards": opts.num_shards,
     }
 
 
@@ -234,33 +274,19 @@ def _first_difference(a, b, prefix="") -> Optional[str]:
 
 
 # ------------------------------------------------------------------------------------------ decoding
-def setup(args, info):
-    """The teacher's task pointed at --data (split loaded) and the loaded, checked teachers."""
-    from fairseq import tasks
-
-    from .teacher import load_teachers
-
-    task_cfg = info["state"]["cfg"].task
-    task_cfg.data = args.data
-    task = tasks.setup_task(task_cfg)
-    task.load_dataset(args.split)
-    teachers = load_teachers(args.teacher_path, task)  # PluginError on other dictionaries
-    return task, teachers
-
-
-def generation_config(args):
+def generation_config(opts):
     from fairseq.dataclass.configs import GenerationConfig
 
-    return GenerationConfig(beam=args.beam, nbest=args.nbest, lenpen=args.lenpen, max_len_a=args.max_len_a,
-                            max_len_b=args.max_len_b, sampling=args.sampling, temperature=args.temperature,
-                            sampling_topk=args.sampling_topk)
+    return GenerationConfig(beam=opts.beam, nbest=opts.nbest, lenpen=opts.lenpen, max_len_a=opts.max_len_a,
+                            max_len_b=opts.max_len_b, sampling=opts.sampling, temperature=opts.temperature,
+                            sampling_topk=opts.sampling_topk)
 
 
 def shard_range(n: int, num_shards: int, shard_id: int) -> Tuple[int, int]:
     return n * shard_id // num_shards, n * (shard_id + 1) // num_shards
 
 
-def _batches(task, dataset, lo: int, hi: int, max_positions, max_tokens, batch_size):
+def _batches(dataset, lo: int, hi: int, max_positions, max_tokens, batch_size):
     """fairseq's batching (ordered_indices -> filter_indices_by_size -> batch_by_size) restricted to ids [lo, hi),
     with required_batch_size_multiple=1; with one shard the batches are exactly fairseq-generate's.
     Returns (batches, ids too long for the teacher)."""
@@ -291,9 +317,9 @@ def _decode(task, dataset, batches, models, generator, device, bar):
         bar.update(len(hypos))
 
 
-def _detok_mode(args, dictionary) -> str:
-    if args.post_process != "auto":
-        return args.post_process
+def _detok_mode(opts, dictionary) -> str:
+    if opts.post_process != "auto":
+        return opts.post_process
     symbols = dictionary.symbols[dictionary.nspecial:]
     if any(s.startswith("\u2581") for s in symbols):
         return "sentencepiece"
@@ -306,52 +332,165 @@ def shard_name(split: str, i: int, n: int) -> str:
     return f"{split}-{i:05d}-of-{n:05d}"
 
 
-def _bin_files(prefix: Path) -> List[Path]:
-    return [Path(f"{prefix}.bin"), Path(f"{prefix}.idx")]
+@dataclass(frozen=True)
+class FilterRule:
+    """Which decoded pairs are dropped (see the module doc's Filters)."""
+
+    max_ratio: float = 3.0  # 0: no ratio filter
+    drop_empty: bool = True
+    drop_max_len: bool = True
+
+    def reason(self, n_out: int, n_in: int, limit: int) -> Optional[str]:
+        """Why a hypothesis of n_out tokens for a source of n_in tokens (both without </s>) is dropped, given
+        the decoder's length limit; None keeps it."""
+        if n_out == 0 and self.drop_empty:
+            return "empty"
+        if n_out >= limit and self.drop_max_len:
+            return "max_len"
+        r = self.max_ratio
+        if r > 0 and (n_out > r * max(n_in, 1) or n_in > r * max(n_out, 1)):
+            return "ratio"
+        return None
 
 
-def decode_shard(args, settings, task, models, shard_id: int, out: Path, device) -> Path:
+@dataclass
+class Counts:
+    """What happened to a shard's (or the merged split's) hypotheses; `+` adds two."""
+
+    sources: int = 0
+    hypotheses: int = 0
+    kept: int = 0
+    filtered: Dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(FILTERS, 0))
+    source_tokens: int = 0
+    target_tokens: int = 0
+    generated_tokens: int = 0
+
+    def __add__(self, other: "Counts") -> "Counts":
+        sums = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self) if f.name != "filtered"}
+        return Counts(**sums, filtered={k: self.filtered.get(k, 0) + other.filtered.get(k, 0) for k in FILTERS})
+
+    def add_up(self) -> bool:
+        """hypotheses = kept + every filtered one."""
+        return self.kept + sum(self.filtered.values()) == self.hypotheses
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class ShardWriter:
+    """The files of one shard in `directory`: both sides' fairseq binaries and the text copies (subword
+    source and target, detokenised target, ids), opened together and closed together; the binaries'
+    indices are written only when the block ends without an error."""
+
+    def __init__(self, directory: Path, split: str, src: str, tgt: str, task, detok: str, strip):
+        self.dir, self.split, self.src, self.tgt = directory, split, src, tgt
+        self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
+        self.detok, self.strip = detok, strip
+        self.prefix = str(directory / f"{split}.{src}-{tgt}.")
+
+    def __enter__(self) -> "ShardWriter":
+        from fairseq.data import indexed_dataset
+
+        self.builders = [indexed_dataset.make_builder(f"{self.prefix}{lang}.bin", "mmap", vocab_size=len(d))
+                         for lang, d in ((self.src, self.src_dict), (self.tgt, self.tgt_dict))]
+        (self.dir / "text").mkdir()
+        self.files = [open(self.dir / "text" / name, "w", encoding="utf-8", newline="\n")
+                      for name in text_files(self.split, self.src, self.tgt)]
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        for f in self.files:
+            f.close()
+        if exc_type is None:
+            for lang, builder in zip((self.src, self.tgt), self.builders):
+                builder.finalize(f"{self.prefix}{lang}.idx")
+
+    def add(self, sid: int, rank: int, source, target, tokens, score: float, src_str: str) -> None:
+        """One pair: `target` is what is binarised (the hypothesis ending in </s>), `tokens` what fairseq returned."""
+        from fairseq.data import data_utils
+
+        self.builders[0].add_item(source)
+        self.builders[1].add_item(target)
+        hyp_str = self.tgt_dict.string(tokens, None, extra_symbols_to_ignore=self.strip)
+        f_src, f_tgt, f_det, f_ids = self.files
+        f_src.write(src_str + "\n")
+        f_tgt.write(hyp_str + "\n")
+        f_det.write(data_utils.post_process(hyp_str, self.detok) + "\n")
+        f_ids.write(f"{sid}\t{rank}\t{score / np.log(2):.6f}\n")
+
+
+def text_files(split: str, src: str, tgt: str) -> List[str]:
+    """The text copies of a split, in ShardWriter's order."""
+    return [f"{split}.{src}", f"{split}.{tgt}", f"{split}.detok.{tgt}", f"{split}.ids"]
+
+
+def _decode_range(opts: DistillOptions, session, generator, batches, device, bar) -> Tuple[Dict[int, tuple], int, float]:
+    """Decode the batches: ({sample id: (source length with </s>, [(tokens, score)] * nbest)}, generated
+    tokens, seconds spent in fairseq's inference_step)."""
+    results: Dict[int, tuple] = {}
+    generated_tokens, decode_s, start = 0, 0.0, time.perf_counter()
+    dataset = session.task.dataset(opts.split)
+    for ids, hypos, src_lengths, dt in _decode(session.task, dataset, batches, session.models, generator, device, bar):
+        decode_s += dt
+        for sid, hyps, slen in zip(ids, hypos, src_lengths):
+            if sid in results:
+                raise LskdError(f"sample {sid} of split {opts.split} was decoded twice (batching error)")
+            if len(hyps) < opts.nbest:
+                raise LskdError(f"sample {sid}: fairseq returned {len(hyps)} hypotheses, --nbest {opts.nbest} wanted")
+            kept = [(h["tokens"].int().cpu(), float(h["score"])) for h in hyps[:opts.nbest]]
+            generated_tokens += sum(len(t) for t, _ in kept)
+            results[sid] = (slen, kept)
+        bar.set_postfix(tok_per_s=f"{generated_tokens / max(time.perf_counter() - start, 1e-9):.0f}", refresh=False)
+    return results, generated_tokens, decode_s
+
+
+def _write_pairs(writer: ShardWriter, results: Dict[int, tuple], dataset, opts: DistillOptions, gen_max_len: int) -> Counts:
+    """Filter the hypotheses (sample-id order, rank order) and write the kept pairs; counts of the kept ones."""
+    rule, eos = opts.filter_rule(), writer.tgt_dict.eos()
+    counts = Counts()
+    for sid in sorted(results):
+        slen, kept = results[sid]
+        limit = min(int(opts.max_len_a * slen + opts.max_len_b), gen_max_len - 1)
+        source = dataset.src[sid]
+        src_str = None
+        for rank, (tokens, score) in enumerate(kept):
+            body = tokens[:-1] if len(tokens) and int(tokens[-1]) == eos else tokens
+            reason = rule.reason(len(body), int(slen) - 1, limit)
+            if reason:
+                counts.filtered[reason] += 1
+                continue
+            target = torch.cat([body, body.new_tensor([eos])]) if len(body) == len(tokens) else tokens
+            if src_str is None:
+                src_str = writer.src_dict.string(source, None)
+            writer.add(sid, rank, source, target, tokens, score, src_str)
+            counts.kept += 1
+            counts.source_tokens += len(source)
+            counts.target_tokens += len(target)
+    return counts
+
+
+def decode_shard(opts: DistillOptions, settings, session, shard_id: int, out: Path, device) -> Path:
     """Decode one shard into OUT/shards/<name>/ atomically; returns its path."""
     from fairseq import utils
-    from fairseq.data import data_utils, indexed_dataset
     from tqdm import tqdm
 
-    src, tgt, split = settings["source_lang"], settings["target_lang"], args.split
-    name = shard_name(split, shard_id, args.num_shards)
-    shards = out / "shards"
-    final = shards / name
-    for stale in glob.glob(str(shards / f".{name}.*.tmp")):
+    src, tgt, split = settings["source_lang"], settings["target_lang"], opts.split
+    name = shard_name(split, shard_id, opts.num_shards)
+    final = out / "shards" / name
+    for stale in glob.glob(str(out / "shards" / f".{name}.*.tmp")):
         shutil.rmtree(stale, ignore_errors=True)
-    dataset = task.dataset(split)
-    n = len(dataset)
-    lo, hi = shard_range(n, args.num_shards, shard_id)
-    src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
-    gen_cfg = generation_config(args)
-    generator = task.build_generator(models, gen_cfg)
+    dataset = session.task.dataset(split)
+    lo, hi = shard_range(len(dataset), opts.num_shards, shard_id)
+    generator = session.task.build_generator(session.models, generation_config(opts))
     strip = getattr(generator, "symbols_to_strip_from_output", None) or {generator.eos}
-    max_positions = utils.resolve_max_positions(task.max_positions(), *[m.max_positions() for m in models])
-    batches, too_long = _batches(task, dataset, lo, hi, max_positions, args.max_tokens, args.batch_size)
-    gen_max_len = generator.max_len  # max decoder positions (or --max-len); the limit is min(a*s+b, this - 1)
-    np.random.seed(args.seed + shard_id)
-    utils.set_torch_seed(args.seed + shard_id)
+    batches, too_long = _batches(dataset, lo, hi, session.max_positions(), opts.max_tokens, opts.batch_size)
+    np.random.seed(opts.seed + shard_id)
+    utils.set_torch_seed(opts.seed + shard_id)
 
     start = time.perf_counter()
-    decode_s = 0.0
-    generated_tokens = 0
-    results: Dict[int, Tuple[int, list]] = {}
     bar = tqdm(total=hi - lo - len(too_long), unit="sent", desc=f"distill {name}", dynamic_ncols=True, mininterval=1.0)
     with torch.inference_mode():
-        for ids, hypos, src_lengths, dt in _decode(task, dataset, batches, models, generator, device, bar):
-            decode_s += dt
-            for sid, hyps, slen in zip(ids, hypos, src_lengths):
-                if sid in results:
-                    raise LskdError(f"sample {sid} of split {split} was decoded twice (batching error)")
-                if len(hyps) < args.nbest:
-                    raise LskdError(f"sample {sid}: fairseq returned {len(hyps)} hypotheses, --nbest {args.nbest} wanted")
-                kept = [(h["tokens"].int().cpu(), float(h["score"])) for h in hyps[:args.nbest]]
-                generated_tokens += sum(len(t) for t, _ in kept)
-                results[sid] = (slen, kept)
-            bar.set_postfix(tok_per_s=f"{generated_tokens / max(time.perf_counter() - start, 1e-9):.0f}", refresh=False)
+        results, generated_tokens, decode_s = _decode_range(opts, session, generator, batches, device, bar)
     bar.close()
     expected = set(range(lo, hi)) - set(too_long)
     if set(results) != expected:
@@ -360,72 +499,26 @@ def decode_shard(args, settings, task, models, shard_id: int, out: Path, device)
                         f"(first missing sample id {missing[0] if missing else None})")
 
     t_write = time.perf_counter()
-    detok = _detok_mode(args, tgt_dict)
-    counts = {"sources": hi - lo, "hypotheses": (hi - lo) * args.nbest, "kept": 0,
-              "filtered": {k: 0 for k in FILTERS}, "source_tokens": 0, "target_tokens": 0,
-              "generated_tokens": generated_tokens}
-    counts["filtered"]["too_long"] = len(too_long) * args.nbest
-    shards.mkdir(parents=True, exist_ok=True)
+    detok = _detok_mode(opts, session.task.target_dictionary)
     with atomic_dir(final) as tmp:
-        prefix = tmp / f"{split}.{src}-{tgt}."
-        b_src = indexed_dataset.make_builder(str(prefix) + f"{src}.bin", "mmap", vocab_size=len(src_dict))
-        b_tgt = indexed_dataset.make_builder(str(prefix) + f"{tgt}.bin", "mmap", vocab_size=len(tgt_dict))
-        (tmp / "text").mkdir()
-        f_src = open(tmp / "text" / f"{split}.{src}", "w", encoding="utf-8", newline="\n")
-        f_tgt = open(tmp / "text" / f"{split}.{tgt}", "w", encoding="utf-8", newline="\n")
-        f_det = open(tmp / "text" / f"{split}.detok.{tgt}", "w", encoding="utf-8", newline="\n")
-        f_ids = open(tmp / "text" / f"{split}.ids", "w", encoding="utf-8", newline="\n")
-        ratio = args.max_ratio
-        eos = tgt_dict.eos()
-        for sid in sorted(results):
-            slen, kept = results[sid]
-            limit = min(int(args.max_len_a * slen + args.max_len_b), gen_max_len - 1)
-            source = dataset.src[sid]
-            src_str = None
-            for rank, (tokens, score) in enumerate(kept):
-                body = tokens[:-1] if len(tokens) and int(tokens[-1]) == eos else tokens
-                n_out, n_in = len(body), int(slen) - 1
-                if n_out == 0 and not args.keep_empty:
-                    counts["filtered"]["empty"] += 1
-                    continue
-                if n_out >= limit and not args.keep_max_len:
-                    counts["filtered"]["max_len"] += 1
-                    continue
-                if ratio > 0 and (n_out > ratio * max(n_in, 1) or n_in > ratio * max(n_out, 1)):
-                    counts["filtered"]["ratio"] += 1
-                    continue
-                target = torch.cat([body, body.new_tensor([eos])]) if len(body) == len(tokens) else tokens
-                b_src.add_item(source)
-                b_tgt.add_item(target)
-                if src_str is None:
-                    src_str = src_dict.string(source, None)
-                hyp_str = tgt_dict.string(tokens, None, extra_symbols_to_ignore=strip)
-                f_src.write(src_str + "\n")
-                f_tgt.write(hyp_str + "\n")
-                f_det.write(data_utils.post_process(hyp_str, detok) + "\n")
-                f_ids.write(f"{sid}\t{rank}\t{score / np.log(2):.6f}\n")
-                counts["kept"] += 1
-                counts["source_tokens"] += len(source)
-                counts["target_tokens"] += len(target)
-        for f in (f_src, f_tgt, f_det, f_ids):
-            f.close()
-        b_src.finalize(str(prefix) + f"{src}.idx")
-        b_tgt.finalize(str(prefix) + f"{tgt}.idx")
-        if counts["kept"] + sum(counts["filtered"].values()) != counts["hypotheses"]:
+        with ShardWriter(tmp, split, src, tgt, session.task, detok, strip) as writer:
+            # generator.max_len: max decoder positions (or --max-len); the limit is min(a*s+b, this - 1)
+            counts = _write_pairs(writer, results, dataset, opts, generator.max_len)
+        counts += Counts(sources=hi - lo, hypotheses=(hi - lo) * opts.nbest, generated_tokens=generated_tokens,
+                         filtered={"too_long": len(too_long) * opts.nbest})
+        if not counts.add_up():
             raise LskdError(f"shard {name}: counts do not add up ({counts})")
         end = time.perf_counter()
-        manifest = {
+        write_json(tmp / "manifest.json", {
             "format": FORMAT, "kind": "shard", "shard_id": shard_id, "sample_ids": [lo, hi],
-            "settings": settings, "post_process": detok, "counts": counts,
+            "settings": settings, "post_process": detok, "counts": counts.as_dict(),
             "too_long_ids": too_long[:100],
             "seconds": {"decode": round(decode_s, 3), "wrapper": round(end - start - decode_s, 3),
                         "write": round(end - t_write, 3), "total": round(end - start, 3)},
             "device": str(device), "created_by": command_line(),
-        }
-        write_json(tmp / "manifest.json", manifest)
-    c = counts
-    print(f"wrote {final}: {c['sources']} sources, {c['kept']} pairs kept, filtered {c['filtered']}, "
-          f"{c['sources'] / max(decode_s, 1e-9):.1f} sentences/s decoding, wrapper {end - start - decode_s:.2f} s",
+        })
+    print(f"wrote {final}: {counts.sources} sources, {counts.kept} pairs kept, filtered {counts.filtered}, "
+          f"{counts.sources / max(decode_s, 1e-9):.1f} sentences/s decoding, wrapper {end - start - decode_s:.2f} s",
           file=sys.stderr)
     return final
 
@@ -446,7 +539,7 @@ def check_existing(out: Path, settings: Dict) -> None:
     found = [(p, read_shard(p)) for p in sorted((out / "shards").glob(f"{settings['split']}-*"))]
     final = out / "manifest.json"
     if final.is_file():
-        found.append((final.parent, json.loads(final.read_text())))
+        found.append((final.parent, read_json(final, "an lskd distill-data manifest")))
     for path, m in found:
         if m is None:
             continue
@@ -456,13 +549,64 @@ def check_existing(out: Path, settings: Dict) -> None:
                             "use another --out, or --force to discard it")
 
 
-def merge(args, settings, out: Path, extra_wrapper_s: float = 0.0) -> Path:
-    """Concatenate the finished shards (sample-id order) into OUT and copy dicts + other splits from --data."""
-    from fairseq.data import indexed_dataset
+def _concatenate_shards(tmp: Path, dirs: List[Path], opts: DistillOptions, src: str, tgt: str) -> None:
+    """The shards' binaries (fairseq's merge_file_) and text copies, concatenated in shard order into tmp."""
+    from fairseq.data import Dictionary, indexed_dataset
 
+    name = f"{opts.split}.{src}-{tgt}."
+    for lang in (src, tgt):
+        vocab = len(Dictionary.load(os.path.join(opts.data, f"dict.{lang}.txt")))
+        builder = indexed_dataset.make_builder(str(tmp / (name + lang)) + ".bin", "mmap", vocab_size=vocab)
+        for d in dirs:
+            builder.merge_file_(str(d / (name + lang)))
+        builder.finalize(str(tmp / (name + lang)) + ".idx")
+    (tmp / "text").mkdir()
+    for fname in text_files(opts.split, src, tgt):
+        with open(tmp / "text" / fname, "wb") as f:
+            for d in dirs:
+                with open(d / "text" / fname, "rb") as g:
+                    shutil.copyfileobj(g, f)
+
+
+def _copy_from_data(tmp: Path, data: str, split: str, src: str, tgt: str) -> List[str]:
+    """The dictionaries and the other splits' binaries of --data, copied unchanged; their names."""
+    copied = []
+    for path in sorted(Path(data).iterdir()):
+        fn = path.name
+        is_dict = fn in (f"dict.{src}.txt", f"dict.{tgt}.txt")
+        other_split = fn.endswith((".bin", ".idx")) and not fn.startswith(f"{split}.")
+        if path.is_file() and (is_dict or other_split):
+            shutil.copy2(path, tmp / fn)
+            copied.append(fn)
+    return copied
+
+
+def _merged_manifest(manifests: List[dict], settings, copied: List[str], merge_s: float) -> dict:
+    counts = sum((Counts(**m["counts"]) for m in manifests), Counts())
+    if not counts.add_up():
+        raise LskdError(f"merge: counts do not add up ({counts})")
+    decode = sum(m["seconds"]["decode"] for m in manifests)
+    wrapper = sum(m["seconds"]["wrapper"] for m in manifests) + merge_s
+    seconds = {"decode": round(decode, 3), "wrapper": round(wrapper, 3), "merge": round(merge_s, 3)}
+    return {
+        "format": FORMAT, "kind": "merged", "settings": settings, "post_process": manifests[0]["post_process"],
+        "counts": counts.as_dict(),
+        "throughput": {"sentences_per_s": round(counts.sources / max(seconds["decode"], 1e-9), 2),
+                       "tokens_per_s": round(counts.generated_tokens / max(seconds["decode"], 1e-9), 1),
+                       "wrapper_overhead": round(seconds["wrapper"] / max(seconds["decode"], 1e-9), 4)},
+        "seconds": seconds,
+        "shards": [{"shard_id": i, "sample_ids": m["sample_ids"], "device": m["device"],
+                    "created_by": m["created_by"]} for i, m in enumerate(manifests)],
+        "copied_from_data": copied,
+        "created_by": command_line(),
+    }
+
+
+def merge(opts: DistillOptions, settings, out: Path, extra_wrapper_s: float = 0.0) -> Path:
+    """Concatenate the finished shards (sample-id order) into OUT and copy dicts + other splits from --data."""
     t0 = time.perf_counter()
-    src, tgt, split, n = settings["source_lang"], settings["target_lang"], args.split, args.num_shards
-    dirs = [out / "shards" / shard_name(split, i, n) for i in range(n)]
+    src, tgt, n = settings["source_lang"], settings["target_lang"], opts.num_shards
+    dirs = [out / "shards" / shard_name(opts.split, i, n) for i in range(n)]
     manifests = [read_shard(d) for d in dirs]
     missing = [i for i, m in enumerate(manifests) if m is None]
     if missing:
@@ -470,58 +614,9 @@ def merge(args, settings, out: Path, extra_wrapper_s: float = 0.0) -> Path:
                         "(run them with --shard-id, or without it to run every missing shard)")
     tmp = Path(tempfile.mkdtemp(prefix=".merge.", suffix=".tmp", dir=out))
     try:
-        from fairseq.data import Dictionary
-        name = f"{split}.{src}-{tgt}."
-        for lang in (src, tgt):
-            vocab = len(Dictionary.load(os.path.join(args.data, f"dict.{lang}.txt")))
-            builder = indexed_dataset.make_builder(str(tmp / (name + lang)) + ".bin", "mmap", vocab_size=vocab)
-            for d in dirs:
-                builder.merge_file_(str(d / (name + lang)))
-            builder.finalize(str(tmp / (name + lang)) + ".idx")
-        (tmp / "text").mkdir()
-        for fname in (f"{split}.{src}", f"{split}.{tgt}", f"{split}.detok.{tgt}", f"{split}.ids"):
-            with open(tmp / "text" / fname, "wb") as f:
-                for d in dirs:
-                    with open(d / "text" / fname, "rb") as g:
-                        shutil.copyfileobj(g, f)
-        copied = []
-        for path in sorted(Path(args.data).iterdir()):
-            fn = path.name
-            is_dict = fn in (f"dict.{src}.txt", f"dict.{tgt}.txt")
-            other_split = fn.endswith((".bin", ".idx")) and not fn.startswith(f"{split}.")
-            if path.is_file() and (is_dict or other_split):
-                shutil.copy2(path, tmp / fn)
-                copied.append(fn)
-        counts = {"sources": 0, "hypotheses": 0, "kept": 0, "filtered": {k: 0 for k in FILTERS},
-                  "source_tokens": 0, "target_tokens": 0, "generated_tokens": 0}
-        seconds = {"decode": 0.0, "wrapper": 0.0}
-        for m in manifests:
-            for k, v in m["counts"].items():
-                if k == "filtered":
-                    for r, c in v.items():
-                        counts["filtered"][r] += c
-                else:
-                    counts[k] += v
-            seconds["decode"] += m["seconds"]["decode"]
-            seconds["wrapper"] += m["seconds"]["wrapper"]
-        merge_s = time.perf_counter() - t0 + extra_wrapper_s
-        seconds["merge"] = round(merge_s, 3)
-        seconds["wrapper"] = round(seconds["wrapper"] + merge_s, 3)
-        seconds["decode"] = round(seconds["decode"], 3)
-        if counts["kept"] + sum(counts["filtered"].values()) != counts["hypotheses"]:
-            raise LskdError(f"merge: counts do not add up ({counts})")
-        manifest = {
-            "format": FORMAT, "kind": "merged", "settings": settings, "post_process": manifests[0]["post_process"],
-            "counts": counts,
-            "throughput": {"sentences_per_s": round(counts["sources"] / max(seconds["decode"], 1e-9), 2),
-                           "tokens_per_s": round(counts["generated_tokens"] / max(seconds["decode"], 1e-9), 1),
-                           "wrapper_overhead": round(seconds["wrapper"] / max(seconds["decode"], 1e-9), 4)},
-            "seconds": seconds,
-            "shards": [{"shard_id": i, "sample_ids": m["sample_ids"], "device": m["device"],
-                        "created_by": m["created_by"]} for i, m in enumerate(manifests)],
-            "copied_from_data": copied,
-            "created_by": command_line(),
-        }
+        _concatenate_shards(tmp, dirs, opts, src, tgt)
+        copied = _copy_from_data(tmp, opts.data, opts.split, src, tgt)
+        manifest = _merged_manifest(manifests, settings, copied, time.perf_counter() - t0 + extra_wrapper_s)
         old = out / "manifest.json"
         if old.exists():
             old.unlink()  # from here until the rename below nothing claims to be complete
@@ -533,53 +628,52 @@ def merge(args, settings, out: Path, extra_wrapper_s: float = 0.0) -> Path:
         write_json(out / "manifest.json", manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    c = counts
+    c, t = manifest["counts"], manifest["throughput"]
     print(f"wrote {out}: {c['sources']} sources -> {c['kept']} pairs ({c['filtered']} filtered); "
-          f"{manifest['throughput']['sentences_per_s']} sentences/s, {manifest['throughput']['tokens_per_s']} tokens/s "
-          f"decoding; wrapper overhead {100 * manifest['throughput']['wrapper_overhead']:.1f}% of decoding time",
+          f"{t['sentences_per_s']} sentences/s, {t['tokens_per_s']} tokens/s "
+          f"decoding; wrapper overhead {100 * t['wrapper_overhead']:.1f}% of decoding time",
           file=sys.stderr)
     return out
 
 
 # ------------------------------------------------------------------------------------------ entry point
 def run(args: argparse.Namespace) -> Path:
-    validate(args)
-    info = check_inputs(args)
-    out = Path(args.out)
-    settings = settings_of(args, info["src"], info["tgt"], info["paths"])
-    if not args.force:
+    opts = validate(args)
+    info = check_inputs(opts)
+    out = Path(opts.out)
+    settings = settings_of(opts, info["src"], info["tgt"], info["paths"])
+    if not opts.force:
         check_existing(out, settings)
-    if args.merge:
-        merge(args, settings, out)  # refuses, writing nothing, when a shard is missing
+    if opts.merge:
+        merge(opts, settings, out)  # refuses, writing nothing, when a shard is missing
         return out
     final = out / "manifest.json"
-    if final.is_file() and not args.force:
+    if final.is_file() and not opts.force:
         print(f"skip: {out} is complete (manifest.json); --force redoes it", file=sys.stderr)
         return out
-    todo = [args.shard_id] if args.shard_id is not None else list(range(args.num_shards))
-    if not args.force:
-        todo = [i for i in todo if read_shard(out / "shards" / shard_name(args.split, i, args.num_shards)) is None]
-    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    todo = [opts.shard_id] if opts.shard_id is not None else list(range(opts.num_shards))
+    if not opts.force:
+        todo = [i for i in todo if read_shard(out / "shards" / shard_name(opts.split, i, opts.num_shards)) is None]
+    device = torch.device("cuda" if torch.cuda.is_available() and not opts.cpu else "cpu")
     if todo:
-        task, teachers = setup(args, info)  # PluginError (one line) on dictionaries that differ from --data
-        if args.force:
-            for p in (out / "shards").glob(f"{args.split}-*"):
+        # an LskdError (one line) on dictionaries that differ from --data
+        session = TeacherSession.for_data(opts.data, opts.teacher_path, [opts.split], checkpoints=info["checkpoints"])
+        if opts.force:
+            for p in (out / "shards").glob(f"{opts.split}-*"):
                 shutil.rmtree(p)
             if final.exists():
                 final.unlink()
-        for m in teachers:
-            if args.fp16:
-                m.half()
-            m.to(device)
-            m.prepare_for_inference_(SimpleNamespace(generation=generation_config(args)))
+        session.to(device, opts.fp16)
+        for m in session.models:
+            m.prepare_for_inference_(SimpleNamespace(generation=generation_config(opts)))
         for i in todo:
-            decode_shard(args, settings, task, teachers, i, out, device)
-    skipped = [i for i in ([args.shard_id] if args.shard_id is not None else range(args.num_shards)) if i not in todo]
+            decode_shard(opts, settings, session, i, out, device)
+    skipped = [i for i in ([opts.shard_id] if opts.shard_id is not None else range(opts.num_shards)) if i not in todo]
     if skipped:
-        print(f"skip: shard(s) {', '.join(map(str, skipped))} of {args.num_shards} already finished", file=sys.stderr)
-    done = [read_shard(out / "shards" / shard_name(args.split, i, args.num_shards)) for i in range(args.num_shards)]
+        print(f"skip: shard(s) {', '.join(map(str, skipped))} of {opts.num_shards} already finished", file=sys.stderr)
+    done = [read_shard(out / "shards" / shard_name(opts.split, i, opts.num_shards)) for i in range(opts.num_shards)]
     if all(m is not None for m in done):
-        merge(args, settings, out)
+        merge(opts, settings, out)
     else:
         left = [i for i, m in enumerate(done) if m is None]
         print(f"{len(left)} shard(s) left ({', '.join(map(str, left[:20]))}); the merge runs when all are finished",

@@ -22,10 +22,10 @@ from typing import List, Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.fileio import atomic_path, command_line
 
-from .topk_cache import _batches, _setup
+from .teacher import TeacherSession
 
 
 def word_ids(dictionary, targets, top: int, words: Optional[Sequence[str]]) -> List[int]:
@@ -46,10 +46,10 @@ def word_ids(dictionary, targets, top: int, words: Optional[Sequence[str]]) -> L
 @torch.no_grad()
 def extract(data: str, path: str, split: str, top: int = 30, words=None,
             max_per_word: int = 500, max_tokens: int = 4096) -> dict:
-    task, models = _setup(data, path, [split], option="--path")
-    if len(models) != 1:
+    session = TeacherSession.for_data(data, path, [split], option="--path")
+    if len(session.models) != 1:
         raise LskdError("--path: one checkpoint (features of an ensemble are not defined)")
-    model = models[0]
+    task, model = session.task, session.models[0]
     dictionary = task.target_dictionary
     ids = word_ids(dictionary, task.dataset(split).tgt, top, words)
     column = torch.full((len(dictionary),), -1, dtype=torch.long)
@@ -58,7 +58,7 @@ def extract(data: str, path: str, split: str, top: int = 30, words=None,
     projection = model.decoder.output_projection
     feats, labels = [], []
     bar = tqdm(total=len(task.dataset(split)), unit="sent", desc=f"features {split}", dynamic_ncols=True, mininterval=1.0)
-    for sample in _batches(task, split, models, max_tokens, 0):
+    for sample in session.batches(split, max_tokens):
         if not sample:
             continue
         x, _ = model(**sample["net_input"], features_only=True)

@@ -1,4 +1,9 @@
-"""Load frozen fairseq teachers (one checkpoint, or an ensemble joined by ':') for a task.
+"""Frozen fairseq teachers (one checkpoint, or an ensemble joined by ':') and the session around them.
+
+`TeacherSession` is what every teacher-running command shares: the fairseq task of the teacher's own
+config pointed at a data directory (`lskd cache`, `lskd distill-data`, `lskd nmt-features`) or the
+student's task (the `ls_kd` criterion), the teacher(s) checked against that task's dictionaries and
+loaded with each checkpoint read once, and fairseq's batch iterator over a split.
 
 The teacher is checked against the task's dictionaries before any weights are built, so a
 mismatch is a one-line error instead of a size-mismatch traceback from load_state_dict.
@@ -6,14 +11,15 @@ mismatch is a one-line error instead of a size-mismatch traceback from load_stat
 
 from __future__ import annotations
 
+import copy
 import os
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import torch
 from fairseq import checkpoint_utils, models
 from fairseq.data import Dictionary, data_utils
 
-from .errors import PluginError
+from lskd.errors import LskdError
 
 
 def split_paths(spec: str) -> List[str]:
@@ -21,16 +27,16 @@ def split_paths(spec: str) -> List[str]:
 
 
 def read_checkpoint(path: str, option: str = "--teacher-path") -> dict:
-    """The checkpoint dict of a fairseq model file, or a PluginError naming the path."""
+    """The checkpoint dict of a fairseq model file, or an LskdError naming the path."""
     if not os.path.isfile(path):
-        raise PluginError(f"{option} {path}: no such file (expected a fairseq checkpoint .pt)")
+        raise LskdError(f"{option} {path}: no such file (expected a fairseq checkpoint .pt)")
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
     except Exception as e:  # torch/pickle raise many kinds for a non-checkpoint
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise PluginError(f"{option} {path}: not a fairseq checkpoint ({type(e).__name__}: {first[:200]})")
+        raise LskdError(f"{option} {path}: not a fairseq checkpoint ({type(e).__name__}: {first[:200]})")
     if not isinstance(state, dict) or "model" not in state or state.get("cfg") is None:
-        raise PluginError(f"{option} {path}: not a fairseq checkpoint (no 'model' and 'cfg' entries)")
+        raise LskdError(f"{option} {path}: not a fairseq checkpoint (no 'model' and 'cfg' entries)")
     return state
 
 
@@ -48,7 +54,7 @@ def _embedding_rows(state_model: dict, prefix: str) -> Optional[int]:
 
 def check_dictionaries(path: str, state: dict, task, option: str = "--teacher-path") -> None:
     """Compare the teacher's dictionaries (from its data dir if it still exists, else its embedding
-    sizes) with the task's; raise a PluginError with both sizes and the first differing symbol."""
+    sizes) with the task's; raise an LskdError with both sizes and the first differing symbol."""
     tcfg = state["cfg"].task
     data = getattr(tcfg, "data", None)
     data_dir = split_paths(data)[0] if data else None
@@ -66,27 +72,54 @@ def check_dictionaries(path: str, state: dict, task, option: str = "--teacher-pa
         if dict_file and os.path.isfile(dict_file):
             tdict = Dictionary.load(dict_file)
             if len(tdict) != len(task_dict) or tdict.symbols != task_dict.symbols:
-                raise PluginError(
+                raise LskdError(
                     f"{option} {path}: teacher {side} dictionary ({dict_file}, {len(tdict)} symbols) differs from "
                     f"the task's ({len(task_dict)} symbols); {_first_difference(tdict, task_dict)}"
                 )
             continue
         rows = _embedding_rows(state["model"], prefix)
         if rows is not None and rows != len(task_dict):
-            raise PluginError(
+            raise LskdError(
                 f"{option} {path}: teacher {side} vocabulary has {rows} symbols, the task's dictionary has "
                 f"{len(task_dict)} (teacher data dir {data_dir!r} not found, so symbols cannot be compared)"
             )
 
 
-def load_teachers(spec: str, task, option: str = "--teacher-path") -> List[torch.nn.Module]:
-    """Build, load and freeze every teacher in `spec` ('a.pt' or 'a.pt:b.pt'), in eval mode on CPU."""
+class Checkpoint:
+    """One checkpoint file, read on first use of `state` and released once its model is built, so an
+    ensemble holds one checkpoint dict at a time (they carry optimizer states) and none is read twice."""
+
+    def __init__(self, path: str, option: str = "--teacher-path"):
+        self.path = path
+        self.option = option
+        self._state: Optional[dict] = None
+
+    @property
+    def state(self) -> dict:
+        if self._state is None:
+            self._state = read_checkpoint(self.path, self.option)
+        return self._state
+
+    def release(self) -> None:
+        self._state = None
+
+
+def read_checkpoints(spec: str, option: str = "--teacher-path") -> List[Checkpoint]:
+    """The checkpoints of `spec` ('a.pt' or 'a.pt:b.pt'), each existing; read when first used."""
     paths = split_paths(spec)
     if not paths:
-        raise PluginError(f"{option} is empty; expected one checkpoint or several joined by ':'")
+        raise LskdError(f"{option} is empty; expected one checkpoint or several joined by ':'")
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise LskdError(f"{option} {missing[0]}: no such file (expected a fairseq checkpoint .pt)")
+    return [Checkpoint(path, option) for path in paths]
+
+
+def load_teachers(checkpoints: Sequence[Checkpoint], task, option: str = "--teacher-path") -> List[torch.nn.Module]:
+    """Build, load and freeze every teacher, checked against the task's dictionaries, in eval mode on CPU."""
     teachers = []
-    for path in paths:
-        state = read_checkpoint(path, option)
+    for c in checkpoints:
+        path, state = c.path, c.state
         check_dictionaries(path, state, task, option)
         model_cfg = state["cfg"].model
         try:
@@ -94,8 +127,65 @@ def load_teachers(spec: str, task, option: str = "--teacher-path") -> List[torch
             model.load_state_dict(state["model"], strict=True, model_cfg=model_cfg)
         except RuntimeError as e:
             first = str(e).strip().splitlines()[0]
-            raise PluginError(f"{option} {path}: weights do not fit the architecture in its own config ({first[:200]})")
+            raise LskdError(f"{option} {path}: weights do not fit the architecture in its own config ({first[:200]})")
         model.eval()
         model.requires_grad_(False)
         teachers.append(model)
+        c.release()
     return teachers
+
+
+class TeacherSession:
+    """A fairseq task and the frozen teacher(s) checked against its dictionaries."""
+
+    def __init__(self, task, models: List[torch.nn.Module], paths: List[str]):
+        self.task = task
+        self.models = models
+        self.paths = paths
+
+    @classmethod
+    def for_task(cls, task, spec: str, option: str = "--teacher-path") -> "TeacherSession":
+        """Teachers for an existing task (the student's, in the criterion)."""
+        checkpoints = read_checkpoints(spec, option)
+        return cls(task, load_teachers(checkpoints, task, option), [c.path for c in checkpoints])
+
+    @classmethod
+    def for_data(cls, data: str, spec: str, splits: Sequence[str], option: str = "--teacher-path",
+                 checkpoints: Optional[List[Checkpoint]] = None) -> "TeacherSession":
+        """The first teacher's own task config pointed at `data`, with `splits` loaded, and the teachers.
+
+        `checkpoints` (from read_checkpoints) saves reading them again when the caller has them already.
+        """
+        from fairseq import tasks
+
+        checkpoints = checkpoints or read_checkpoints(spec, option)
+        first = checkpoints[0].state  # a non-checkpoint is named before anything else is looked at
+        if not os.path.isdir(data):
+            raise LskdError(f"--data {data}: no such directory (expected fairseq binaries from fairseq-preprocess)")
+        task_cfg = copy.deepcopy(first["cfg"].task)  # the checkpoint's own stays as it was:
+        task_cfg.data = data  # check_dictionaries reads the teacher's data dir from it
+        task = tasks.setup_task(task_cfg)
+        for split in splits:
+            try:
+                task.load_dataset(split)
+            except FileNotFoundError as e:
+                raise LskdError(f"--data {data}: no {split!r} split ({str(e).splitlines()[0][:200]})")
+        return cls(task, load_teachers(checkpoints, task, option), [c.path for c in checkpoints])
+
+    def max_positions(self):
+        """The longest inputs the task and every teacher accept."""
+        from fairseq import utils
+
+        return utils.resolve_max_positions(self.task.max_positions(), *[m.max_positions() for m in self.models])
+
+    def to(self, device: torch.device, fp16: bool = False) -> "TeacherSession":
+        for m in self.models:
+            m.to(device=device, dtype=torch.float16 if fp16 else torch.float32)
+        return self
+
+    def batches(self, split: str, max_tokens: int, num_workers: int = 0):
+        """fairseq's batches of a split in its fixed order, every sentence once (none dropped for batch-size rounding)."""
+        return self.task.get_batch_iterator(
+            dataset=self.task.dataset(split), max_tokens=max_tokens, max_positions=self.max_positions(),
+            ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_workers=num_workers,
+        ).next_epoch_itr(shuffle=False)

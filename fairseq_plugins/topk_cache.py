@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -35,11 +34,14 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from lskd.cli import LskdError
-from lskd.fileio import atomic_dir, command_line, sha256_file, write_json
+from lskd.errors import FileFormatError, LskdError
+from lskd.fileio import atomic_dir, command_line, read_json, sha256_file, write_json
 from lskd.losses import teacher_log_probs
 
+from .teacher import TeacherSession, split_paths
+
 FILES = ("ids.npy", "values.npy", "offsets.npy")
+MANIFEST_KEYS = ("bytes", "k", "n_tokens", "n_sentences", "dictionary_sha256", "dictionary_size", "split")
 
 
 def dictionary_hash(dictionary) -> str:
@@ -55,10 +57,13 @@ class TopKCache:
         manifest = self.dir / "manifest.json"
         if not manifest.is_file():
             raise LskdError(f"--kd-topk-cache {self.dir}: no manifest.json (not a complete lskd cache split)")
-        self.manifest = json.loads(manifest.read_text())
+        self.manifest = read_json(manifest, "an lskd cache manifest")
+        missing = [key for key in MANIFEST_KEYS if key not in self.manifest]
+        if missing:
+            raise FileFormatError(manifest, f"no {', '.join(missing)} entries (not an lskd cache manifest; rebuild with lskd cache)")
         for name in FILES:
             path = self.dir / name
-            expected = self.manifest["bytes"][name]
+            expected = self.manifest["bytes"].get(name)
             actual = path.stat().st_size if path.is_file() else None
             if actual != expected:
                 raise LskdError(f"--kd-topk-cache {path}: {actual} bytes, manifest says {expected} "
@@ -110,43 +115,12 @@ def open_cache(root: Path) -> Dict[str, TopKCache]:
 
 
 # ------------------------------------------------------------------------------------------- build
-def _setup(data: str, teacher_spec: str, splits: Sequence[str], option: str = "--teacher-path"):
-    """The fairseq task of the first teacher, pointed at `data`, and the loaded teachers (errors name `option`)."""
-    from fairseq import tasks
-
-    from .teacher import load_teachers, read_checkpoint, split_paths
-
-    first = split_paths(teacher_spec)[0] if split_paths(teacher_spec) else teacher_spec
-    state = read_checkpoint(first, option)
-    task_cfg = state["cfg"].task
-    task_cfg.data = data
-    if not os.path.isdir(data):
-        raise LskdError(f"--data {data}: no such directory (expected fairseq binaries from fairseq-preprocess)")
-    task = tasks.setup_task(task_cfg)
-    for split in splits:
-        try:
-            task.load_dataset(split)
-        except FileNotFoundError as e:
-            raise LskdError(f"--data {data}: no {split!r} split ({str(e).splitlines()[0][:200]})")
-    return task, load_teachers(teacher_spec, task, option)
-
-
-def _batches(task, split: str, teachers, max_tokens: int, num_workers: int):
-    from fairseq import utils
-
-    dataset = task.dataset(split)
-    return task.get_batch_iterator(
-        dataset=dataset, max_tokens=max_tokens,
-        max_positions=utils.resolve_max_positions(task.max_positions(), *[t.max_positions() for t in teachers]),
-        ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_workers=num_workers,
-    ).next_epoch_itr(shuffle=False)
-
-
-def build_split(task, teachers, split: str, out: Path, k: int, max_tokens: int, device: torch.device,
-                fp16: bool, teacher_paths: List[str], num_workers: int = 0) -> Path:
-    """Write CACHE/<split>/ atomically; returns its path."""
+def build_split(session: TeacherSession, split: str, out: Path, k: int, max_tokens: int, device: torch.device,
+                num_workers: int = 0) -> Path:
+    """Write CACHE/<split>/ atomically with the session's teachers (already on `device`); returns its path."""
     from tqdm import tqdm
 
+    task, teachers = session.task, session.models
     final = out / split
     for stale in glob.glob(str(out / f".{split}.*.tmp")):
         shutil.rmtree(stale, ignore_errors=True)
@@ -164,14 +138,11 @@ def build_split(task, teachers, split: str, out: Path, k: int, max_tokens: int, 
         ids_mm = np.lib.format.open_memmap(tmp / "ids.npy", mode="w+", dtype=id_dtype, shape=(n_tokens, k))
         val_mm = np.lib.format.open_memmap(tmp / "values.npy", mode="w+", dtype=np.float16, shape=(n_tokens, k))
         np.save(tmp / "offsets.npy", offsets)
-        dtype = torch.float16 if fp16 else torch.float32
-        for t in teachers:
-            t.to(device=device, dtype=dtype)
         pad = dictionary.pad()
         start, done_sent, done_tok = time.time(), 0, 0
         bar = tqdm(total=len(sizes), unit="sent", desc=f"cache {split}", dynamic_ncols=True, mininterval=1.0)
         with torch.inference_mode():
-            for sample in _batches(task, split, teachers, max_tokens, num_workers):
+            for sample in session.batches(split, max_tokens, num_workers):
                 if not sample:
                     continue
                 net_input = {key: v.to(device) if torch.is_tensor(v) else v for key, v in sample["net_input"].items()}
@@ -199,33 +170,38 @@ def build_split(task, teachers, split: str, out: Path, k: int, max_tokens: int, 
         ids_mm.flush()
         val_mm.flush()
         del ids_mm, val_mm
-        manifest = {
-            "format": "lskd-topk-cache/1",
-            "split": split,
-            "k": k,
-            "n_sentences": len(sizes),
-            "n_tokens": n_tokens,
-            "ids_dtype": np.dtype(id_dtype).name,
-            "values_dtype": "float16",
-            "values": "teacher full-vocabulary log-probabilities at T=1 (ensemble: log of mean probability)",
-            "teachers": [{"path": os.path.abspath(p), "sha256": sha256_file(Path(p))} for p in teacher_paths],
-            "dictionary_sha256": dictionary_hash(dictionary),
-            "dictionary_size": len(dictionary),
-            "data": os.path.abspath(task.cfg.data),
-            "bytes": {name: (tmp / name).stat().st_size for name in FILES},
-            "bytes_per_token": k * (np.dtype(id_dtype).itemsize + 2),  # payload: K ids + K fp16 values
-            "build_seconds": round(time.time() - start, 2),
-            "device": str(device),
-            "created_by": command_line(),
-        }
+        manifest = _manifest(session, split, tmp, k, offsets, id_dtype, time.time() - start, device)
         write_json(tmp / "manifest.json", manifest)
     return final
 
 
+def _manifest(session: TeacherSession, split: str, tmp: Path, k: int, offsets: np.ndarray, id_dtype,
+              seconds: float, device: torch.device) -> dict:
+    """manifest.json of a split whose arrays are complete in `tmp`."""
+    dictionary = session.task.target_dictionary
+    return {
+        "format": "lskd-topk-cache/1",
+        "split": split,
+        "k": k,
+        "n_sentences": len(offsets) - 1,
+        "n_tokens": int(offsets[-1]),
+        "ids_dtype": np.dtype(id_dtype).name,
+        "values_dtype": "float16",
+        "values": "teacher full-vocabulary log-probabilities at T=1 (ensemble: log of mean probability)",
+        "teachers": [{"path": os.path.abspath(p), "sha256": sha256_file(Path(p))} for p in session.paths],
+        "dictionary_sha256": dictionary_hash(dictionary),
+        "dictionary_size": len(dictionary),
+        "data": os.path.abspath(session.task.cfg.data),
+        "bytes": {name: (tmp / name).stat().st_size for name in FILES},
+        "bytes_per_token": k * (np.dtype(id_dtype).itemsize + 2),  # payload: K ids + K fp16 values
+        "build_seconds": round(seconds, 2),
+        "device": str(device),
+        "created_by": command_line(),
+    }
+
+
 def build(data: str, teacher_spec: str, out: Path, splits: Sequence[str], k: int, max_tokens: int = 4096,
           cpu: bool = False, fp16: bool = False, force: bool = False, num_workers: int = 0) -> Dict[str, Path]:
-    from .teacher import split_paths
-
     if k <= 0:
         raise LskdError(f"--k must be > 0, got {k}")
     out = Path(out)
@@ -233,7 +209,7 @@ def build(data: str, teacher_spec: str, out: Path, splits: Sequence[str], k: int
     for split in splits:
         manifest = out / split / "manifest.json"
         if manifest.is_file() and not force:
-            m = json.loads(manifest.read_text())
+            m = read_json(manifest, "an lskd cache manifest")
             if m.get("k") == k and [t["path"] for t in m.get("teachers", [])] == [os.path.abspath(p) for p in split_paths(teacher_spec)]:
                 print(f"skip: {out / split} is complete (K={k}); --force rebuilds it", file=sys.stderr)
                 continue
@@ -243,10 +219,10 @@ def build(data: str, teacher_spec: str, out: Path, splits: Sequence[str], k: int
     device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
     if fp16 and device.type != "cuda":
         raise LskdError("--fp16 needs a GPU (omit it, or drop --cpu)")
-    task, teachers = _setup(data, teacher_spec, todo)
+    session = TeacherSession.for_data(data, teacher_spec, todo).to(device, fp16)
     for split in todo:
-        path = build_split(task, teachers, split, out, k, max_tokens, device, fp16, split_paths(teacher_spec), num_workers)
-        m = json.loads((path / "manifest.json").read_text())
+        path = build_split(session, split, out, k, max_tokens, device, num_workers)
+        m = read_json(path / "manifest.json", "an lskd cache manifest")
         print(f"wrote {path}: {m['n_sentences']} sentences, {m['n_tokens']} tokens, K={k}, "
               f"{m['bytes_per_token']:.1f} bytes/token, {m['build_seconds']} s", file=sys.stderr)
     return {s: out / s for s in splits}

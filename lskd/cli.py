@@ -8,8 +8,11 @@ to the others. Each entry point takes argv (list of str) and returns an exit cod
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from typing import Dict, List, Optional, Tuple
+
+from lskd.errors import LskdError  # noqa: F401  (also importable from here, its old home)
 
 # name -> (entry point, one-line help)
 COMMANDS: Dict[str, Tuple[str, str]] = {
@@ -20,11 +23,11 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "nmt-features": ("fairseq_plugins.nmt_features:main", "penultimate decoder states per gold target token, for `lskd diffusion`"),
     "diffusion": ("lskd.diffusion:main", "template projection plots and a diffusion index from penultimate features"),
     "vision": ("lskd.vision.cli:main", "image classification: LS teachers and KD students with torchvision"),
+    "user-dir": ("lskd.cli:user_dir", "print the fairseq plugin directory: fairseq-train --user-dir \"$(lskd user-dir)\" ..."),
 }
 
-
-class LskdError(Exception):
-    """A user error: printed as one line, exit status 2, no traceback."""
+FAIRSEQ_HINT = ("fairseq is not installed for {python}; install it as the README says "
+                "(pip install --no-deps -r requirements-fairseq.txt, or `make venv`)")
 
 
 def _usage() -> str:
@@ -36,17 +39,31 @@ def _usage() -> str:
 
 
 def run_entry(prog: str, fn, argv: List[str]) -> int:
-    """Call a command's entry point, turning user errors into one line on stderr and exit 2."""
+    """Call a command's entry point, turning user errors (lskd.errors) into one line on stderr and exit 2.
+
+    Any other exception is a bug and keeps its traceback; a missing fairseq gets an install hint.
+    """
     try:
         return int(fn(argv) or 0)
-    except (LskdError, ValueError, FileNotFoundError) as e:
+    except LskdError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
-    except SystemExit as e:  # the fairseq plugin's one-line errors (fairseq_plugins.errors.PluginError)
-        if not hasattr(e, "message"):
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "fairseq":
             raise
-        print(f"{prog}: error: {e.message}", file=sys.stderr)
+        print(f"{prog}: error: {FAIRSEQ_HINT.format(python=sys.executable)}", file=sys.stderr)
         return 2
+
+
+def user_dir(argv: List[str]) -> int:
+    """Print the directory of the installed fairseq plugin package (found without importing it: no torch, no fairseq)."""
+    if argv:
+        raise LskdError(f"lskd user-dir takes no arguments, got {' '.join(argv)}")
+    spec = importlib.util.find_spec("fairseq_plugins")
+    if spec is None or not spec.submodule_search_locations:
+        raise LskdError("the fairseq_plugins package is not installed with lskd (reinstall: pip install -e .)")
+    print(list(spec.submodule_search_locations)[0])
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -54,13 +71,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2
+    if argv[0] == "--version":
+        from lskd import __version__
+
+        print(f"lskd {__version__}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"lskd: error: unknown command {name!r}; expected one of: {', '.join(sorted(COMMANDS))}", file=sys.stderr)
         return 2
     module, func = COMMANDS[name][0].split(":")
-    fn = getattr(importlib.import_module(module), func)
-    return run_entry(f"lskd {name}", fn, rest)
+
+    def entry(args: List[str]) -> int:  # imported inside run_entry, so a missing fairseq gets its hint
+        return getattr(importlib.import_module(module), func)(args)
+
+    return run_entry(f"lskd {name}", entry, rest)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,11 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.fileio import atomic_path, command_line, write_json, write_text
 
 Tensor = torch.Tensor

@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from lskd.errors import FileFormatError
+
 
 def command_line() -> str:
     """The command that is running, for manifests."""
@@ -68,6 +70,23 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def write_torch(path: Path, obj) -> None:
+    """torch.save, atomically (checkpoints, features, cached logits)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def read_json(path: Path, what: str = "a JSON file"):
+    """The parsed JSON of `path`; a file that is unreadable or not JSON is a user error naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise FileFormatError(path, f"cannot read {what} ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
 
 
 def write_lines(path: Path, lines: Iterable[str]) -> int:

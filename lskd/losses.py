@@ -16,6 +16,8 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 
+from lskd.errors import OptionError
+
 Tensor = torch.Tensor
 
 SPREADS = ("others", "all")
@@ -213,12 +215,12 @@ def sparse_kd_loss(
     return _finish(per_position, temperature, t2_scale, mask, reduce)
 
 
-def check_kd_options(alpha: float, temperature: float, alpha_name: str = "kd_alpha", temperature_name: str = "kd_temperature") -> None:
-    """Shared validation of the KD weight and temperature (raises ValueError naming the option)."""
-    if not (0.0 <= alpha <= 1.0):
-        raise ValueError(f"{alpha_name} must be in [0, 1], got {alpha}")
+def check_kd_options(kd_lambda: float, temperature: float) -> None:
+    """Shared validation of the KD weight and temperature (an OptionError naming the field)."""
+    if not (0.0 <= kd_lambda <= 1.0):
+        raise OptionError("kd_lambda", f"must be in [0, 1], got {kd_lambda}")
     if not (temperature > 0.0 and math.isfinite(temperature)):
-        raise ValueError(f"{temperature_name} must be > 0, got {temperature}")
+        raise OptionError("kd_temperature", f"must be > 0, got {temperature}")
 
 
 class TopKTeacher:
@@ -235,10 +237,10 @@ TeacherOutput = Union[Tensor, Sequence[Tensor], TopKTeacher]
 
 
 class LSKDLoss(torch.nn.Module):
-    """loss = (1 - kd_alpha) * LS-NLL(epsilon) + kd_alpha * KD_T, summed over kept positions.
+    """loss = (1 - kd_lambda) * LS-NLL(epsilon) + kd_lambda * KD_T, summed over kept positions.
 
     The one loss both adapters use: the fairseq `ls_kd` criterion (spread="others", fairseq's LS)
-    and the vision trainer (spread="all", the paper's LS; kd_alpha=1 is the paper's pure KD).
+    and the vision trainer (spread="all", the paper's LS; kd_lambda=1 is the paper's pure KD).
     `forward` returns (loss, nll_loss, kd_loss), each summed; nll_loss is the student's plain NLL
     of the gold labels, the number to select checkpoints on.
 
@@ -249,7 +251,7 @@ class LSKDLoss(torch.nn.Module):
 
     def __init__(
         self,
-        kd_alpha: float = 0.5,
+        kd_lambda: float = 0.5,
         temperature: float = 1.0,
         label_smoothing: float = 0.0,
         t2_scale: bool = True,
@@ -258,14 +260,14 @@ class LSKDLoss(torch.nn.Module):
         ignore_index: Optional[int] = None,
     ):
         super().__init__()
-        check_kd_options(kd_alpha, temperature)
+        check_kd_options(kd_lambda, temperature)
         if not (0.0 <= label_smoothing < 1.0):
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+            raise OptionError("label_smoothing", f"must be in [0, 1), got {label_smoothing}")
         if topk < 0:
-            raise ValueError(f"kd_topk must be >= 0, got {topk}")
+            raise OptionError("kd_topk", f"must be >= 0, got {topk}")
         if spread not in SPREADS:
             raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
-        self.kd_alpha = kd_alpha
+        self.kd_lambda = kd_lambda
         self.temperature = temperature
         self.label_smoothing = label_smoothing
         self.t2_scale = t2_scale
@@ -310,10 +312,10 @@ class LSKDLoss(torch.nn.Module):
         ls_loss, nll_loss = label_smoothed_nll_loss(
             student_lprobs, target, self.label_smoothing, ignore_index=self.ignore_index, spread=self.spread
         )
-        if self.kd_alpha == 0.0:
+        if self.kd_lambda == 0.0:
             return ls_loss, nll_loss, ls_loss.new_zeros(())
         if teacher is None:
-            raise ValueError("kd_alpha > 0 needs a teacher output")
+            raise ValueError("kd_lambda > 0 needs a teacher output")
         mask = None if self.ignore_index is None else target.ne(self.ignore_index)
         T = self.temperature
         # At T = 1 the NLL's log-probabilities are the KD's: no second full-vocabulary tensor.
@@ -324,6 +326,6 @@ class LSKDLoss(torch.nn.Module):
             kd = sparse_kd_loss(s_lprobs_t, a, b, T, self.t2_scale, mask)
         else:
             kd = _dense_kd(s_lprobs_t, a, b, T, self.t2_scale, mask, reduce=True, consume=consume_teacher)
-        if self.kd_alpha == 1.0:
+        if self.kd_lambda == 1.0:
             return kd, nll_loss, kd
-        return (1.0 - self.kd_alpha) * ls_loss + self.kd_alpha * kd, nll_loss, kd
+        return (1.0 - self.kd_lambda) * ls_loss + self.kd_lambda * kd, nll_loss, kd

@@ -42,7 +42,7 @@ import textwrap
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.scoring import METRICS
 
 Key = Tuple[str, float, Optional[float]]  # (role, teacher_alpha, temperature)

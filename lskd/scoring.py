@@ -35,7 +35,7 @@ from typing import Dict, List, Optional
 
 import sacrebleu
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.fileio import write_json
 
 CONVENTIONS = ("detok", "tokenized", "wmt14")
@@ -112,7 +112,7 @@ def moses_detokenize(lines: List[str], lang: str) -> List[str]:
     from sacremoses import MosesDetokenizer
 
     d = MosesDetokenizer(lang=lang)
-    return [d.detokenize(l.split(), unescape=True) for l in lines]
+    return [d.detokenize(line.split(), unescape=True) for line in lines]
 
 
 def data_scoring_spec(ref: Path) -> Optional[dict]:

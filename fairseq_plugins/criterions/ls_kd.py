@@ -1,9 +1,10 @@
 """`ls_kd`: label-smoothed cross-entropy mixed with word-level knowledge distillation.
 
 Per non-padding target token:
-    loss = (1 - kd_alpha) * LS-NLL(eps) + kd_alpha * T^2 * KL(q_t(T) || p_s(T))
+    loss = (1 - kd_lambda) * LS-NLL(eps) + kd_lambda * T^2 * KL(q_t(T) || p_s(T))
 The math is `lskd.losses.LSKDLoss`; this module only adapts fairseq's samples and models to it.
-kd_alpha = 0 is fairseq's `label_smoothed_cross_entropy` exactly and needs no teacher.
+kd_lambda = 0 is fairseq's `label_smoothed_cross_entropy` exactly and needs no teacher. `--kd-alpha`
+is the flag's old name, still accepted ("alpha" is the teacher's label smoothing everywhere else).
 
 The teacher is held outside the criterion's module tree (a plain attribute of a helper object),
 so fairseq never saves it into the student's checkpoint, never hands it to the optimizer, and
@@ -19,28 +20,39 @@ from typing import List, Optional
 import torch
 from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
-from fairseq.dataclass import FairseqDataclass
+from fairseq.criterions.label_smoothed_cross_entropy import (
+    LabelSmoothedCrossEntropyCriterion,
+    LabelSmoothedCrossEntropyCriterionConfig,
+)
 from fairseq.logging import metrics
-from omegaconf import II
 
 import numpy as np
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.losses import LSKDLoss, TopKTeacher
 
-from ..errors import PluginError
+from ..errors import fairseq_exit_on_user_error
 from ..help import add_ls_kd_options_to_help
-from ..teacher import load_teachers
+from ..teacher import TeacherSession
 
 logger = logging.getLogger(__name__)
 
+KD_LAMBDA_DEFAULT = 0.5
+
 
 @dataclass
-class LsKdConfig(FairseqDataclass):
-    kd_alpha: float = field(
-        default=0.5,
+class LsKdConfig(LabelSmoothedCrossEntropyCriterionConfig):
+    """label_smoothed_cross_entropy's options (label_smoothing: the student's own epsilon, fairseq's
+    definition; report_accuracy; ignore_prefix_size; sentence_avg) plus the KD ones."""
+
+    kd_lambda: float = field(
+        default=KD_LAMBDA_DEFAULT,
         metadata={"help": "weight lambda of the KD term: loss = (1-lambda)*LS-NLL + lambda*KD; 0 = plain "
                   "label-smoothed training (no teacher needed), 1 = pure KD"},
+    )
+    kd_alpha: Optional[float] = field(
+        default=None,
+        metadata={"help": "old name of --kd-lambda, still accepted"},
     )
     kd_temperature: float = field(
         default=1.0,
@@ -66,14 +78,6 @@ class LsKdConfig(FairseqDataclass):
         metadata={"help": "instead of --teacher-path: a top-K teacher cache built by `lskd cache` (its 'train' "
                   "split is used in training, its 'valid' split, if present, in validation); no teacher is loaded"},
     )
-    label_smoothing: float = field(
-        default=0.0,
-        metadata={"help": "epsilon for the student's own label-smoothed NLL on the gold token "
-                  "(fairseq's definition: eps spread over the V-1 other tokens)"},
-    )
-    report_accuracy: bool = field(default=False, metadata={"help": "report accuracy metric"})
-    ignore_prefix_size: int = field(default=0, metadata={"help": "Ignore first N tokens"})
-    sentence_avg: bool = II("optimization.sentence_avg")
 
 
 class OnlineTeacher:
@@ -106,20 +110,18 @@ class CachedTeacher:
     def __init__(self, path: str, task, topk: int):
         from ..topk_cache import open_cache
 
-        try:
-            self.splits = open_cache(path)
-            if "train" not in self.splits:
-                raise LskdError(f"--kd-topk-cache {path}: no complete 'train' split (found {sorted(self.splits)})")
-            for split, cache in self.splits.items():
+        self.splits = open_cache(path)
+        if "train" not in self.splits:
+            raise LskdError(f"--kd-topk-cache {path}: no complete 'train' split (found {sorted(self.splits)})")
+        for split, cache in self.splits.items():
+            try:
                 task.load_dataset(split)
-                cache.check_matches(task.target_dictionary, task.dataset(split).tgt_sizes, split)
-        except LskdError as e:
-            raise PluginError(str(e))
-        except FileNotFoundError as e:
-            raise PluginError(f"--kd-topk-cache {path}: its split has no counterpart in the task's data ({e})")
+            except FileNotFoundError as e:
+                raise LskdError(f"--kd-topk-cache {path}: its split has no counterpart in the task's data ({e})")
+            cache.check_matches(task.target_dictionary, task.dataset(split).tgt_sizes, split)
         k = self.splits["train"].k
         if topk > k:
-            raise PluginError(f"--kd-topk {topk} is larger than the K={k} tokens stored in --kd-topk-cache {path}")
+            raise LskdError(f"--kd-topk {topk} is larger than the K={k} tokens stored in --kd-topk-cache {path}")
         self.k = topk or k
         self.pad = task.target_dictionary.pad()
 
@@ -130,7 +132,7 @@ class CachedTeacher:
         ids, values = cache.rows(sample["id"].tolist())
         mask = target.ne(self.pad)
         if len(ids) != int(mask.sum()):
-            raise PluginError(f"--kd-topk-cache: batch has {int(mask.sum())} target tokens, cache rows {len(ids)} "
+            raise LskdError(f"--kd-topk-cache: batch has {int(mask.sum())} target tokens, cache rows {len(ids)} "
                               "(cache made for another corpus?)")
         full_ids = target.new_zeros(*target.shape, self.k)
         full_values = torch.zeros(*target.shape, self.k, device=target.device)
@@ -141,41 +143,51 @@ class CachedTeacher:
 
 @register_criterion("ls_kd", dataclass=LsKdConfig)
 class LsKdCriterion(FairseqCriterion):
-    def __init__(self, task, sentence_avg, kd_alpha=0.5, kd_temperature=1.0, no_kd_t2_scale=False,
-                 teacher_path=None, kd_topk=0, kd_topk_cache=None, label_smoothing=0.0, report_accuracy=False, ignore_prefix_size=0):
+    def __init__(self, task, sentence_avg, kd_lambda=KD_LAMBDA_DEFAULT, kd_alpha=None, kd_temperature=1.0,
+                 no_kd_t2_scale=False, teacher_path=None, kd_topk=0, kd_topk_cache=None, label_smoothing=0.0,
+                 report_accuracy=False, ignore_prefix_size=0):
         super().__init__(task)
-        try:
-            self.loss_fn = LSKDLoss(
-                kd_alpha=kd_alpha, temperature=kd_temperature, label_smoothing=label_smoothing,
-                t2_scale=not no_kd_t2_scale, topk=kd_topk, spread="others", ignore_index=self.padding_idx,
-            )
-        except ValueError as e:
-            raise PluginError("--" + str(e).replace("_", "-", 2))
+        # errors name the KD weight by the flag the user gave: --kd-lambda, or its old name --kd-alpha
+        self.lambda_flag = "--kd-lambda" if kd_alpha is None else "--kd-alpha"
+        with fairseq_exit_on_user_error({"kd_lambda": self.lambda_flag}):
+            if kd_alpha is not None:
+                if kd_lambda not in (KD_LAMBDA_DEFAULT, kd_alpha):
+                    raise LskdError(f"--kd-lambda {kd_lambda} and --kd-alpha {kd_alpha}: give one (--kd-alpha is the old name)")
+                kd_lambda = kd_alpha
+            self._set_up(task, sentence_avg, kd_lambda, kd_temperature, no_kd_t2_scale, teacher_path, kd_topk,
+                         kd_topk_cache, label_smoothing, report_accuracy, ignore_prefix_size)
+
+    def _set_up(self, task, sentence_avg, kd_lambda, kd_temperature, no_kd_t2_scale, teacher_path, kd_topk,
+                kd_topk_cache, label_smoothing, report_accuracy, ignore_prefix_size) -> None:
+        self.loss_fn = LSKDLoss(
+            kd_lambda=kd_lambda, temperature=kd_temperature, label_smoothing=label_smoothing,
+            t2_scale=not no_kd_t2_scale, topk=kd_topk, spread="others", ignore_index=self.padding_idx,
+        )
         # validation batches for which a cache has no split: the student's own LS-NLL, no KD term
-        self.ls_only = LSKDLoss(kd_alpha=0.0, label_smoothing=label_smoothing, spread="others", ignore_index=self.padding_idx)
+        self.ls_only = LSKDLoss(kd_lambda=0.0, label_smoothing=label_smoothing, spread="others", ignore_index=self.padding_idx)
         vocab = len(task.target_dictionary)
         if kd_topk > vocab:
-            raise PluginError(f"--kd-topk {kd_topk} is larger than the target vocabulary ({vocab} symbols)")
+            raise LskdError(f"--kd-topk {kd_topk} is larger than the target vocabulary ({vocab} symbols)")
         self.sentence_avg = sentence_avg
         self.report_accuracy = report_accuracy
         self.ignore_prefix_size = ignore_prefix_size
         self.teacher = None
         if teacher_path and kd_topk_cache:
-            raise PluginError("give one teacher source: --teacher-path or --kd-topk-cache, not both")
-        if kd_alpha > 0:
+            raise LskdError("give one teacher source: --teacher-path or --kd-topk-cache, not both")
+        if kd_lambda > 0:
             if kd_topk_cache:
                 self.teacher = CachedTeacher(kd_topk_cache, task, kd_topk)
                 logger.info(f"ls_kd: top-{self.teacher.k} teacher cache {kd_topk_cache} (splits "
-                            f"{sorted(self.teacher.splits)}); kd_alpha={kd_alpha} T={kd_temperature}")
+                            f"{sorted(self.teacher.splits)}); kd_lambda={kd_lambda} T={kd_temperature}")
             elif teacher_path:
-                self.teacher = OnlineTeacher(load_teachers(teacher_path, task))
+                self.teacher = OnlineTeacher(TeacherSession.for_task(task, teacher_path).models)
                 logger.info(f"ls_kd: {len(self.teacher.models)} frozen teacher(s) from {teacher_path}; "
-                            f"kd_alpha={kd_alpha} T={kd_temperature} topk={kd_topk or 'full'}")
+                            f"kd_lambda={kd_lambda} T={kd_temperature} topk={kd_topk or 'full'}")
             else:
-                raise PluginError("--kd-alpha > 0 needs a teacher: give --teacher-path CKPT[:CKPT...] "
-                                  "or --kd-topk-cache DIR")
+                raise LskdError(f"{self.lambda_flag} > 0 needs a teacher: give --teacher-path CKPT[:CKPT...] "
+                                "or --kd-topk-cache DIR")
         elif teacher_path or kd_topk_cache:
-            logger.warning("ls_kd: --kd-alpha 0 ignores the teacher (plain label-smoothed training)")
+            logger.warning(f"ls_kd: {self.lambda_flag} 0 ignores the teacher (plain label-smoothed training)")
 
     def _prefix_cut(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, self.ignore_prefix_size:].contiguous() if self.ignore_prefix_size > 0 else x
@@ -186,7 +198,8 @@ class LsKdCriterion(FairseqCriterion):
         target = self._prefix_cut(model.get_targets(sample, net_output))
         logits = self._prefix_cut(net_output[0])
         V = lprobs.size(-1)
-        teacher = None if self.teacher is None else self.teacher.targets(sample, model, model.get_targets(sample, net_output))
+        with fairseq_exit_on_user_error():  # a cache that does not fit the batch
+            teacher = None if self.teacher is None else self.teacher.targets(sample, model, model.get_targets(sample, net_output))
         if isinstance(teacher, TopKTeacher):
             teacher = TopKTeacher(*(self._prefix_cut(x).reshape(-1, x.size(-1)) for x in (teacher.ids, teacher.logits)))
         elif teacher is not None:
@@ -214,25 +227,11 @@ class LsKdCriterion(FairseqCriterion):
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:
-        """As label_smoothed_cross_entropy (base 2), plus kd_loss per target token."""
-        def total(key):
-            return sum(log.get(key, 0) for log in logging_outputs)
-
-        loss_sum, nll_sum, kd_sum = total("loss"), total("nll_loss"), total("kd_loss")
-        ntokens, sample_size = total("ntokens"), total("sample_size")
-        metrics.log_scalar("loss", loss_sum / sample_size / math.log(2), sample_size, round=3)
-        metrics.log_scalar("nll_loss", nll_sum / ntokens / math.log(2), ntokens, round=3)
+        """label_smoothed_cross_entropy's metrics (base 2), plus kd_loss per target token."""
+        LabelSmoothedCrossEntropyCriterion.reduce_metrics(logging_outputs)
+        kd_sum = sum(log.get("kd_loss", 0) for log in logging_outputs)
+        ntokens = sum(log.get("ntokens", 0) for log in logging_outputs)
         metrics.log_scalar("kd_loss", kd_sum / ntokens / math.log(2), ntokens, round=3)
-        metrics.log_derived("ppl", lambda meters: utils.get_perplexity(meters["nll_loss"].avg))
-        n_total = utils.item(total("total"))
-        if n_total > 0:
-            metrics.log_scalar("total", n_total)
-            metrics.log_scalar("n_correct", utils.item(total("n_correct")))
-            metrics.log_derived(
-                "accuracy",
-                lambda meters: round(meters["n_correct"].sum * 100.0 / meters["total"].sum, 3)
-                if meters["total"].sum > 0 else float("nan"),
-            )
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

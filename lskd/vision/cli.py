@@ -15,7 +15,10 @@ import argparse
 import sys
 from typing import List, Optional
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError, OptionError
+
+# the loss core's field -> this CLI's flag
+VISION_FLAGS = {"kd_lambda": "--kd-lambda", "kd_temperature": "--temperature", "label_smoothing": "--label-smoothing"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -134,7 +137,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.cmd in ("train-teacher", "train-student"):
         from lskd.vision.train import run
 
-        run(config_from_args(a, "teacher" if a.cmd == "train-teacher" else "student"))
+        try:
+            run(config_from_args(a, "teacher" if a.cmd == "train-teacher" else "student"))
+        except OptionError as e:
+            raise e.with_flag(VISION_FLAGS) from None
         return 0
     if a.cmd == "features":
         import torch

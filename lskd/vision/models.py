@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision.models import mobilenet_v2, resnet
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 
 
 def _scaled(c: int, width: float) -> int:

@@ -1,7 +1,7 @@
 """Training loop for LS teachers and KD students (single process or torchrun DDP).
 
 The losses come from `lskd.losses.LSKDLoss` with spread="all" (the paper's LS, eps/K on every class):
-a teacher is LSKDLoss(kd_alpha=0, label_smoothing=alpha); a student is LSKDLoss(kd_alpha=lambda,
+a teacher is LSKDLoss(kd_lambda=0, label_smoothing=alpha); a student is LSKDLoss(kd_lambda=lambda,
 temperature=T) given the frozen teacher's logits on the same augmented batch (lambda=1: pure KD).
 
 Run directory (--out-dir): config.json, last.pt (every epoch, atomic), best.pt (best val top-1),
@@ -18,18 +18,18 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from lskd.cli import LskdError
-from lskd.fileio import write_json, write_text
+from lskd.errors import LskdError
+from lskd.fileio import read_json, write_json, write_text, write_torch
 from lskd.losses import LSKDLoss, check_kd_options
 from lskd.vision.data import DataBundle, build_data
+from lskd.vision.distributed import Distributed, unwrap
 from lskd.vision.models import build_model
 
 SCHEDULES = ("step", "multistep", "cosine", "constant")
@@ -94,10 +94,7 @@ def validate(cfg: TrainConfig) -> None:
         raise LskdError("--out-dir: a run directory is required")
     if not (0.0 <= cfg.label_smoothing < 1.0) or not math.isfinite(cfg.label_smoothing):
         raise LskdError(f"--label-smoothing: alpha must be in [0, 1), got {cfg.label_smoothing}")
-    try:
-        check_kd_options(cfg.kd_lambda, cfg.temperature, alpha_name="--kd-lambda", temperature_name="--temperature")
-    except ValueError as e:
-        raise LskdError(str(e)) from None
+    check_kd_options(cfg.kd_lambda, cfg.temperature)  # an OptionError; the CLI names its flag
     if cfg.teacher_cache and cfg.role == "student" and cfg.augment:
         raise LskdError("--teacher-cache: cached teacher logits are only valid for un-augmented data; add --no-augment")
     if cfg.role == "student":
@@ -129,8 +126,8 @@ def validate(cfg: TrainConfig) -> None:
 
 def make_loss(cfg: TrainConfig) -> LSKDLoss:
     if cfg.role == "teacher":
-        return LSKDLoss(kd_alpha=0.0, temperature=1.0, label_smoothing=cfg.label_smoothing, spread="all")
-    return LSKDLoss(kd_alpha=cfg.kd_lambda, temperature=cfg.temperature, label_smoothing=cfg.label_smoothing, spread="all")
+        return LSKDLoss(kd_lambda=0.0, temperature=1.0, label_smoothing=cfg.label_smoothing, spread="all")
+    return LSKDLoss(kd_lambda=cfg.kd_lambda, temperature=cfg.temperature, label_smoothing=cfg.label_smoothing, spread="all")
 
 
 def batch_loss(loss_fn: LSKDLoss, logits: torch.Tensor, target: torch.Tensor, teacher_logits: Optional[torch.Tensor] = None):
@@ -162,16 +159,6 @@ def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-def atomic_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def model_meta(cfg: TrainConfig, data: DataBundle, small_input: bool) -> dict:
@@ -238,7 +225,7 @@ class _Indexed(torch.utils.data.Dataset):
 
 
 @torch.no_grad()
-def teacher_logit_cache(cfg: TrainConfig, teacher: nn.Module, train_set, d, precision: str) -> torch.Tensor:
+def teacher_logit_cache(cfg: TrainConfig, teacher: nn.Module, train_set, d: Distributed, precision: str) -> torch.Tensor:
     """The frozen teacher's logits on every (un-augmented) training image, computed once per teacher.
 
     Stored next to the teacher checkpoint, keyed by its size and mtime, the dataset and the subset size.
@@ -261,40 +248,10 @@ def teacher_logit_cache(cfg: TrainConfig, teacher: nn.Module, train_set, d, prec
             with _autocast(d.device, precision):
                 out.append(teacher(x).float().cpu())
         logits = torch.cat(out)
-        atomic_save({"key": key, "logits": logits}, path)
+        write_torch(path, {"key": key, "logits": logits})
         print(f"[lskd vision] cached teacher logits {tuple(logits.shape)} -> {path}", flush=True)
     d.barrier()
     return torch.load(path, map_location="cpu", weights_only=True)["logits"]
-
-
-class _Dist:
-    def __init__(self, cfg: TrainConfig):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        want_cuda = cfg.device.startswith("cuda") or (not cfg.device and torch.cuda.is_available())
-        if want_cuda:
-            self.device = torch.device(f"cuda:{self.local_rank}" if self.world > 1 or not cfg.device else cfg.device)
-            torch.cuda.set_device(self.device)
-        else:
-            self.device = torch.device(cfg.device or "cpu")
-        self.enabled = self.world > 1
-        if self.enabled and not dist.is_initialized():
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
-        if self.enabled:
-            t = t.to(self.device if self.device.type == "cuda" else "cpu")
-            dist.all_reduce(t)
-        return t.cpu()
-
-    def barrier(self):
-        if self.enabled:
-            dist.barrier()
 
 
 def _autocast(device: torch.device, precision: str):
@@ -304,7 +261,7 @@ def _autocast(device: torch.device, precision: str):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset, cfg: TrainConfig, d: _Dist, precision: str) -> dict:
+def evaluate(model: nn.Module, dataset, cfg: TrainConfig, d: Distributed, precision: str) -> dict:
     """Top-1 / top-5 / NLL on `dataset`, sharded over ranks without padding (exact counts)."""
     model.eval()
     idx = list(range(d.rank, len(dataset), d.world))
@@ -330,19 +287,15 @@ def evaluate(model: nn.Module, dataset, cfg: TrainConfig, d: _Dist, precision: s
 
 
 # ------------------------------------------------------------------ main loop
+# Shaped like torchvision's references/classification/train.py: `train_one_epoch`, `evaluate`, and a
+# short `run` that sets up, resumes, loops over epochs and writes the run directory's files.
 
 
-def run(cfg: TrainConfig) -> dict:
-    validate(cfg)
-    final_path = os.path.join(cfg.out_dir, "final.json")
-    if os.path.isfile(final_path) and not cfg.force:
-        with open(final_path) as f:
-            final = json.load(f)
-        print(f"[lskd vision] {cfg.out_dir}: done already (final.json), skipping; --force retrains", flush=True)
-        return final
+def set_up_process(cfg: TrainConfig) -> tuple:
+    """(Distributed, precision): the process group, threads and determinism of this run."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    d = _Dist(cfg)
+    d = Distributed(cfg.device)
     precision = cfg.precision
     if precision == "auto":
         precision = "fp16" if d.device.type == "cuda" else "fp32"
@@ -353,7 +306,198 @@ def run(cfg: TrainConfig) -> dict:
         torch.backends.cudnn.benchmark = False
     elif d.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    return d, precision
 
+
+def training_set(cfg: TrainConfig, data: DataBundle):
+    """The training images: all, or a fixed (seed-independent) random subset of --train-subset."""
+    train_set = data.train
+    if cfg.train_subset and cfg.train_subset < len(train_set):
+        g = torch.Generator().manual_seed(1234)
+        train_set = Subset(train_set, torch.randperm(len(train_set), generator=g)[: cfg.train_subset].tolist())
+    return train_set
+
+
+def teacher_logits_fn(teacher: Optional[nn.Module], cache: Optional[torch.Tensor], device) -> Optional[Callable]:
+    """(images, dataset indices) -> the frozen teacher's logits: from the logit cache, or a forward pass."""
+    if cache is not None:
+        return lambda x, idx: cache[idx].to(device)
+    if teacher is None:
+        return None
+
+    def forward(x, idx):
+        with torch.no_grad():
+            return teacher(x).float()
+
+    return forward
+
+
+def train_loader(cfg: TrainConfig, train_set, d: Distributed) -> tuple:
+    """(loader of (image, label, index) batches of this rank's share of --batch-size, steps per epoch)."""
+    train_set = _Indexed(train_set)
+    sampler = DistributedSampler(train_set, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size // d.world, sampler=sampler, drop_last=True,
+                        num_workers=cfg.num_workers, pin_memory=d.device.type == "cuda")
+    steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+    if steps == 0:
+        raise LskdError(f"--batch-size: {cfg.batch_size} is larger than the training set ({len(train_set)} images)")
+    return loader, steps
+
+
+def place_model(cfg: TrainConfig, model: nn.Module, d: Distributed) -> nn.Module:
+    """The model on this rank's device, channels-last and with SyncBatchNorm when asked (before DDP wraps it)."""
+    model.to(d.device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if d.enabled and cfg.sync_bn and d.device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD with weight decay on weights only (no decay on biases and norm parameters)."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        (no_decay if p.dim() <= 1 else decay).append(p)
+    return torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                           lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+
+
+def _to_device(x: torch.Tensor, cfg: TrainConfig, d: Distributed) -> torch.Tensor:
+    x = x.to(d.device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last and x.dim() == 4 else x
+
+
+def train_one_epoch(model, loss_fn, teacher_logits, optimizer, scaler, loader, steps: int, epoch: int,
+                    cfg: TrainConfig, d: Distributed, precision: str) -> dict:
+    """One epoch of `steps` optimizer steps; this rank's sums (loss, nll, kd, correct, n), last lr, seconds."""
+    seed_all(cfg.seed * 1_000_003 + epoch * 7919 + d.rank)  # augmentation RNG: a function of (seed, epoch, rank)
+    loader.sampler.set_epoch(epoch)
+    model.train()
+    sums = torch.zeros(5, dtype=torch.float64)  # loss, nll, kd, correct, n
+    t0, it, lr = time.time(), iter(loader), cfg.lr
+    bar = None
+    if cfg.progress and d.main and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
+    for step in range(steps):
+        x, y, idx = next(it)
+        lr = lr_at(cfg, epoch + step / steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = _to_device(x, cfg, d), y.to(d.device, non_blocking=True)
+        with _autocast(d.device, precision):
+            logits = model(x)
+            t_logits = teacher_logits(x, idx) if teacher_logits is not None else None
+        loss, nll, kd = batch_loss(loss_fn, logits.float(), y, t_logits)
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"non-finite loss {loss.item()} at epoch {epoch + 1} step {step + 1}; lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.clip_grad_norm > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        n = y.numel()
+        sums += torch.tensor([loss.item() * n, nll.item() * n, kd.item() * n, logits.argmax(1).eq(y).sum().item(), n], dtype=torch.float64)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{sums[0].item() / sums[4].item():.4f}", lr=f"{lr:.4g}")
+        elif d.main and cfg.progress and cfg.log_every and (step + 1) % cfg.log_every == 0:
+            rate = sums[4].item() * d.world / max(1e-9, time.time() - t0)
+            print(f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps} loss {sums[0].item() / sums[4].item():.4f} "
+                  f"lr {lr:.4g} {rate:.0f} img/s", flush=True)
+    if bar is not None:
+        bar.close()
+    return {"sums": sums, "lr": lr, "seconds": time.time() - t0}
+
+
+def resume(cfg: TrainConfig, model, optimizer, scaler, meta: dict, d: Distributed) -> tuple:
+    """(start epoch, best top-1, best epoch) from the run directory's last.pt, or a fresh start."""
+    last_path = os.path.join(cfg.out_dir, "last.pt")
+    if not (cfg.resume and not cfg.force and os.path.isfile(last_path)):
+        return 0, -1.0, -1
+    ck = load_checkpoint(last_path)
+    for key in ("arch", "num_classes", "width", "small_input"):
+        if ck["meta"].get(key) != meta[key]:
+            raise LskdError(f"--out-dir: {last_path} was written with {key}={ck['meta'].get(key)}, this run has {meta[key]}; use another --out-dir or --force")
+    unwrap(model).load_state_dict(ck["model"])
+    optimizer.load_state_dict(ck["optimizer"])
+    if "scaler" in ck and ck["scaler"]:
+        scaler.load_state_dict(ck["scaler"])
+    if d.main:
+        print(f"[lskd vision] resuming {cfg.out_dir} after epoch {ck['epoch']}", flush=True)
+    return ck["epoch"], ck["best_top1"], ck["best_epoch"]
+
+
+def start_run_files(cfg: TrainConfig, start_epoch: int) -> None:
+    """metrics.jsonl cut back to the epochs before `start_epoch`, and config.json (main rank only)."""
+    metrics_path = os.path.join(cfg.out_dir, "metrics.jsonl")
+    kept = []
+    if start_epoch and os.path.isfile(metrics_path):
+        with open(metrics_path) as f:
+            kept = [line for line in f if line.strip() and json.loads(line)["epoch"] < start_epoch]
+    write_text(metrics_path, "".join(kept))
+    write_text(os.path.join(cfg.out_dir, "config.json"), json.dumps(dataclasses.asdict(cfg), indent=1) + "\n")
+
+
+def end_of_epoch(cfg: TrainConfig, rec: dict, model, optimizer, scaler, meta: dict, improved: bool, best: tuple) -> None:
+    """Append the epoch's metrics line, write best.pt (if it improved) and last.pt, print the summary (main rank)."""
+    epoch, ev = rec["epoch"], rec
+    with open(os.path.join(cfg.out_dir, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    state = unwrap(model).state_dict()
+    if improved:
+        write_torch(os.path.join(cfg.out_dir, "best.pt"), {"model": state, "meta": meta, "epoch": epoch + 1, "val_top1": ev["val_top1"]})
+    write_torch(os.path.join(cfg.out_dir, "last.pt"), {
+        "model": state, "meta": meta, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+        "epoch": epoch + 1, "best_top1": best[0], "best_epoch": best[1]})
+    print(f"epoch {epoch + 1}/{cfg.epochs} train_loss {rec['train_loss']:.4f} train_top1 {rec['train_top1']:.2f} "
+          f"val_top1 {ev['val_top1']:.2f} val_top5 {ev['val_top5']:.2f} val_nll {ev['val_nll']:.4f} "
+          f"({rec['images_per_s']:.0f} img/s)", flush=True)
+
+
+def epoch_record(epoch: int, trained: dict, ev: dict) -> dict:
+    """The metrics.jsonl line of an epoch, from the all-rank sums of train_one_epoch and evaluate's numbers."""
+    sums, seconds = trained["sums"], trained["seconds"]
+    n = sums[4].item()
+    return {"epoch": epoch, "lr": trained["lr"], "train_loss": sums[0].item() / n, "train_nll": sums[1].item() / n,
+            "train_kd": sums[2].item() / n, "train_top1": 100 * sums[3].item() / n, **ev,
+            "train_time_s": round(seconds, 3), "images_per_s": round(n / max(1e-9, seconds), 1)}
+
+
+def finish(cfg: TrainConfig, ev: dict, best: tuple, teacher_meta, d: Distributed, precision: str, seconds: float) -> dict:
+    """final.json (written last: it marks the run done) and score.json for `lskd report`."""
+    student = cfg.role == "student"
+    final = {"role": cfg.role, "dataset": cfg.dataset, "arch": cfg.arch, "width": cfg.width, "seed": cfg.seed,
+             "label_smoothing": cfg.label_smoothing, "temperature": cfg.temperature if student else None,
+             "kd_lambda": cfg.kd_lambda if student else None, "epochs": cfg.epochs,
+             "final_top1": ev["val_top1"], "final_top5": ev["val_top5"], "final_nll": ev["val_nll"],
+             "best_top1": best[0], "best_epoch": best[1], "train_time_s": round(seconds, 1),
+             "teacher": cfg.teacher or None, "teacher_meta": teacher_meta, "world_size": d.world, "precision": precision}
+    if d.main:
+        # score.json feeds `lskd report` (the same alpha x T grid as NMT); final.json, written last, marks "done"
+        teacher_alpha = cfg.label_smoothing if cfg.role == "teacher" else (teacher_meta or {}).get("label_smoothing")
+        write_json(os.path.join(cfg.out_dir, "score.json"), {
+            "role": cfg.role, "teacher_alpha": teacher_alpha, "temperature": final["temperature"],
+            "kd_lambda": final["kd_lambda"], "seed": cfg.seed,
+            "top1": ev["val_top1"], "top5": ev["val_top5"], "best_top1": best[0], "dataset": cfg.dataset, "arch": cfg.arch})
+        write_text(os.path.join(cfg.out_dir, "final.json"), json.dumps(final, indent=1) + "\n")
+        print(f"[lskd vision] done: final val top-1 {ev['val_top1']:.2f}, best {best[0]:.2f} (epoch {best[1] + 1}) -> "
+              f"{os.path.join(cfg.out_dir, 'final.json')}", flush=True)
+    d.barrier()
+    return final
+
+
+def run(cfg: TrainConfig) -> dict:
+    validate(cfg)
+    final_path = os.path.join(cfg.out_dir, "final.json")
+    if os.path.isfile(final_path) and not cfg.force:
+        print(f"[lskd vision] {cfg.out_dir}: done already (final.json), skipping; --force retrains", flush=True)
+        return read_json(final_path, "the final.json of an lskd vision run")
+    d, precision = set_up_process(cfg)
     data = build_data(cfg.dataset, cfg.data_root, augment=cfg.augment, image_size=cfg.image_size or None)
     small_input = cfg.small_input if cfg.small_input is not None else data.image_size <= 64
     seed_all(cfg.seed)
@@ -365,155 +509,37 @@ def run(cfg: TrainConfig) -> dict:
         if cfg.channels_last:
             teacher = teacher.to(memory_format=torch.channels_last)
     loss_fn = make_loss(cfg)
-
-    train_set = data.train
-    if cfg.train_subset and cfg.train_subset < len(train_set):
-        g = torch.Generator().manual_seed(1234)
-        train_set = Subset(train_set, torch.randperm(len(train_set), generator=g)[: cfg.train_subset].tolist())
+    train_set = training_set(cfg, data)
     if cfg.batch_size % d.world:
         raise LskdError(f"--batch-size: {cfg.batch_size} is not divisible by the {d.world} DDP processes")
-    per_rank = cfg.batch_size // d.world
     cache = None
     if teacher is not None and cfg.teacher_cache:
         cache = teacher_logit_cache(cfg, teacher, train_set, d, "fp32" if precision == "fp16" else precision)
-        teacher = None
-    train_set = _Indexed(train_set)
-    sampler = DistributedSampler(train_set, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed)
-    loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
-                        pin_memory=d.device.type == "cuda")
-    steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
-    if steps == 0:
-        raise LskdError(f"--batch-size: {cfg.batch_size} is larger than the training set ({len(train_set)} images)")
-
-    model.to(d.device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if d.enabled and cfg.sync_bn and d.device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    decay, no_decay = [], []
-    for n_, p in model.named_parameters():
-        (no_decay if p.dim() <= 1 else decay).append(p)
-    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                                lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    loader, steps = train_loader(cfg, train_set, d)
+    model = place_model(cfg, model, d)
+    optimizer = make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler(d.device.type, enabled=precision == "fp16")
-
     meta = model_meta(cfg, data, small_input)
     os.makedirs(cfg.out_dir, exist_ok=True)
-    last_path, best_path = os.path.join(cfg.out_dir, "last.pt"), os.path.join(cfg.out_dir, "best.pt")
-    metrics_path = os.path.join(cfg.out_dir, "metrics.jsonl")
-    start_epoch, best_top1, best_epoch = 0, -1.0, -1
-    if cfg.resume and not cfg.force and os.path.isfile(last_path):
-        ck = load_checkpoint(last_path)
-        for key in ("arch", "num_classes", "width", "small_input"):
-            if ck["meta"].get(key) != meta[key]:
-                raise LskdError(f"--out-dir: {last_path} was written with {key}={ck['meta'].get(key)}, this run has {meta[key]}; use another --out-dir or --force")
-        unwrap(model).load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        if "scaler" in ck and ck["scaler"]:
-            scaler.load_state_dict(ck["scaler"])
-        start_epoch, best_top1, best_epoch = ck["epoch"], ck["best_top1"], ck["best_epoch"]
-        if d.main:
-            print(f"[lskd vision] resuming {cfg.out_dir} after epoch {start_epoch}", flush=True)
-    if d.enabled:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+    start_epoch, best_top1, best_epoch = resume(cfg, model, optimizer, scaler, meta, d)
+    model = d.wrap(model)
     if d.main:
-        kept = []
-        if start_epoch and os.path.isfile(metrics_path):
-            with open(metrics_path) as f:
-                kept = [l for l in f if l.strip() and json.loads(l)["epoch"] < start_epoch]
-        write_text(metrics_path, "".join(kept))
-        write_text(os.path.join(cfg.out_dir, "config.json"), json.dumps(dataclasses.asdict(cfg), indent=1) + "\n")
+        start_run_files(cfg, start_epoch)
         print(f"[lskd vision] {cfg.role} {cfg.arch} (width {cfg.width}) on {cfg.dataset}: {len(train_set)} train / {len(data.val)} val images, "
               f"{data.num_classes} classes, {steps} steps/epoch, device {d.device}, {precision}, world {d.world}", flush=True)
 
-    show_bar = cfg.progress and d.main and sys.stderr.isatty()
-    t_start = time.time()
-    ev = {}
+    teacher_logits = teacher_logits_fn(teacher, cache, d.device)
+    t_start, ev = time.time(), {}
     for epoch in range(start_epoch, cfg.epochs):
-        seed_all(cfg.seed * 1_000_003 + epoch * 7919 + d.rank)  # augmentation RNG: a function of (seed, epoch, rank)
-        sampler.set_epoch(epoch)
-        model.train()
-        sums = torch.zeros(5, dtype=torch.float64)  # loss, nll, kd, correct, n
-        t0 = time.time()
-        it = iter(loader)
-        bar = None
-        if show_bar:
-            from tqdm import tqdm
-
-            bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
-        for step in range(steps):
-            x, y, idx = next(it)
-            lr = lr_at(cfg, epoch + step / steps)
-            for gpar in optimizer.param_groups:
-                gpar["lr"] = lr
-            x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
-            if cfg.channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(d.device, precision):
-                logits = model(x)
-                t_logits = cache[idx].to(d.device) if cache is not None else None
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_logits = teacher(x).float()
-            loss, nll, kd = batch_loss(loss_fn, logits.float(), y, t_logits)
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"non-finite loss {loss.item()} at epoch {epoch + 1} step {step + 1}; lower --lr")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.clip_grad_norm > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            n = y.numel()
-            sums += torch.tensor([loss.item() * n, nll.item() * n, kd.item() * n, logits.argmax(1).eq(y).sum().item(), n], dtype=torch.float64)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{sums[0].item() / sums[4].item():.4f}", lr=f"{lr:.4g}")
-            elif d.main and cfg.progress and cfg.log_every and (step + 1) % cfg.log_every == 0:
-                rate = sums[4].item() * d.world / max(1e-9, time.time() - t0)
-                print(f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps} loss {sums[0].item() / sums[4].item():.4f} "
-                      f"lr {lr:.4g} {rate:.0f} img/s", flush=True)
-        if bar is not None:
-            bar.close()
-        sums = d.all_sum(sums)
-        train_time = time.time() - t0
+        trained = train_one_epoch(model, loss_fn, teacher_logits, optimizer, scaler, loader, steps, epoch, cfg, d, precision)
+        trained["sums"] = d.all_sum(trained["sums"])
         ev = evaluate(model, data.val, cfg, d, precision)
-        n = sums[4].item()
-        rec = {"epoch": epoch, "lr": lr, "train_loss": sums[0].item() / n, "train_nll": sums[1].item() / n,
-               "train_kd": sums[2].item() / n, "train_top1": 100 * sums[3].item() / n, **ev,
-               "train_time_s": round(train_time, 3), "images_per_s": round(n / max(1e-9, train_time), 1)}
         improved = ev["val_top1"] > best_top1
         if improved:
             best_top1, best_epoch = ev["val_top1"], epoch
         if d.main:
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            state = unwrap(model).state_dict()
-            if improved:
-                atomic_save({"model": state, "meta": meta, "epoch": epoch + 1, "val_top1": ev["val_top1"]}, best_path)
-            atomic_save({"model": state, "meta": meta, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                         "epoch": epoch + 1, "best_top1": best_top1, "best_epoch": best_epoch}, last_path)
-            print(f"epoch {epoch + 1}/{cfg.epochs} train_loss {rec['train_loss']:.4f} train_top1 {rec['train_top1']:.2f} "
-                  f"val_top1 {ev['val_top1']:.2f} val_top5 {ev['val_top5']:.2f} val_nll {ev['val_nll']:.4f} "
-                  f"({rec['images_per_s']:.0f} img/s)", flush=True)
+            end_of_epoch(cfg, epoch_record(epoch, trained, ev), model, optimizer, scaler, meta, improved, (best_top1, best_epoch))
         d.barrier()
-
     if not ev:  # resumed after the last epoch but before final.json
         ev = evaluate(model, data.val, cfg, d, precision)
-    final = {"role": cfg.role, "dataset": cfg.dataset, "arch": cfg.arch, "width": cfg.width, "seed": cfg.seed,
-             "label_smoothing": cfg.label_smoothing, "temperature": cfg.temperature if cfg.role == "student" else None,
-             "kd_lambda": cfg.kd_lambda if cfg.role == "student" else None, "epochs": cfg.epochs,
-             "final_top1": ev["val_top1"], "final_top5": ev["val_top5"], "final_nll": ev["val_nll"],
-             "best_top1": best_top1, "best_epoch": best_epoch, "train_time_s": round(time.time() - t_start, 1),
-             "teacher": cfg.teacher or None, "teacher_meta": teacher_meta, "world_size": d.world, "precision": precision}
-    if d.main:
-        # score.json feeds `lskd report` (the same alpha x T grid as NMT); final.json, written last, marks "done"
-        teacher_alpha = cfg.label_smoothing if cfg.role == "teacher" else (teacher_meta or {}).get("label_smoothing")
-        write_json(os.path.join(cfg.out_dir, "score.json"), {
-            "role": cfg.role, "teacher_alpha": teacher_alpha, "temperature": final["temperature"], "seed": cfg.seed,
-            "top1": ev["val_top1"], "top5": ev["val_top5"], "best_top1": best_top1, "dataset": cfg.dataset, "arch": cfg.arch})
-        write_text(final_path, json.dumps(final, indent=1) + "\n")
-        print(f"[lskd vision] done: final val top-1 {ev['val_top1']:.2f}, best {best_top1:.2f} (epoch {best_epoch + 1}) -> {final_path}", flush=True)
-    d.barrier()
-    return final
+    return finish(cfg, ev, (best_top1, best_epoch), teacher_meta, d, precision, time.time() - t_start)

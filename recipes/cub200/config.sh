@@ -17,4 +17,4 @@
 # Students: lr 0.01, wd 1e-3, 200 epochs (paper). Assumed: 5 warm-up epochs and x0.1 every 80 (the ImageNet student schedule), batch 64.
 : "${STUDENT_ARGS:=--epochs 200 --batch-size 64 --lr 0.01 --momentum 0.9 --weight-decay 1e-3 --schedule step --step-size 80 --gamma 0.1 --warmup-epochs 5 --kd-lambda 1}"
 : "${COMMON_ARGS:=--dataset cub200 --image-size 224 --precision fp16}"
-declare -A PRETRAINED_FILE=([resnet18]=resnet18-f37072fd.pth [resnet50]=resnet50-0676ba61.pth [mobilenet_v2]=mobilenet_v2-b0353104.pth)
+declare -gA PRETRAINED_FILE=([resnet18]=resnet18-f37072fd.pth [resnet50]=resnet50-0676ba61.pth [mobilenet_v2]=mobilenet_v2-b0353104.pth)

@@ -5,22 +5,25 @@
 # Rerunning resumes interrupted runs and skips finished ones (final.json). Ends with one table per student.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-source "$HERE/config.sh"
-[[ -f "$DATA_ROOT/CUB_200_2011/images.txt" || -f "$DATA_ROOT/images.txt" ]] || {
-  echo "error: DATA_ROOT=$DATA_ROOT: expected CUB_200_2011/images.txt (with train_test_split.txt, image_class_labels.txt, images/)" >&2; exit 2; }
-LOG_EVERY=50
+source "$HERE/../lib/common.sh"
 source "$HERE/../lib/vision_runs.sh"
+load_vision_config "$HERE" cub200 "$@"
+[[ -f "$DATA_ROOT/CUB_200_2011/images.txt" || -f "$DATA_ROOT/images.txt" ]] || {
+  echo "error: DATA_ROOT=$DATA_ROOT: expected CUB_200_2011/images.txt (with train_test_split.txt, image_class_labels.txt, images/)"; }
+LAUNCH=(torchrun --standalone --nproc_per_node "$NGPUS" -m lskd.vision.cli)
+# shellcheck disable=SC2206
+COMMON=($COMMON_ARGS --data-root "$DATA_ROOT" --num-workers "$WORKERS" --log-every 50 --no-progress)
 
 for seed in $SEEDS; do
   for a in $ALPHAS; do
     init="$IMAGENET_RUNS/teacher_r50_a${a}_s0/last.pt"
-    [[ -f "$init" || -f "$RUNS/teacher_r50_a${a}_s${seed}/final.json" ]] || { echo "error: ImageNet teacher $init not found (run recipes/imagenet first or set IMAGENET_RUNS)" >&2; exit 2; }
+    [[ -f "$init" || -f "$RUNS/teacher_r50_a${a}_s${seed}/final.json" ]] || { die "ImageNet teacher $init not found (run recipes/imagenet first or set IMAGENET_RUNS)"; }
     run_one "teacher_r50_a${a}_s${seed}" train-teacher $TEACHER_ARGS --pretrained "$init" --label-smoothing "$a" --seed "$seed"
   done
   for a in $ALPHAS; do
     for s in $STUDENTS; do
       w="$PRETRAINED_DIR/${PRETRAINED_FILE[$s]}"
-      [[ -f "$w" ]] || { echo "error: torchvision ImageNet weights for $s not found at $w (set PRETRAINED_DIR)" >&2; exit 2; }
+      [[ -f "$w" ]] || { die "torchvision ImageNet weights for $s not found at $w (set PRETRAINED_DIR)"; }
       for T in $TEMPS; do
         run_one "student_${s}_a${a}_T${T}_s${seed}" train-student --arch "$s" $STUDENT_ARGS --pretrained "$w" \
           --teacher "$RUNS/teacher_r50_a${a}_s${seed}/last.pt" --teacher-arch resnet50 --temperature "$T" --seed "$seed"

@@ -5,15 +5,16 @@
 # Classes of the projection: Pullover (2), Coat (4) -- similar -- and Ankle boot (9), dissimilar.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-source "$HERE/config.sh"
-if command -v lskd >/dev/null 2>&1; then LSKD=(lskd); else LSKD=("${PYTHON:-python3}" -m lskd.cli); fi
+source "$HERE/../lib/common.sh"
+source "$HERE/../lib/vision_runs.sh"
+load_vision_config "$HERE" fashion_mnist "$@"
 : "${SEED:=0}" "${CLASSES:=2 4 9}"
 DATA_ARGS=(--dataset fashion_mnist)
 [[ -n "${DATA_ROOT:-}" ]] && DATA_ARGS+=(--data-root "$DATA_ROOT")
 out="$RUNS/diffusion"; mkdir -p "$out"
 
 features() {  # RUN -> out/RUN.pt (skipped when present)
-  [[ -f "$RUNS/$1/best.pt" ]] || { echo "error: $RUNS/$1/best.pt: no such checkpoint (run run_all.sh first)" >&2; exit 2; }
+  [[ -f "$RUNS/$1/best.pt" ]] || die "$RUNS/$1/best.pt: no such checkpoint (run run_all.sh first)"
   [[ -f "$out/$1.pt" ]] || "${LSKD[@]}" vision features --checkpoint "$RUNS/$1/best.pt" --split val "${DATA_ARGS[@]}" --out "$out/$1.pt"
 }
 

@@ -5,10 +5,13 @@
 # runs and skips finished ones (final.json). Ends with RUNS/table.{md,csv,png}.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-source "$HERE/config.sh"
-[[ -d "$DATA_ROOT/train" && -d "$DATA_ROOT/val" ]] || { echo "error: DATA_ROOT=$DATA_ROOT must contain train/<class>/ and val/<class>/ (ImageFolder layout)" >&2; exit 2; }
-LOG_EVERY=100
+source "$HERE/../lib/common.sh"
 source "$HERE/../lib/vision_runs.sh"
+load_vision_config "$HERE" imagenet "$@"
+[[ -d "$DATA_ROOT/train" && -d "$DATA_ROOT/val" ]] || { die "DATA_ROOT=$DATA_ROOT must contain train/<class>/ and val/<class>/ (ImageFolder layout)"; }
+LAUNCH=(torchrun --standalone --nproc_per_node "$NGPUS" -m lskd.vision.cli)
+# shellcheck disable=SC2206
+COMMON=($COMMON_ARGS --data-root "$DATA_ROOT" --num-workers "$WORKERS" --log-every 100 --no-progress)
 
 for seed in $SEEDS; do
   for a in $ALPHAS; do

@@ -13,54 +13,24 @@ set -euo pipefail
 LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$LIB_DIR/../.." && pwd)"
 CONFIG_KEYS=(OUT SRC TGT PREPARE_CMD ARCH_ARGS OPT_ARGS TEACHER_UPDATES STUDENT_UPDATES TEACHER_ALPHAS
-             TEMPERATURES SEEDS KD_ALPHA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS)
+             TEMPERATURES SEEDS KD_LAMBDA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS)
 
-die() { echo "error: $*" >&2; exit 2; }
+source "$LIB_DIR/common.sh"
 
 load_config() {  # load_config FILE: source it after checking that it only sets known keys
-  local file=$1 key
-  [[ -f $file ]] || die "config $file: no such file"
-  while IFS= read -r key; do
-    [[ " ${CONFIG_KEYS[*]} " == *" $key "* ]] || die "config $file: unknown key $key (known: ${CONFIG_KEYS[*]})"
-  done < <(sed -n 's/^[[:space:]]*\(export[[:space:]]\+\)\?\([A-Za-z_][A-Za-z0-9_]*\)=.*/\2/p; s/^: "\${\([A-Za-z_][A-Za-z0-9_]*\):=.*/\1/p' "$file")
-  # shellcheck disable=SC1090
-  source "$file"
+  local file=$1
+  if [[ -f $file ]] && grep -q 'KD_ALPHA' "$file"; then
+    die "config $file: KD_ALPHA is now called KD_LAMBDA (the weight of the KD term; alpha is the teacher's label smoothing)"
+  fi
+  load_config_keys "$file" "${CONFIG_KEYS[@]}"
   # The paper's grid and Tan et al.'s student settings, unless the config says otherwise.
-  : "${TEACHER_ALPHAS:=0 0.1}" "${TEMPERATURES:=1 2 3 64}" "${SEEDS:=1}" "${KD_ALPHA:=0.9}" "${STUDENT_EPS:=0.1}"
+  : "${TEACHER_ALPHAS:=0 0.1}" "${TEMPERATURES:=1 2 3 64}" "${SEEDS:=1}" "${KD_LAMBDA:=0.9}" "${STUDENT_EPS:=0.1}"
   : "${TOPK:=8}" "${PURE_KD:=0}" "${BEAM:=5}" "${CACHE_ARGS:=}" "${JOBS:=1}" "${STUDENT_SEEDS:=}"
-  for key in "${CONFIG_KEYS[@]}"; do [[ -n ${!key+x} ]] || die "config $file: $key is not set"; done
+  require_keys "$file" "${CONFIG_KEYS[@]}"
   case "$PURE_KD" in 0|1) ;; *) die "config $file: PURE_KD must be 0 or 1, got $PURE_KD";; esac
   [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "config $file: JOBS must be a positive integer, got $JOBS"
-  mkdir -p "$OUT/logs"
-}
-
-step() {  # step NAME MARKER CMD...: run CMD unless MARKER exists (marker "-": always run); log to $OUT/logs/NAME.log
-  local name=$1 marker=$2; shift 2
-  if [[ $marker != - && -e $marker ]]; then echo "skip: $name"; return 0; fi
-  echo "run:  $name  (log: $OUT/logs/$name.log)"
-  if ! "$@" > "$OUT/logs/$name.log" 2>&1; then
-    echo "failed: $name; last lines of $OUT/logs/$name.log:" >&2
-    tail -n 15 "$OUT/logs/$name.log" >&2
-    exit 1
-  fi
-  [[ $marker == */done ]] && touch "$marker"
-  return 0
-}
-
-PIDS=() FAILED=0
-spawn() {  # spawn CMD...: run CMD in the background, at most $JOBS at a time (JOBS=1: in the foreground)
-  if (( JOBS <= 1 )); then "$@"; return 0; fi
-  (( ${#PIDS[@]} < JOBS )) || reap_one
-  local threads=$(( $(nproc) / JOBS ))
-  ( export OMP_NUM_THREADS=$(( threads > 0 ? threads : 1 )); "$@" ) &
-  PIDS+=("$!")
-}
-
-reap_one() { local pid=${PIDS[0]}; PIDS=("${PIDS[@]:1}"); wait "$pid" || FAILED=1; }
-
-join_all() {  # wait for every spawned command; stop the recipe if one failed
-  while (( ${#PIDS[@]} )); do reap_one; done
-  (( FAILED == 0 )) || die "a step failed (its log's last lines are above); rerun to resume"
+  LOG_DIR="$OUT/logs"
+  mkdir -p "$LOG_DIR"
 }
 
 train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED CRITERION_ARGS...
@@ -72,19 +42,23 @@ train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED CRITERION_ARGS...
     --log-format simple --log-interval 50
 }
 
-evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED -> RUN_DIR/score.json
+evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED KD_LAMBDA -> RUN_DIR/score.json
   local run=$1
   # shellcheck disable=SC2086
   fairseq-generate "$OUT/data/bin" --user-dir "$REPO/fairseq_plugins" --path "$run/checkpoint_best.pt" \
     --gen-subset test --beam "$BEAM" --required-batch-size-multiple 1 --post-process sentencepiece $GEN_ARGS \
     > "$run/generate-test.txt.tmp"
   mv "$run/generate-test.txt.tmp" "$run/generate-test.txt"
-  lskd score --generate "$run/generate-test.txt" --ref "$OUT/data/raw/test.$TGT" --out "$run/score.json" \
-    --meta "role=$2" "teacher_alpha=$3" "temperature=$4" "seed=$5"
+  "${LSKD[@]}" score --generate "$run/generate-test.txt" --ref "$OUT/data/raw/test.$TGT" --out "$run/score.json" \
+    --meta "role=$2" "teacher_alpha=$3" "temperature=$4" "seed=$5" "kd_lambda=$6"
 }
 
-student_args() {  # the student's criterion options (Tan et al. mixing by default, PURE_KD=1: the paper's pure KD)
-  if [[ $PURE_KD == 1 ]]; then echo "--kd-alpha 1 --label-smoothing 0"; else echo "--kd-alpha $KD_ALPHA --label-smoothing $STUDENT_EPS"; fi
+student_lambda() {  # the students' KD weight: KD_LAMBDA (Tan et al. mixing), or 1 with PURE_KD=1 (the paper's pure KD)
+  if [[ $PURE_KD == 1 ]]; then echo 1; else echo "$KD_LAMBDA"; fi
+}
+
+student_args() {  # the student's criterion options
+  if [[ $PURE_KD == 1 ]]; then echo "--kd-lambda 1 --label-smoothing 0"; else echo "--kd-lambda $KD_LAMBDA --label-smoothing $STUDENT_EPS"; fi
 }
 
 do_prepare() {  # always run: data_prep skips its own finished steps, and redoes them when options change
@@ -94,24 +68,24 @@ do_prepare() {  # always run: data_prep skips its own finished steps, and redoes
 
 teacher() {  # teacher ALPHA SEED: train, then decode and score the test set
   local a=$1 s=$2 dir="$OUT/teachers/a$1_s$2"
-  step "teacher_a${a}_s${s}" "$dir/done" train_nmt "$dir" "$TEACHER_UPDATES" "$s" --kd-alpha 0 --label-smoothing "$a"
-  step "teacher_a${a}_s${s}_score" "$dir/score.json" evaluate "$dir" teacher "$a" null "$s"
+  step "teacher_a${a}_s${s}" "$dir/done" train_nmt "$dir" "$TEACHER_UPDATES" "$s" --kd-lambda 0 --label-smoothing "$a"
+  step "teacher_a${a}_s${s}_score" "$dir/score.json" evaluate "$dir" teacher "$a" null "$s" null
 }
 
 do_teachers() {
   local a s
-  for s in $SEEDS; do for a in $TEACHER_ALPHAS; do spawn teacher "$a" "$s"; done; done
-  join_all
+  for s in $SEEDS; do for a in $TEACHER_ALPHAS; do pool_run teacher "$a" "$s"; done; done
+  pool_wait
 }
 
 do_caches() {
   local a s
   for s in $SEEDS; do for a in $TEACHER_ALPHAS; do
     # shellcheck disable=SC2086
-    spawn step "cache_a${a}_s${s}" "$OUT/caches/a${a}_s${s}/done" lskd cache --data "$OUT/data/bin" \
+    pool_run step "cache_a${a}_s${s}" "$OUT/caches/a${a}_s${s}/done" "${LSKD[@]}" cache --data "$OUT/data/bin" \
       --teacher-path "$OUT/teachers/a${a}_s${s}/checkpoint_best.pt" --out "$OUT/caches/a${a}_s${s}" --k "$TOPK" $CACHE_ARGS
   done; done
-  join_all
+  pool_wait
 }
 
 student() {  # student TEACHER_ALPHA T TEACHER_SEED STUDENT_SEED: train from that teacher's cache, decode, score
@@ -121,22 +95,22 @@ student() {  # student TEACHER_ALPHA T TEACHER_SEED STUDENT_SEED: train from tha
   # shellcheck disable=SC2046
   step "student_$name" "$dir/done" train_nmt "$dir" "$STUDENT_UPDATES" "$r" $(student_args) \
     --kd-temperature "$t" --kd-topk-cache "$OUT/caches/a${a}_s${s}"
-  step "student_${name}_score" "$dir/score.json" evaluate "$dir" student "$a" "$t" "$seed"
+  step "student_${name}_score" "$dir/score.json" evaluate "$dir" student "$a" "$t" "$seed" "$(student_lambda)"
 }
 
 do_students() {  # every teacher seed x student seed (STUDENT_SEEDS; empty = the teacher's own seed) x alpha x T
   local a s r t
   for s in $SEEDS; do for r in ${STUDENT_SEEDS:-$s}; do for a in $TEACHER_ALPHAS; do for t in $TEMPERATURES; do
-    spawn student "$a" "$t" "$s" "$r"
+    pool_run student "$a" "$t" "$s" "$r"
   done; done; done; done
-  join_all
+  pool_wait
 }
 
 do_report() {  # one table per score the runs carry (their BLEU conventions: lskd score --help), headline first
   local metric metrics
-  metrics=$(lskd report --runs "$OUT" --list-metrics)
+  metrics=$("${LSKD[@]}" report --runs "$OUT" --list-metrics)
   for metric in $metrics; do
-    lskd report --runs "$OUT" --metric "$metric" --out "$OUT/results_$metric" \
+    "${LSKD[@]}" report --runs "$OUT" --metric "$metric" --out "$OUT/results_$metric" \
       --title "$(basename "$OUT"): $SRC-$TGT, test $metric (teacher LS alpha x student KD temperature)" > /dev/null
   done
   cat "$OUT/results_${metrics%% *}.md"
@@ -152,11 +126,11 @@ do_diffusion() {  # not in the default sequence (--only diffusion): penultimate-
       [[ $t == teacher ]] && { run="$OUT/teachers/a${a}_s${s}"; name=teacher; }
       [[ -f $run/checkpoint_best.pt ]] || die "$run/checkpoint_best.pt: no such checkpoint (run the grid first)"
       step "features_$(basename "$run")" "$out/$(basename "$run").pt" \
-        lskd nmt-features --data "$OUT/data/bin" --path "$run/checkpoint_best.pt" --split valid --top 30 --out "$out/$(basename "$run").pt"
+        "${LSKD[@]}" nmt-features --data "$OUT/data/bin" --path "$run/checkpoint_best.pt" --split valid --top 30 --out "$out/$(basename "$run").pt"
       specs+=("$name=$out/$(basename "$run").pt")
     done
     # the three most frequent target words in the projection; the index over all 30
-    step "diffusion_a${a}_s${s}" - lskd diffusion --features "${specs[@]}" --similar-from teacher --classes 0 1 2 \
+    step "diffusion_a${a}_s${s}" - "${LSKD[@]}" diffusion --features "${specs[@]}" --similar-from teacher --classes 0 1 2 \
       --out "$out/a${a}_s${s}"
     cat "$out/a${a}_s${s}.md"
   done; done

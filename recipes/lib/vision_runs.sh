@@ -1,18 +1,35 @@
 #!/usr/bin/env bash
-# Shared by the GPU image recipes (recipes/imagenet, recipes/cub200): launcher, `lskd` command and
-# run_one NAME ARGS... (skips a run whose final.json exists; logs to $RUNS/logs/NAME.log).
-# Expects the recipe's config to set NGPUS, RUNS, COMMON_ARGS, DATA_ROOT, WORKERS and LOG_EVERY.
-LAUNCH=(torchrun --standalone --nproc_per_node "$NGPUS" -m lskd.vision.cli)
-if command -v lskd >/dev/null 2>&1; then LSKD=(lskd); else LSKD=("${PYTHON:-python3}" -m lskd.cli); fi
-mkdir -p "$RUNS/logs"
+# Shared by the image recipes (recipes/fashion_mnist, recipes/imagenet, recipes/cub200), after lib/common.sh:
+#   load_vision_config DIR NAME [--config FILE]: the recipe's config (default DIR/config.sh), its keys checked
+#       against VISION_KEYS[NAME] like the NMT recipes' (an unknown key or an unset one is refused)
+#   run_one NAME ARGS...: one `lskd vision` run through LAUNCH with COMMON, logged to $RUNS/logs/NAME.log,
+#       skipped when $RUNS/NAME/final.json exists (the run writes it last)
+#   student_tables TITLE: one `lskd report` table per student architecture in $STUDENTS
+declare -A VISION_KEYS=(
+  [fashion_mnist]="RUNS DATA_ROOT ALPHAS TEMPS TEACHER_SEEDS STUDENT_SEEDS THREADS JOBS TEACHER_ARGS STUDENT_ARGS"
+  [imagenet]="DATA_ROOT RUNS NGPUS WORKERS ALPHAS TEMPS STUDENTS SEEDS TEACHER_ARGS STUDENT_ARGS COMMON_ARGS"
+  [cub200]="DATA_ROOT RUNS IMAGENET_RUNS PRETRAINED_DIR NGPUS WORKERS ALPHAS TEMPS STUDENTS SEEDS TEACHER_ARGS STUDENT_ARGS COMMON_ARGS"
+)
 
-run_one() {  # NAME ARGS...
-  local name="$1"; shift
-  if [[ -f "$RUNS/$name/final.json" ]]; then echo "[skip] $name (done)"; return 0; fi
-  echo "[run]  $name  (log: $RUNS/logs/$name.log)"
+load_vision_config() {  # load_vision_config DIR NAME [--config FILE]
+  local dir=$1 name=$2 config="$1/config.sh"; shift 2
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --config) [[ $# -ge 2 ]] || die "--config needs a file"; config=$2; shift 2;;
+      *) die "unknown argument $1 (expected --config FILE)";;
+    esac
+  done
   # shellcheck disable=SC2086
-  "${LAUNCH[@]}" "$@" $COMMON_ARGS --data-root "$DATA_ROOT" --num-workers "$WORKERS" --log-every "$LOG_EVERY" --no-progress \
-    --out-dir "$RUNS/$name" 2>&1 | tee -a "$RUNS/logs/$name.log"
+  load_config_keys "$config" ${VISION_KEYS[$name]}
+  # shellcheck disable=SC2086
+  require_keys "$config" ${VISION_KEYS[$name]}
+  LOG_DIR="$RUNS/logs"
+  mkdir -p "$LOG_DIR"
+}
+
+run_one() {  # run_one NAME ARGS...
+  local name=$1; shift
+  step "$name" "$RUNS/$name/final.json" "${LAUNCH[@]}" "$@" "${COMMON[@]}" --out-dir "$RUNS/$name"
 }
 
 student_tables() {  # TITLE: one `lskd report` table per student architecture in $STUDENTS

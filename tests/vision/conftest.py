@@ -20,11 +20,3 @@ def tiny_cfg(tmp_path):
         return TrainConfig(**base)
 
     return make
-
-
-def run_cli(argv, capsys):
-    from lskd.cli import main
-
-    rc = main(["vision"] + list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err

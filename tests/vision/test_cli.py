@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from .conftest import run_cli
+from helpers import run_vision_cli as run_cli
 
 
 DIGITS = ["--dataset", "digits", "--arch", "mlp", "--epochs", "1", "--device", "cpu", "--no-progress"]
@@ -23,7 +23,7 @@ def _err(tmp_path, capsys, argv):
     out = str(tmp_path / "out")
     rc, _, err = run_cli(argv + ["--out-dir", out], capsys)
     assert rc == 2
-    lines = [l for l in err.strip().splitlines() if l]
+    lines = [line for line in err.strip().splitlines() if line]
     assert len(lines) == 1, err
     assert not os.path.exists(os.path.join(out, "last.pt")) and not os.path.exists(os.path.join(out, "metrics.jsonl"))
     return lines[0]

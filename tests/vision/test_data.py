@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.vision.data import build_data, read_idx
 
 

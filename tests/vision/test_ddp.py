@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-from .conftest import ROOT
+from helpers import REPO
+
+ROOT = str(REPO)
 
 ARGS = ["--dataset", "digits", "--arch", "mlp", "--epochs", "2", "--batch-size", "64", "--lr", "0.1", "--schedule", "constant",
         "--device", "cpu", "--deterministic", "--no-progress", "--seed", "5", "--weight-decay", "1e-4"]
@@ -22,7 +24,7 @@ def _run(cmd, tmp_path):
 
 def _metrics(d):
     with open(os.path.join(d, "metrics.jsonl")) as f:
-        return [json.loads(l) for l in f]
+        return [json.loads(line) for line in f]
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ def test_student_pure_kd_is_t2_kl(T):
     # fp32 KL at high T is a small difference of O(log K) terms, times T^2: relative error ~1e-4 at T=64
     assert torch.allclose(loss, hand, rtol=1e-4, atol=1e-7)
     assert torch.allclose(kd, hand, rtol=1e-4, atol=1e-7)
-    direct = LSKDLoss(kd_alpha=1.0, temperature=T, spread="all")(z, y, teacher=zt)
+    direct = LSKDLoss(kd_lambda=1.0, temperature=T, spread="all")(z, y, teacher=zt)
     assert torch.allclose(loss * z.size(0), direct[0])
 
 
@@ -44,7 +44,7 @@ def test_student_lambda_mix_matches_core():
     z, y, zt = _data()
     cfg = TrainConfig(role="student", temperature=2.0, kd_lambda=0.7, label_smoothing=0.1, teacher="x")
     loss, _, _ = batch_loss(make_loss(cfg), z, y, zt)
-    direct = LSKDLoss(kd_alpha=0.7, temperature=2.0, label_smoothing=0.1, spread="all")(z, y, teacher=zt)[0] / z.size(0)
+    direct = LSKDLoss(kd_lambda=0.7, temperature=2.0, label_smoothing=0.1, spread="all")(z, y, teacher=zt)[0] / z.size(0)
     assert torch.allclose(loss, direct)
     ce = F.cross_entropy(z, y, label_smoothing=0.1)
     q = F.softmax(zt / 2, -1)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.vision.features import final_layer_weights, penultimate_features
 from lskd.vision.models import build_model
 

@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from lskd.vision.data import build_data
-from lskd.vision.train import _Dist, evaluate, run
+from lskd.vision.distributed import Distributed
+from lskd.vision.train import evaluate, run
 
 
 def _metrics(out_dir):
     with open(os.path.join(out_dir, "metrics.jsonl")) as f:
-        return [json.loads(l) for l in f if l.strip()]
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def _initial_nll(cfg):
@@ -21,7 +22,7 @@ def _initial_nll(cfg):
 
     seed_all(cfg.seed)
     m = build_model(cfg.arch, 10, 1, True, cfg.width, 8)
-    return evaluate(m, build_data("digits").val, cfg, _Dist(cfg), "fp32")["val_nll"]
+    return evaluate(m, build_data("digits").val, cfg, Distributed(cfg.device), "fp32")["val_nll"]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lskd.cli import LskdError
+from lskd.errors import LskdError
 from lskd.scoring import main
 
 GEN = """S-1\tein haus

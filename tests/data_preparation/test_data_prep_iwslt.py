@@ -45,11 +45,11 @@ def test_fairseq_preparation_from_file_url(archive, tmp_path, capsys):
     assert man["stats"]["pairs"] == {"train": 89, "valid": 4, "test": 15}
     assert man["stats"]["test_sets"] == {s: 3 for s in iwslt.TEST_SETS}
 
-    raw = {f"{s}.{l}": (out / "raw" / f"{s}.{l}").read_text(encoding="utf-8").splitlines()
-           for s in ("train", "valid", "test") for l in ("de", "en")}
+    raw = {f"{s}.{lang}": (out / "raw" / f"{s}.{lang}").read_text(encoding="utf-8").splitlines()
+           for s in ("train", "valid", "test") for lang in ("de", "en")}
     # <url>, <talkid>, <keywords> lines dropped; <title>/<description> tags deleted, their text kept
     assert raw["train.de"][:2] == ["jane doe : über die welt", "ted talk subtitles and transcript : über die welt 1 ."]
-    assert not any("<" in l or "http" in l or "talks , science" in l for l in raw["train.de"] + raw["train.en"])
+    assert not any("<" in line or "http" in line or "talks , science" in line for line in raw["train.de"] + raw["train.en"])
     # tokenizer.perl's default escaping, then lowercase.perl
     assert 'he said : &quot; i &apos;m coming 2 times . &quot;' in raw["train.en"]
     assert "a &#124; b is equal ." in raw["train.en"]  # '|' survives as &#124; (clean-corpus would delete a bare one)
@@ -68,7 +68,7 @@ def test_fairseq_preparation_from_file_url(archive, tmp_path, capsys):
 
 def test_test_segments_as_fairseqs_sed():
     f = iwslt_files()["de-en/IWSLT14.TED.dev2010.de-en.en.xml"]
-    lines = [l for l in f.splitlines() if "<seg id" in l]
+    lines = [line for line in f.splitlines() if "<seg id" in line]
     assert lines[0] == '<seg id="1"> That’s it, she said. </seg>'
 
 
@@ -135,7 +135,7 @@ def test_archive_errors_are_one_line(archive, tmp_path):
     broken.write_bytes(archive.read_bytes()[:400])  # a truncated download
     p = _cli("--local", broken, "--cache-dir", tmp_path / "cache", "--out", tmp_path / "o", *FAST)
     assert p.returncode == 2 and "Traceback" not in p.stderr
-    err = [l for l in p.stderr.strip().splitlines() if not l.startswith("unpacking")]
+    err = [line for line in p.stderr.strip().splitlines() if not line.startswith("unpacking")]
     assert len(err) == 1 and err[0].startswith(f"python -m data_prep.iwslt: error: {broken}: not a readable .tgz/.zip archive")
     assert not list((tmp_path / "cache" / "unpacked").iterdir())
     # the same bytes downloaded: the bad download is deleted, so that a rerun fetches it again
@@ -148,7 +148,7 @@ def test_unreachable_network_is_one_line(tmp_path):
     url = "http://127.0.0.1:9/fairseq/data/iwslt14/de-en.tgz"  # nothing listens on the discard port
     p = _cli("--url", url, "--cache-dir", tmp_path / "cache", "--out", tmp_path / "o", *FAST)
     assert p.returncode == 2 and "Traceback" not in p.stderr
-    err = [l for l in p.stderr.strip().splitlines() if not l.startswith("downloading")]
+    err = [line for line in p.stderr.strip().splitlines() if not line.startswith("downloading")]
     assert len(err) == 1 and err[0].startswith(f"python -m data_prep.iwslt: error: cannot download {url} (")
     assert err[0].endswith("download the IWSLT14 archive elsewhere and pass --local FILE")
     missing = (tmp_path / "nothing.tgz").as_uri()

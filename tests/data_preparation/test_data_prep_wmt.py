@@ -24,8 +24,8 @@ def test_wmt_from_a_mirror(tmp_path, capsys):
     assert "news commentary: news-commentary-v12.de-en (v12: not the WMT14 release; v9 is)" in err
     assert "but sacrebleu records a8cd784e006feb32ac6f3d9ec7eb389a for WMT14's test-full.tgz" in err
     assert "3 segments, but newstest2014 (WMT14 test-full) has 3,003" in err
-    raw = {f"{s}.{l}": (out / "raw" / f"{s}.{l}").read_text(encoding="utf-8").splitlines()
-           for s in ("train", "valid", "test") for l in ("en", "de")}
+    raw = {f"{s}.{lang}": (out / "raw" / f"{s}.{lang}").read_text(encoding="utf-8").splitlines()
+           for s in ("train", "valid", "test") for lang in ("en", "de")}
     assert [len(raw[f"{s}.de"]) for s in ("train", "valid", "test")] == [357, 3, 3]  # 360 pairs, every 100th -> valid
     # training text: normalize-punctuation (quotes, NBSP), non-printing characters -> space, tokenizer -a, escaped
     assert "Er sagte : &quot; Ja &quot; und ging ." in raw["train.de"]

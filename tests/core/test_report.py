@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from lskd.cli import LskdError, main as cli_main
+from lskd.cli import main as cli_main
+from lskd.errors import LskdError
 from lskd.report import main
 
 SIG = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.4.0"

@@ -7,14 +7,15 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from fairseq import utils
 
-from conftest import PLUGINS, run, tool, train
-from test_ls_kd_criterion import a_batch, build
+from helpers import PLUGINS, a_batch, build, criterion_error as build_error, require_fairseq, run, tool, train
+
+require_fairseq()
+from fairseq import utils  # noqa: E402
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
 from fairseq_plugins import topk_cache  # noqa: E402
-from fairseq_plugins.errors import PluginError  # noqa: E402
+from fairseq_plugins.teacher import TeacherSession  # noqa: E402
 
 K = 4
 
@@ -27,7 +28,7 @@ def cache_dir(tiny_data, tiny_teacher, tmp_path_factory):
 
 
 def test_round_trip_equals_teacher_topk(tiny_data, tiny_teacher, cache_dir):
-    cfg, task, _ = build(tiny_data / "bin", ["--kd-alpha", "1", "--teacher-path", str(tiny_teacher)])
+    cfg, task, _ = build(tiny_data / "bin", ["--kd-lambda", "1", "--teacher-path", str(tiny_teacher)])
     teacher = task.build_criterion(cfg.criterion).teacher.models[0]
     cache = topk_cache.TopKCache(cache_dir / "valid")
     m = cache.manifest
@@ -47,7 +48,7 @@ def test_round_trip_equals_teacher_topk(tiny_data, tiny_teacher, cache_dir):
 
 @pytest.mark.parametrize("T", [1.0, 64.0])
 def test_cache_equals_online_topk(tiny_data, tiny_teacher, cache_dir, T):
-    common = ["--kd-alpha", "0.9", "--kd-temperature", str(T), "--label-smoothing", "0.1", "--kd-topk", str(K)]
+    common = ["--kd-lambda", "0.9", "--kd-temperature", str(T), "--label-smoothing", "0.1", "--kd-topk", str(K)]
     on_cfg, task, model = build(tiny_data / "bin", common + ["--teacher-path", str(tiny_teacher)])
     off_cfg, _, _ = build(tiny_data / "bin", common + ["--kd-topk-cache", str(cache_dir)])
     task.load_dataset("train")
@@ -74,7 +75,7 @@ def test_cache_equals_online_topk(tiny_data, tiny_teacher, cache_dir, T):
 
 
 def test_validation_uses_valid_split(tiny_data, cache_dir):
-    cfg, task, model = build(tiny_data / "bin", ["--kd-alpha", "1", "--kd-topk-cache", str(cache_dir)])
+    cfg, task, model = build(tiny_data / "bin", ["--kd-lambda", "1", "--kd-topk-cache", str(cache_dir)])
     crit = task.build_criterion(cfg.criterion)
     model.eval()
     _, _, log = crit(model, a_batch(task))
@@ -88,10 +89,7 @@ def copy_cache(cache_dir, tmp_path):
 
 
 def criterion_error(tiny_data, path, extra=()):
-    cfg, task, _ = build(tiny_data / "bin", ["--kd-alpha", "1", "--kd-topk-cache", str(path), *extra])
-    with pytest.raises(PluginError) as info:
-        task.build_criterion(cfg.criterion)
-    return str(info.value)
+    return build_error(tiny_data / "bin", ["--kd-lambda", "1", "--kd-topk-cache", str(path), *extra])
 
 
 def test_refuses_cache_of_another_split(tiny_data, cache_dir, tmp_path):
@@ -141,7 +139,7 @@ def test_missing_cache_dir(tiny_data, tmp_path):
 
 def test_interrupted_build_leaves_nothing_complete(tiny_data, tiny_teacher, tmp_path, monkeypatch):
     out = tmp_path / "c"
-    real = topk_cache._batches
+    real = TeacherSession.batches
 
     def interrupted(*args, **kwargs):
         for i, batch in enumerate(real(*args, **kwargs)):
@@ -149,11 +147,11 @@ def test_interrupted_build_leaves_nothing_complete(tiny_data, tiny_teacher, tmp_
                 raise KeyboardInterrupt
             yield batch
 
-    monkeypatch.setattr(topk_cache, "_batches", interrupted)
+    monkeypatch.setattr(TeacherSession, "batches", interrupted)
     with pytest.raises(KeyboardInterrupt):
         topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), out, ["train"], K, max_tokens=200, cpu=True)
     assert list(out.iterdir()) == []  # no split directory, no temporary left behind
-    monkeypatch.setattr(topk_cache, "_batches", real)
+    monkeypatch.setattr(TeacherSession, "batches", real)
     topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), out, ["train"], K, max_tokens=200, cpu=True)
     assert topk_cache.TopKCache(out / "train").manifest["n_sentences"] == 400
 
@@ -188,7 +186,14 @@ def test_cache_once_two_students_without_teacher(tiny_data, tiny_teacher, tmp_pa
     teacher.unlink()
     for T in ("1", "64"):
         proc = train(tiny_data / "bin", tmp_path / f"student_T{T}",
-                     ["--kd-alpha", "0.9", "--kd-temperature", T, "--label-smoothing", "0.1",
+                     ["--kd-lambda", "0.9", "--kd-temperature", T, "--label-smoothing", "0.1",
                       "--kd-topk-cache", tmp_path / "cache"], epochs=2)
         assert "top-4 teacher cache" in proc.stdout
         assert (tmp_path / f"student_T{T}" / "checkpoint_last.pt").is_file()
+
+
+def test_corrupt_manifest_names_its_file(tiny_data, cache_dir, tmp_path):
+    bad = copy_cache(cache_dir, tmp_path)
+    (bad / "valid" / "manifest.json").write_text("{")
+    msg = criterion_error(tiny_data, bad)
+    assert msg.startswith(f"{bad / 'valid' / 'manifest.json'}: cannot read an lskd cache manifest (JSONDecodeError")

@@ -85,7 +85,7 @@ def test_kd_topk_at_temperature_golden():
     T = 2.0
     q = normalise([2.0, math.sqrt(2)])
     expected = T * T * sum(qk * math.log(qk * 3) for qk in q)
-    loss = LSKDLoss(kd_alpha=1.0, temperature=T, topk=2)
+    loss = LSKDLoss(kd_lambda=1.0, temperature=T, topk=2)
     _, _, kd = loss(STUDENT, torch.tensor([0]), teacher=TEACHER)
     assert kd.item() == pytest.approx(expected, rel=1e-9)
 
@@ -93,8 +93,8 @@ def test_kd_topk_at_temperature_golden():
 def test_kd_from_stored_topk_logits_equals_online_topk():
     T = 3.0
     stored = TopKTeacher(torch.tensor([[0, 1]]), TEACHER[:, :2])
-    online = LSKDLoss(kd_alpha=1.0, temperature=T, topk=2)(STUDENT, torch.tensor([0]), teacher=TEACHER)[2]
-    cached = LSKDLoss(kd_alpha=1.0, temperature=T)(STUDENT, torch.tensor([0]), teacher=stored)[2]
+    online = LSKDLoss(kd_lambda=1.0, temperature=T, topk=2)(STUDENT, torch.tensor([0]), teacher=TEACHER)[2]
+    cached = LSKDLoss(kd_lambda=1.0, temperature=T)(STUDENT, torch.tensor([0]), teacher=stored)[2]
     assert cached.item() == pytest.approx(online.item(), rel=1e-12)
 
 
@@ -111,7 +111,7 @@ def test_padding_positions_contribute_nothing():
     student = torch.cat([STUDENT, torch.randn(1, 3, dtype=torch.float64)])
     teacher = torch.cat([TEACHER, torch.randn(1, 3, dtype=torch.float64)])
     target = torch.tensor([0, 2])
-    loss = LSKDLoss(kd_alpha=1.0, temperature=2.0, ignore_index=2)
+    loss = LSKDLoss(kd_lambda=1.0, temperature=2.0, ignore_index=2)
     _, _, kd = loss(student, target, teacher=teacher)
     q = normalise([2.0, math.sqrt(2), 1.0])
     assert kd.item() == pytest.approx(4 * kl(q, [1 / 3] * 3), rel=1e-9)
@@ -119,9 +119,9 @@ def test_padding_positions_contribute_nothing():
 
 def test_mixture_weights():
     lprobs_target = torch.tensor([0])
-    ls = LSKDLoss(kd_alpha=0.0, label_smoothing=0.1)(STUDENT, lprobs_target)[0]
-    kd = LSKDLoss(kd_alpha=1.0, temperature=2.0)(STUDENT, lprobs_target, teacher=TEACHER)[0]
-    mixed, nll, kd_part = LSKDLoss(kd_alpha=0.3, temperature=2.0, label_smoothing=0.1)(STUDENT, lprobs_target, teacher=TEACHER)
+    ls = LSKDLoss(kd_lambda=0.0, label_smoothing=0.1)(STUDENT, lprobs_target)[0]
+    kd = LSKDLoss(kd_lambda=1.0, temperature=2.0)(STUDENT, lprobs_target, teacher=TEACHER)[0]
+    mixed, nll, kd_part = LSKDLoss(kd_lambda=0.3, temperature=2.0, label_smoothing=0.1)(STUDENT, lprobs_target, teacher=TEACHER)
     assert mixed.item() == pytest.approx(0.7 * ls.item() + 0.3 * kd.item(), rel=1e-12)
     assert kd_part.item() == pytest.approx(kd.item(), rel=1e-12)
     assert nll.item() == pytest.approx(math.log(3), rel=1e-12)
@@ -134,7 +134,7 @@ def test_kd_gradient_is_alpha_T_times_p_minus_q(T, alpha):
     z_s = torch.randn(4, 7, dtype=torch.float64, requires_grad=True)
     z_t = torch.randn(4, 7, dtype=torch.float64)
     target = torch.randint(0, 7, (4,))
-    loss_fn = LSKDLoss(kd_alpha=alpha, temperature=T, label_smoothing=0.0)
+    loss_fn = LSKDLoss(kd_lambda=alpha, temperature=T, label_smoothing=0.0)
     loss, _, _ = loss_fn(z_s, target, teacher=z_t)
     (grad,) = torch.autograd.grad(loss, z_s)
     p_T = torch.softmax(z_s.detach() / T, -1)
@@ -150,7 +150,7 @@ def test_gradcheck_full_topk_and_ensemble():
     z_t = [torch.randn(3, 6, dtype=torch.float64) for _ in range(2)]
     target = torch.tensor([1, 4, 0])
     for topk in (0, 3):
-        loss_fn = LSKDLoss(kd_alpha=0.6, temperature=2.5, label_smoothing=0.1, topk=topk, ignore_index=0)
+        loss_fn = LSKDLoss(kd_lambda=0.6, temperature=2.5, label_smoothing=0.1, topk=topk, ignore_index=0)
         assert torch.autograd.gradcheck(lambda z: loss_fn(z, target, teacher=z_t)[0], (z_s,))
 
 
@@ -158,7 +158,7 @@ def test_half_precision_inputs_are_computed_in_fp32():
     torch.manual_seed(2)
     z_s, z_t = torch.randn(5, 9), torch.randn(5, 9) * 4
     target = torch.randint(0, 9, (5,))
-    loss_fn = LSKDLoss(kd_alpha=1.0, temperature=64.0)
+    loss_fn = LSKDLoss(kd_lambda=1.0, temperature=64.0)
     ref = loss_fn(z_s.half().float(), target, teacher=z_t.half().float())[0]
     half = loss_fn(z_s.half(), target, teacher=z_t.half())[0]
     assert half.dtype == torch.float32
@@ -173,7 +173,7 @@ def test_matches_definition_on_random_inputs():
         z_s, z_t = torch.randn(8, V) * 3, torch.randn(8, V) * 3
         target = torch.randint(0, V, (8,))
         a, T, eps = float(torch.rand(())), float(torch.rand(()) * 10 + 0.1), 0.1
-        got = LSKDLoss(kd_alpha=a, temperature=T, label_smoothing=eps)(z_s, target, teacher=z_t)[0]
+        got = LSKDLoss(kd_lambda=a, temperature=T, label_smoothing=eps)(z_s, target, teacher=z_t)[0]
         lp = torch.log_softmax(z_s.double(), -1)
         smooth = torch.full_like(lp, eps / (V - 1))
         smooth.scatter_(1, target[:, None], 1 - eps)
@@ -193,7 +193,7 @@ def test_consuming_the_teacher_changes_nothing_but_memory(T, topk):
     z_s = torch.randn(700, 11) * 3  # more rows than one chunk of teacher_probs
     z_t = torch.randn(700, 11) * 3
     target = torch.randint(0, 11, (700,))
-    loss_fn = LSKDLoss(kd_alpha=0.7, temperature=T, label_smoothing=0.1, topk=topk, ignore_index=2)
+    loss_fn = LSKDLoss(kd_lambda=0.7, temperature=T, label_smoothing=0.1, topk=topk, ignore_index=2)
     grads, losses = [], []
     for consume in (False, True):
         z = z_s.clone().requires_grad_(True)
@@ -229,8 +229,8 @@ def test_teacher_probs_golden_and_chunking(T):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"kd_alpha": 1.5}, "kd_alpha must be in [0, 1]"),
-        ({"kd_alpha": -0.1}, "kd_alpha must be in [0, 1]"),
+        ({"kd_lambda": 1.5}, "kd_lambda must be in [0, 1]"),
+        ({"kd_lambda": -0.1}, "kd_lambda must be in [0, 1]"),
         ({"temperature": 0.0}, "kd_temperature must be > 0"),
         ({"temperature": -2.0}, "kd_temperature must be > 0"),
         ({"label_smoothing": 1.0}, "label_smoothing must be in [0, 1)"),

@@ -6,8 +6,9 @@ import pytest
 
 from data_prep import parallel
 from data_prep.subword import decode_lines
+from helpers import require_fairseq
 
-pytest.importorskip("fairseq_cli")
+require_fairseq()  # fairseq-preprocess
 
 DE = ["Das ist Satz Nummer {i} über die Welt.", "Wir sehen {i} Häuser und einen Baum.", "Er sagte: Ich komme {i} Mal."]
 EN = ["This is sentence number {i} about the world.", "We see {i} houses and a tree.", "He said: I come {i} times."]

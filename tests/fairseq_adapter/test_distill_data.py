@@ -7,14 +7,15 @@ import shutil
 
 import pytest
 import torch
-from fairseq import utils
 
-from conftest import PLUGINS, run, tool, train
+from helpers import PLUGINS, require_fairseq, run, tool, train
+
+require_fairseq()
+from fairseq import utils  # noqa: E402
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
 from fairseq_plugins import distill_data  # noqa: E402
-from fairseq_plugins.errors import PluginError  # noqa: E402
-from lskd.cli import LskdError  # noqa: E402
+from lskd.errors import LskdError  # noqa: E402
 
 FILES = ["train.src-tgt.src.bin", "train.src-tgt.src.idx", "train.src-tgt.tgt.bin", "train.src-tgt.tgt.idx"]
 
@@ -109,10 +110,10 @@ def test_manifest_counts_add_up(distilled, tiny_teacher):
 
 @pytest.mark.slow
 def test_end_to_end_seq_kd_and_seq_plus_word_kd_students(tiny_data, tiny_teacher, distilled, tmp_path):
-    """Teacher -> distilled data -> students: pure seq-KD (ls_kd, kd_alpha 0) -> fairseq-generate on test ->
-    lskd score; and seq-KD + word-KD (kd_alpha 0.5 with the teacher) for a few updates."""
+    """Teacher -> distilled data -> students: pure seq-KD (ls_kd, kd_lambda 0) -> fairseq-generate on test ->
+    lskd score; and seq-KD + word-KD (kd_lambda 0.5 with the teacher) for a few updates."""
     save = tmp_path / "seq"
-    train(distilled, save, ["--kd-alpha", "0", "--label-smoothing", "0.1"], epochs=1)
+    train(distilled, save, ["--kd-lambda", "0", "--label-smoothing", "0.1"], epochs=1)
     gen = run([tool("fairseq-generate"), distilled, "--user-dir", PLUGINS, "--path", save / "checkpoint_last.pt",
                "--gen-subset", "test", "--beam", "2", "--cpu", "--required-batch-size-multiple", "1", "--batch-size", "16"])
     (tmp_path / "gen.out").write_text(gen.stdout)
@@ -121,7 +122,7 @@ def test_end_to_end_seq_kd_and_seq_plus_word_kd_students(tiny_data, tiny_teacher
     score = json.loads((tmp_path / "score.json").read_text())
     assert score["n_sentences"] == 30 and 0 <= score["bleu"] <= 100
 
-    proc = train(distilled, tmp_path / "seq_word", ["--kd-alpha", "0.5", "--teacher-path", str(tiny_teacher)],
+    proc = train(distilled, tmp_path / "seq_word", ["--kd-lambda", "0.5", "--teacher-path", str(tiny_teacher)],
                  epochs=1, extra=["--max-update", "3"])
     assert (tmp_path / "seq_word" / "checkpoint_last.pt").is_file()
     assert '"num_updates": "3"' in proc.stdout and "kd_loss" in proc.stdout
@@ -175,7 +176,7 @@ def test_interrupted_shard_is_redone_and_finished_ones_skipped(tiny_data, tiny_t
     done = []
     real_shard = distill_data.decode_shard
     monkeypatch.setattr(distill_data, "_decode", real)
-    monkeypatch.setattr(distill_data, "decode_shard", lambda *a, **k: done.append(a[4]) or real_shard(*a, **k))
+    monkeypatch.setattr(distill_data, "decode_shard", lambda *a, **k: done.append(a[3]) or real_shard(*a, **k))
     distill_data.main(argv)
     assert done == [1, 2]
     same_output(one, out, "valid")
@@ -229,7 +230,7 @@ def refuses(argv, tmp_path, exc=LskdError):
 def test_refuses_teacher_with_other_dictionaries(tiny_data, tiny_teacher, tmp_path):
     data = bad_data(tiny_data, tmp_path, extra_symbol=True)
     msg = refuses(["--data", str(data), "--teacher-path", str(tiny_teacher), "--out", str(tmp_path / "out"), "--cpu"],
-                  tmp_path, PluginError)
+                  tmp_path)
     assert f"--teacher-path {tiny_teacher}: teacher target dictionary" in msg and "differs from the task's" in msg
 
 
@@ -274,3 +275,37 @@ def test_help_documents_every_option(capsys):
                 "--nbest", "--max-len-a", "--max-len-b", "--max-ratio", "--num-shards", "--shard-id", "--merge",
                 "--max-tokens", "--cpu", "--seed", "--force", "--post-process"):
         assert opt in text
+
+
+@pytest.mark.parametrize("n_out, n_in, limit, rule, reason", [
+    (0, 5, 200, distill_data.FilterRule(), "empty"),
+    (0, 5, 200, distill_data.FilterRule(drop_empty=False, max_ratio=0), None),
+    (9, 5, 9, distill_data.FilterRule(), "max_len"),       # reached the length limit
+    (8, 5, 9, distill_data.FilterRule(), None),
+    (9, 5, 9, distill_data.FilterRule(drop_max_len=False), None),
+    (16, 5, 200, distill_data.FilterRule(max_ratio=3.0), "ratio"),   # 16 > 3 * 5
+    (15, 5, 200, distill_data.FilterRule(max_ratio=3.0), None),      # 15 = 3 * 5 is kept
+    (2, 7, 200, distill_data.FilterRule(max_ratio=3.0), "ratio"),    # the other way: 7 > 3 * 2
+    (1, 0, 200, distill_data.FilterRule(max_ratio=1.0), None),       # an empty source counts as length 1
+    (100, 1, 200, distill_data.FilterRule(max_ratio=0), None),       # 0: no ratio filter
+])
+def test_filter_rule(n_out, n_in, limit, rule, reason):
+    assert rule.reason(n_out, n_in, limit) == reason
+
+
+def test_counts_add_and_add_up():
+    a = distill_data.Counts(sources=2, hypotheses=4, kept=3, filtered={"empty": 1}, generated_tokens=10)
+    b = distill_data.Counts(sources=1, hypotheses=2, kept=0, filtered={"ratio": 1, "too_long": 1}, target_tokens=5)
+    c = a + b
+    assert (c.sources, c.hypotheses, c.kept, c.generated_tokens, c.target_tokens) == (3, 6, 3, 10, 5)
+    assert c.filtered == {"too_long": 1, "empty": 1, "max_len": 0, "ratio": 1} and c.add_up()
+    assert not distill_data.Counts(hypotheses=1).add_up()
+    assert distill_data.Counts(**c.as_dict()) == c
+
+
+def test_options_are_validated_into_a_frozen_object(tmp_path):
+    opts = distill_data.validate(distill_data.parse_args(["--data", "d", "--teacher-path", "t.pt", "--out", str(tmp_path),
+                                                          "--sampling", "--nbest", "3"]))
+    assert (opts.beam, opts.nbest, opts.sampling) == (3, 3, True)
+    with pytest.raises(Exception):
+        opts.beam = 5

@@ -5,40 +5,23 @@ import copy
 
 import pytest
 import torch
-from fairseq import options, tasks, utils
-from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
-from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-from conftest import PLUGINS, TINY_ARCH
+from helpers import PLUGINS, a_batch, build, criterion_error, require_fairseq
+
+require_fairseq()
+from fairseq import utils  # noqa: E402
+from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion  # noqa: E402
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
 from fairseq_plugins.criterions.ls_kd import LsKdCriterion  # noqa: E402
-from fairseq_plugins.errors import PluginError  # noqa: E402
-
-
-def build(data_bin, criterion_args=()):
-    parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser, [str(data_bin), "--task", "translation", "--user-dir", PLUGINS,
-                                                "--cpu", "--criterion", "ls_kd", *criterion_args, *TINY_ARCH])
-    cfg = convert_namespace_to_omegaconf(args)
-    task = tasks.setup_task(cfg.task)
-    task.load_dataset("valid")
-    torch.manual_seed(0)
-    model = task.build_model(cfg.model)
-    return cfg, task, model
-
-
-def a_batch(task, max_tokens=400):
-    itr = task.get_batch_iterator(task.dataset("valid"), max_tokens=max_tokens, seed=1).next_epoch_itr(shuffle=False)
-    return next(iter(itr))
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1])
 @pytest.mark.parametrize("sentence_avg", [False, True])
-def test_kd_alpha_zero_is_fairseq_label_smoothed_cross_entropy(tiny_data, eps, sentence_avg):
-    cfg, task, model = build(tiny_data / "bin", ["--kd-alpha", "0", "--label-smoothing", str(eps), "--report-accuracy"])
+def test_kd_lambda_zero_is_fairseq_label_smoothed_cross_entropy(tiny_data, eps, sentence_avg):
+    cfg, task, model = build(tiny_data / "bin", ["--kd-lambda", "0", "--label-smoothing", str(eps), "--report-accuracy"])
     sample = a_batch(task)
-    ours = LsKdCriterion(task, sentence_avg, kd_alpha=0.0, label_smoothing=eps, report_accuracy=True)
+    ours = LsKdCriterion(task, sentence_avg, kd_lambda=0.0, label_smoothing=eps, report_accuracy=True)
     ref = LabelSmoothedCrossEntropyCriterion(task, sentence_avg, eps, report_accuracy=True)
     model.train()
     results = []
@@ -58,7 +41,7 @@ def test_kd_alpha_zero_is_fairseq_label_smoothed_cross_entropy(tiny_data, eps, s
 
 
 def test_online_teacher_loss_matches_core_definition(tiny_data, tiny_teacher):
-    args = ["--kd-alpha", "0.7", "--kd-temperature", "2", "--label-smoothing", "0.1", "--teacher-path", str(tiny_teacher)]
+    args = ["--kd-lambda", "0.7", "--kd-temperature", "2", "--label-smoothing", "0.1", "--teacher-path", str(tiny_teacher)]
     cfg, task, model = build(tiny_data / "bin", args)
     crit = task.build_criterion(cfg.criterion)
     model.eval()
@@ -82,7 +65,7 @@ def test_online_teacher_loss_matches_core_definition(tiny_data, tiny_teacher):
 
 
 def test_teacher_is_frozen_eval_and_not_in_student_state(tiny_data, tiny_teacher):
-    cfg, task, model = build(tiny_data / "bin", ["--kd-alpha", "0.5", "--teacher-path", str(tiny_teacher)])
+    cfg, task, model = build(tiny_data / "bin", ["--kd-lambda", "0.5", "--teacher-path", str(tiny_teacher)])
     crit = task.build_criterion(cfg.criterion)
     teacher = crit.teacher.models[0]
     before = copy.deepcopy(teacher.state_dict())
@@ -99,8 +82,8 @@ def test_teacher_is_frozen_eval_and_not_in_student_state(tiny_data, tiny_teacher
 
 
 def test_ensemble_of_two_identical_teachers_equals_one(tiny_data, tiny_teacher):
-    one_cfg, task, model = build(tiny_data / "bin", ["--kd-alpha", "1", "--kd-temperature", "3", "--teacher-path", str(tiny_teacher)])
-    two_cfg, _, _ = build(tiny_data / "bin", ["--kd-alpha", "1", "--kd-temperature", "3", "--teacher-path", f"{tiny_teacher}:{tiny_teacher}"])
+    one_cfg, task, model = build(tiny_data / "bin", ["--kd-lambda", "1", "--kd-temperature", "3", "--teacher-path", str(tiny_teacher)])
+    two_cfg, _, _ = build(tiny_data / "bin", ["--kd-lambda", "1", "--kd-temperature", "3", "--teacher-path", f"{tiny_teacher}:{tiny_teacher}"])
     sample = a_batch(task)
     model.eval()
     one = task.build_criterion(one_cfg.criterion)(model, sample)[0]
@@ -110,14 +93,20 @@ def test_ensemble_of_two_identical_teachers_equals_one(tiny_data, tiny_teacher):
 
 
 def error_of(tiny_data, args):
-    cfg, task, _ = build(tiny_data / "bin", args)
-    with pytest.raises(PluginError) as info:
-        task.build_criterion(cfg.criterion)
-    return str(info.value)
+    return criterion_error(tiny_data / "bin", args)
 
 
-def test_error_kd_alpha_out_of_range(tiny_data, tiny_teacher):
+def test_error_kd_lambda_out_of_range(tiny_data, tiny_teacher):
+    assert "--kd-lambda must be in [0, 1], got 1.5" in error_of(tiny_data, ["--kd-lambda", "1.5", "--teacher-path", str(tiny_teacher)])
+
+
+def test_old_flag_kd_alpha_still_works_and_is_named_in_errors(tiny_data, tiny_teacher):
+    cfg, task, model = build(tiny_data / "bin", ["--kd-alpha", "0.3", "--teacher-path", str(tiny_teacher)])
+    assert task.build_criterion(cfg.criterion).loss_fn.kd_lambda == 0.3
     assert "--kd-alpha must be in [0, 1], got 1.5" in error_of(tiny_data, ["--kd-alpha", "1.5", "--teacher-path", str(tiny_teacher)])
+    assert "--kd-alpha > 0 needs a teacher" in error_of(tiny_data, ["--kd-alpha", "0.5"])
+    msg = error_of(tiny_data, ["--kd-lambda", "0.9", "--kd-alpha", "0.3", "--teacher-path", str(tiny_teacher)])
+    assert msg == "--kd-lambda 0.9 and --kd-alpha 0.3: give one (--kd-alpha is the old name)"
 
 
 def test_error_temperature_not_positive(tiny_data, tiny_teacher):
@@ -125,7 +114,7 @@ def test_error_temperature_not_positive(tiny_data, tiny_teacher):
 
 
 def test_error_no_teacher(tiny_data):
-    assert "--kd-alpha > 0 needs a teacher" in error_of(tiny_data, ["--kd-alpha", "0.5"])
+    assert "--kd-lambda > 0 needs a teacher" in error_of(tiny_data, ["--kd-lambda", "0.5"])
 
 
 def test_error_topk_larger_than_vocabulary(tiny_data, tiny_teacher):

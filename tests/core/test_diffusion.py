@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from conftest import run, tool
+from helpers import run, tool
 from lskd.diffusion import (
     PCA2,
     class_stats,
@@ -145,16 +145,17 @@ def test_cli_bad_input(tmp_path, edit, message):
 
 def test_nmt_features_match_the_model(tiny_data, tiny_teacher, tmp_path):
     from fairseq_plugins.nmt_features import extract
-    from fairseq_plugins.topk_cache import _batches, _setup
+    from fairseq_plugins.teacher import TeacherSession
 
     d = extract(str(tiny_data / "bin"), str(tiny_teacher), "valid", top=5, max_per_word=7)
     assert len(d["classes"]) == 5 and d["features"].size(0) == sum(d["counts"]) and max(d["counts"]) <= 7
     assert d["labels"].bincount(minlength=5).tolist() == d["counts"]
-    task, (model,) = _setup(str(tiny_data / "bin"), str(tiny_teacher), ["valid"], option="--path")
+    session = TeacherSession.for_data(str(tiny_data / "bin"), str(tiny_teacher), ["valid"], option="--path")
+    task, (model,) = session.task, session.models
     ids = [task.target_dictionary.index(w) for w in d["classes"]]
     assert torch.equal(d["fc_weight"], model.decoder.output_projection.weight[ids].float())
     # the first kept position is the first occurrence of an analysed word in corpus order
-    sample = next(iter(_batches(task, "valid", [model], 4096, 0)))
+    sample = next(iter(session.batches("valid", 4096)))
     with torch.no_grad():
         logits = model(**sample["net_input"])[0]
     target = sample["target"].reshape(-1)

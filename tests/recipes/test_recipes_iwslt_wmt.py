@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, REPO
+from helpers import BIN, REPO
 from corpus_fixtures import wmt_archives, write_iwslt_archive
 from lskd.scoring import read_generate_output
 
@@ -35,7 +35,7 @@ def run_recipe(name, tmp_path, **env):
 
 
 def _steps(stdout):
-    return [l.split()[1] for l in stdout.splitlines() if l.startswith(("run:", "skip:"))]
+    return [line.split()[1] for line in stdout.splitlines() if line.startswith(("run:", "skip:"))]
 
 
 @pytest.mark.slow
@@ -46,7 +46,7 @@ def test_iwslt14_recipe_from_download_to_report(tmp_path):
     grid = tmp_path / "grid"
     assert _steps(p.stdout) == ["prepare", "teacher_a0.1_s1", "teacher_a0.1_s1_score", "cache_a0.1_s1",
                                 "student_a0.1_T2_s1", "student_a0.1_T2_s1_score"]
-    assert all(l.startswith("run:") for l in p.stdout.splitlines() if l.startswith(("run:", "skip:")))
+    assert all(line.startswith("run:") for line in p.stdout.splitlines() if line.startswith(("run:", "skip:")))
     prep_log = (grid / "logs" / "prepare.log").read_text()
     assert f"downloading {archive.as_uri()}" in prep_log and "WARNING: iwslt14 de-en: into cleaning: 96 pairs" in prep_log
     refs = (grid / "data" / "raw" / "test.en").read_text(encoding="utf-8").splitlines()

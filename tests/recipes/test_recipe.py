@@ -6,7 +6,9 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, REPO, write_tiny_corpus
+from helpers import BIN, REPO, require_fairseq, write_tiny_corpus
+
+require_fairseq()  # the grid trains with fairseq-train
 
 RUN_ALL = REPO / "recipes" / "bible" / "run_all.sh"
 
@@ -28,7 +30,7 @@ def tiny_config(tmp_path, **overrides):
                      "--encoder-attention-heads 2 --decoder-attention-heads 2",
         "OPT_ARGS": "--optimizer adam --lr 1e-2 --lr-scheduler inverse_sqrt --warmup-updates 10 --max-tokens 400 --cpu --num-workers 0",
         "TEACHER_UPDATES": 20, "STUDENT_UPDATES": 10, "TEACHER_ALPHAS": "0 0.1", "TEMPERATURES": "2", "SEEDS": 1,
-        "KD_ALPHA": 0.9, "STUDENT_EPS": 0.1, "TOPK": 4, "PURE_KD": 0, "BEAM": 1, "GEN_ARGS": "--batch-size 64 --cpu",
+        "KD_LAMBDA": 0.9, "STUDENT_EPS": 0.1, "TOPK": 4, "PURE_KD": 0, "BEAM": 1, "GEN_ARGS": "--batch-size 64 --cpu",
         "CACHE_ARGS": "--cpu", "JOBS": 2,
     }
     keys.update(overrides)
@@ -48,7 +50,7 @@ def test_tiny_grid_end_to_end_and_resume(tmp_path):
     for alpha in ("0", "0.1"):
         score = json.loads((grid / "students" / f"a{alpha}_T2_s1" / "score.json").read_text())
         assert score["role"] == "student" and score["teacher_alpha"] == float(alpha) and score["temperature"] == 2
-        assert score["n_sentences"] == 30
+        assert score["n_sentences"] == 30 and score["kd_lambda"] == 0.9
         assert (grid / "caches" / f"a{alpha}_s1" / "train" / "manifest.json").is_file()
     assert (grid / "results_bleu.png").stat().st_size > 1000 and (grid / "results_chrf.csv").is_file()
     # A rerun does no work: data_prep skips its own steps, every other step is skipped.
@@ -96,8 +98,16 @@ def test_bad_jobs_value(tmp_path, jobs):
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: config {config}: JOBS must be a positive integer, got {jobs}"
 
 
+def test_old_key_kd_alpha_is_named(tmp_path):
+    config = tiny_config(tmp_path)
+    config.write_text(config.read_text().replace("KD_LAMBDA=", "KD_ALPHA="))
+    proc = recipe("--config", config)
+    assert proc.returncode == 2 and proc.stderr.strip() == (f"error: config {config}: KD_ALPHA is now called KD_LAMBDA "
+                                                            "(the weight of the KD term; alpha is the teacher's label smoothing)")
+
+
 def test_missing_config_key(tmp_path):
     config = tiny_config(tmp_path)
-    config.write_text("\n".join(l for l in config.read_text().splitlines() if not l.startswith("ARCH_ARGS=")) + "\n")
+    config.write_text("\n".join(line for line in config.read_text().splitlines() if not line.startswith("ARCH_ARGS=")) + "\n")
     proc = recipe("--config", config)
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: config {config}: ARCH_ARGS is not set"

@@ -5,7 +5,9 @@ import json
 import pytest
 import torch
 
-from conftest import PLUGINS, run, tool, train
+from helpers import PLUGINS, require_fairseq, run, tool, train
+
+require_fairseq()
 
 
 def epoch_stats(stdout: str, prefix: str = "train"):
@@ -20,7 +22,7 @@ def epoch_stats(stdout: str, prefix: str = "train"):
 @pytest.mark.slow
 def test_teacher_student_generate_score(tiny_data, tiny_teacher, tmp_path):
     save = tmp_path / "student"
-    kd_args = ["--kd-alpha", "0.5", "--kd-temperature", "2", "--label-smoothing", "0.1",
+    kd_args = ["--kd-lambda", "0.5", "--kd-temperature", "2", "--label-smoothing", "0.1",
                "--teacher-path", str(tiny_teacher), "--best-checkpoint-metric", "nll_loss", "--report-accuracy"]
     first = train(tiny_data / "bin", save, kd_args, epochs=4)
     stats = epoch_stats(first.stdout)
@@ -56,7 +58,7 @@ def test_teacher_student_generate_score(tiny_data, tiny_teacher, tmp_path):
 
 @pytest.mark.slow
 def test_eval_bleu_works_with_ls_kd(tiny_data, tiny_teacher, tmp_path):
-    proc = train(tiny_data / "bin", tmp_path / "s", ["--kd-alpha", "0.5", "--teacher-path", str(tiny_teacher),
+    proc = train(tiny_data / "bin", tmp_path / "s", ["--kd-lambda", "0.5", "--teacher-path", str(tiny_teacher),
                  "--eval-bleu", "--eval-bleu-args", '{"beam": 1}', "--best-checkpoint-metric", "bleu",
                  "--maximize-best-checkpoint-metric"], epochs=1)
     (valid,) = epoch_stats(proc.stdout, "valid")
@@ -65,8 +67,8 @@ def test_eval_bleu_works_with_ls_kd(tiny_data, tiny_teacher, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
-    (["--kd-alpha", "2"], "error: --kd-alpha must be in [0, 1], got 2.0"),
-    (["--kd-alpha", "0.5"], "error: --kd-alpha > 0 needs a teacher: give --teacher-path CKPT[:CKPT...] or --kd-topk-cache DIR"),
+    (["--kd-lambda", "2"], "error: --kd-lambda must be in [0, 1], got 2.0"),
+    (["--kd-lambda", "0.5"], "error: --kd-lambda > 0 needs a teacher: give --teacher-path CKPT[:CKPT...] or --kd-topk-cache DIR"),
 ])
 def test_fairseq_train_bad_input_is_one_line_and_writes_nothing(tiny_data, tmp_path, args, message):
     proc = run([tool("fairseq-train"), tiny_data / "bin", "--task", "translation", "--user-dir", PLUGINS, "--cpu",
