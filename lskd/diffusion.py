@@ -321,8 +321,10 @@ def main(argv: List[str]) -> int:
         pairs = parse_pairs(a.similar_pairs, index_classes)
         reference = {"kind": "pairs", "pairs": a.similar_pairs}
     else:
-        ref_spec = a.similar_from or names[0]
-        if ref_spec in names:
+        ref_spec = a.similar_from
+        if ref_spec is None:  # the first file of the first cell
+            ref_data, ref_file = cells[0][1][0], cells[0][2][0]
+        elif ref_spec in names:
             cell = next(c for c in cells if c[0] == ref_spec)
             if len(cell[1]) != 1:
                 raise LskdError(f"--similar-from {ref_spec}: that cell has {len(cell[1])} files; name one file")
@@ -331,6 +333,9 @@ def main(argv: List[str]) -> int:
             ref_data, ref_file = load_features("(--similar-from)", ref_spec), ref_spec
         else:
             raise LskdError(f"--similar-from {ref_spec}: neither a --features name {names} nor a file")
+        missing = [c for c in index_classes if not bool((ref_data["labels"] == c).any())]
+        if missing or ref_data["logits"].size(1) != n_classes:
+            raise LskdError(f"--similar-from {ref_file}: no samples of class(es) {missing} or not {n_classes} classes")
         pairs = similarity(ref_data["logits"], ref_data["labels"], index_classes, a.controls)
         reference = {"kind": "model", "file": str(ref_file), "sha256": sha256_file(Path(ref_file))}
 
@@ -370,15 +375,15 @@ def main(argv: List[str]) -> int:
             for n, r in results.items()]
     table = "\n".join([
         f"Diffusion index (lskd's definition, `lskd diffusion --help`): {len(pairs)} classes; similar and control "
-        f"classes from {ref_text}; baseline: {names[0]}. Values with {pct} bootstrap intervals ({a.bootstrap} "
+        f"classes from {ref_text}; baseline: {names[0]}. Values with {pct} normal bootstrap intervals (+- z * bootstrap s.e.; {a.bootstrap} "
         f"replicates, {'paired: same samples in every file' if paired else 'unpaired'}; seeds resampled in cells of several).",
         "",
         "| features | models | w_sim | w_ctl | K = L_sim - L_ctl | dL_sim | dL_ctl | systematic |",
         "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        "w_sim, w_ctl: geometric-mean width (std along the axis / centroid distance) towards the similar class and "
-        "the controls. Similar class (controls): " + "; ".join(f"{label(c)} -> {label(s)} ({', '.join(map(str, ctl))})"
+        "w_sim = exp(L_sim), w_ctl = exp(L_ctl): pooled width (std along the axis / centroid distance) towards the "
+        "similar class and towards the controls. Similar class (controls): " + "; ".join(f"{label(c)} -> {label(s)} ({', '.join(map(str, ctl))})"
                                                            for c, (s, ctl) in pairs.items()) + ".",
     ])
     write_text(a.out.with_name(a.out.name + ".md"), table + "\n")

@@ -36,18 +36,19 @@ class PCA2:
 
     `lskd diffusion` fits each panel on the points it shows (that model's features of the given split), unlike
     the authors, who fit on training features and plot validation ones. A principal axis is only defined up
-    to its sign, so the sign is fixed: each component points along the matching `toward` vector (e.g. from
-    one class centroid to another), or, without one or where it is orthogonal, has its largest loading
-    positive. Panels of the same model therefore never come out mirrored.
+    to its sign, so the sign is fixed: each component points along whichever of the `anchors` (e.g. vectors
+    between class centroids) it is most aligned with, or, without anchors, has its largest loading positive.
+    Panels of the same model therefore never come out mirrored.
     """
 
-    def __init__(self, x: Tensor, toward: Sequence[Tensor] = ()):
+    def __init__(self, x: Tensor, anchors: Sequence[Tensor] = ()):
         self.mean = x.mean(0)
         _, _, vh = torch.linalg.svd(x - self.mean, full_matrices=False)
         components = vh[:2].clone()
         for k in range(components.size(0)):
-            dot = float(components[k] @ toward[k]) if k < len(toward) else 0.0
-            if abs(dot) <= 1e-9 * float(components[k].norm() * (toward[k].norm() if k < len(toward) else 1)):
+            dots = [float(components[k] @ v) / max(float(v.norm()), 1e-300) for v in anchors]
+            dot = max(dots, key=abs) if dots else 0.0
+            if abs(dot) < 1e-9:
                 dot = float(components[k][components[k].abs().argmax()])
             if dot < 0:
                 components[k] = -components[k]
@@ -58,10 +59,10 @@ class PCA2:
 
 
 def class_axes_pca(points: Tensor, labels: Tensor, classes: Sequence[int]) -> PCA2:
-    """PCA2 of the projected points, oriented so that classes[1] lies right of classes[0] and classes[2] above them."""
-    centre = {c: points[labels == c].mean(0) for c in classes}
-    return PCA2(points, toward=[centre[classes[1]] - centre[classes[0]],
-                                centre[classes[2]] - (centre[classes[0]] + centre[classes[1]]) / 2])
+    """PCA2 of the projected points of three classes (a, b, c), each axis oriented by the class direction it
+    follows most: from the midpoint of a and b towards c (the paper's dissimilar class), or from a to b."""
+    a, b, c = (points[labels == k].mean(0) for k in classes)
+    return PCA2(points, anchors=[c - (a + b) / 2, b - a])
 
 
 def plot_panels(panels: List[Tuple[str, Tensor, Tensor]], classes: Sequence[int], class_names: Dict[int, str], path: Path) -> None:

@@ -73,12 +73,13 @@ def test_panels_are_never_mirrored():
     # the same points with the axes flipped (what an SVD or QR sign choice does) give the same panel
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(3).repeat_interleave(40)
-    x = torch.tensor([[0.0, 0, 0], [3, 1, 0], [1, 4, 1]], dtype=torch.float64)[labels] + torch.randn(120, 3, generator=g, dtype=torch.float64)
+    x = torch.tensor([[0.0, 0, 0], [2, 0, 0], [1, 6, 0]], dtype=torch.float64)[labels] + 0.3 * torch.randn(120, 3, generator=g, dtype=torch.float64)
     xy = class_axes_pca(x, labels, [0, 1, 2])(x)
     mirror = torch.diag(torch.tensor([-1.0, 1.0, -1.0], dtype=torch.float64))
-    assert torch.allclose(class_axes_pca(x @ mirror, labels, [0, 1, 2])(x @ mirror), xy, atol=1e-9)
-    centre = [xy[labels == c].mean(0) for c in range(3)]
-    assert centre[1][0] > centre[0][0] and centre[2][1] > (centre[0][1] + centre[1][1]) / 2
+    for flipped in (x @ mirror, -x):
+        assert torch.allclose(class_axes_pca(flipped, labels, [0, 1, 2])(flipped), xy, atol=1e-9)
+    a, b, c = (xy[labels == k].mean(0) for k in range(3))
+    assert c[0] > max(a[0], b[0]) + 4 and b[1] > a[1] + 1.5  # the dissimilar class right, b above a
 
 
 # --- the estimators -------------------------------------------------------------------------------------------
