@@ -17,7 +17,9 @@ and another class d, with centroids mu_c, mu_d, delta = mu_d - mu_c, and c's cov
   Similar class s(c) and dissimilar controls: from ONE reference for the whole comparison (--similar-from:
   the class a fixed model's softmax gives most mass on c's samples, and the --controls classes given the
   least; or --similar-pairs A:B,...: then every other analysed class is a control). Recorded in the output.
-  L_sim = mean over classes c of log w(c, s(c)); L_ctl = mean over c and its controls d of log w(c, d).
+  Pooled over the pairs (c, s(c)) of all classes c: L_sim = log w_sim, w_sim = sqrt(mean of delta' Sigma_c delta)
+  / mean of |delta|^2 (the two estimated terms are averaged before the ratio and log, which keeps small
+  classes from biasing it); L_ctl the same over the pairs (c, d) of every class and its controls.
   contrast K = L_sim - L_ctl.  Against the baseline cell (the first):
   dL_sim = L_sim - L_sim(base), dL_ctl = L_ctl - L_ctl(base), and
   SYSTEMATIC DIFFUSION = dL_sim - dL_ctl = K - K(base): > 0 when classes grew wider towards their similar
@@ -31,9 +33,10 @@ estimated without bias (sample covariances S with ddof=1, v = difference of samp
   tr(Sigma^2)^ = (n-1)^2/((n-2)(n+1)) (tr(S^2) - tr(S)^2/(n-1))   (unbiased for Gaussian features)
 (the plug-in |v|^2 alone overstates the distance by tr(Sigma)/n, which in 100+ dimensions dwarfs the signal
 at a few dozen samples). Classes with fewer than MIN_PER_CLASS = 10 samples in any file are left out (and
-listed); a class named on the command line with fewer is an error. A pair whose estimates are not positive
-(classes not separable at that n) is an error naming the pair.
-Intervals: percentile bootstrap (--bootstrap B replicates, --confidence). Each replicate resamples the
+listed); a class named on the command line with fewer is an error. Pooled estimates that are not positive
+(classes not separable at that n) are an error; a single pair's log width in the JSON is then null.
+Intervals: normal bootstrap, value +- z * (standard deviation of B replicates) (--bootstrap B, --confidence;
+percentile intervals are biased when a class has fewer samples than dimensions). Each replicate resamples the
 samples of every class with replacement, the same draws in every file when all files hold the same labels
 in the same order (the same test images or tokens: a paired bootstrap), and, in a cell of several seeds,
 also the seeds with replacement. Every value (K, dL_sim, dL_ctl, systematic) gets its interval.
