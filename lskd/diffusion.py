@@ -33,7 +33,7 @@ estimated without bias (sample covariances S with ddof=1, v = difference of samp
   tr(Sigma^2)^ = (n-1)^2/((n-2)(n+1)) (tr(S^2) - tr(S)^2/(n-1))   (unbiased for Gaussian features)
 (the plug-in |v|^2 alone overstates the distance by tr(Sigma)/n, which in 100+ dimensions dwarfs the signal
 at a few dozen samples). Classes with fewer than MIN_PER_CLASS = 10 samples in any file are left out (and
-listed); a class named on the command line with fewer is an error. Pooled estimates that are not positive
+listed in the JSON: too_few_samples); a class named on the command line with fewer is an error. Pooled estimates that are not positive
 (classes not separable at that n) are an error; a single pair's log width in the JSON is then null.
 Intervals: normal bootstrap, value +- z * (standard deviation of B replicates) (--bootstrap B, --confidence;
 percentile intervals are biased when a class has fewer samples than dimensions). Each replicate resamples the
@@ -394,6 +394,7 @@ def main(argv: List[str]) -> int:
         "results": results, "baseline": names[0], "reference": reference,
         "pairs": {str(c): {"similar": s, "controls": ctl} for c, (s, ctl) in pairs.items()},
         "files": {n: files for n, _, files in cells}, "classes": a.classes, "index_classes": index_classes,
+        "too_few_samples": [c for c in present if c not in enough],
         "min_per_class": MIN_PER_CLASS, "bootstrap": a.bootstrap, "confidence": a.confidence, "seed": a.seed,
         "paired": paired, "command": command_line()})
     print(table)

@@ -275,6 +275,19 @@ def test_cli_user_pairs(tmp_path, capsys):
     result = json.loads((tmp_path / "o.json").read_text())
     assert code == 0 and result["reference"] == {"kind": "pairs", "pairs": "0:1,2:3"} and "user pairs 0:1,2:3" in stdout
     assert sorted(result["pairs"]) == ["0", "1", "2", "3"] and result["pairs"]["0"]["controls"] == [2, 3, 4, 5, 6, 7, 8, 9]
+    assert result["too_few_samples"] == [] and result["index_classes"] == list(range(10))
+
+
+def test_cli_leaves_out_classes_with_too_few_samples(tmp_path, capsys):
+    write_features(tmp_path / "t1.pt")
+    d = torch.load(tmp_path / "t1.pt")
+    keep = (d["labels"] != 9) | (torch.arange(len(d["labels"])) % 30 < 9)  # class 9: 9 samples
+    torch.save({k: v[keep] if torch.is_tensor(v) and v.size(0) == len(keep) else v for k, v in d.items()}, tmp_path / "t1.pt")
+    code, _, err = lskd_in_process(["diffusion", "--features", f"T1={tmp_path / 't1.pt'}", "--similar-pairs", "0:1",
+                                    "--classes", "0", "1", "2", "--bootstrap", "20", "--out", tmp_path / "o"], capsys)
+    result = json.loads((tmp_path / "o.json").read_text())
+    assert code == 0, err
+    assert result["too_few_samples"] == [9] and 9 not in result["index_classes"] and 9 not in result["pairs"]["0"]["controls"]
 
 
 def test_help_defines_the_index(capsys):
