@@ -4,12 +4,13 @@
 
 With teacher forcing over a binarised split (fairseq's own task and batch iterator), the decoder's output
 features (what the output projection sees) are kept at every position whose gold token is one of the
-analysed words, up to --max-per-word positions each, in corpus order. A "class" is a target vocabulary
+analysed words: the first --max-per-word occurrences of each in corpus order (sample id, then position;
+not fairseq's length-sorted batch order), so every model of a grid is read at the same tokens. A "class" is a target vocabulary
 entry: the --top most frequent gold tokens of the split (specials excluded; at least 2 occurrences), or the pieces given by --words.
 The file has the layout of `lskd vision features` with classes renumbered 0..n-1: features (N, D),
 labels (N,), logits (N, n) = the model's logits restricted to the analysed words (their softmax is the
 model's distribution renormalised over them), fc_weight (n, D) and fc_bias (n,) = the output projection's
-rows of those words, classes = the word pieces.
+rows of those words, classes = the word pieces, positions (N, 2) = (sample id, target position) of each row.
 """
 
 from __future__ import annotations
@@ -43,6 +44,23 @@ def word_ids(dictionary, targets, top: int, words: Optional[Sequence[str]]) -> L
     return [i for i in counts.argsort(descending=True)[:top].tolist() if counts[i] >= 2]  # a class needs 2 samples
 
 
+def corpus_order_positions(targets, column: torch.Tensor, max_per_word: int) -> dict:
+    """{sample id: {position: class}} of the first `max_per_word` occurrences of each analysed word in corpus
+    order (sample id, then position), read from the binarised targets, independent of batching."""
+    counts = torch.zeros(int(column.max()) + 1, dtype=torch.long)
+    wanted = {}
+    for sid in range(len(targets)):
+        cls = column[targets[sid].long()]
+        for pos in (cls >= 0).nonzero().squeeze(1).tolist():
+            c = int(cls[pos])
+            if counts[c] < max_per_word:
+                counts[c] += 1
+                wanted.setdefault(sid, {})[pos] = c
+        if bool((counts >= max_per_word).all()):
+            break
+    return wanted
+
+
 @torch.no_grad()
 def extract(data: str, path: str, split: str, top: int = 30, words=None,
             max_per_word: int = 500, max_tokens: int = 4096) -> dict:
@@ -54,34 +72,34 @@ def extract(data: str, path: str, split: str, top: int = 30, words=None,
     ids = word_ids(dictionary, task.dataset(split).tgt, top, words)
     column = torch.full((len(dictionary),), -1, dtype=torch.long)
     column[torch.tensor(ids)] = torch.arange(len(ids))
-    counts = torch.zeros(len(ids), dtype=torch.long)
+    wanted = corpus_order_positions(task.dataset(split).tgt, column, max_per_word)
+    counts = torch.bincount(torch.tensor([c for per in wanted.values() for c in per.values()], dtype=torch.long),
+                            minlength=len(ids))
     projection = model.decoder.output_projection
-    feats, labels = [], []
-    bar = tqdm(total=len(task.dataset(split)), unit="sent", desc=f"features {split}", dynamic_ncols=True, mininterval=1.0)
+    kept = {}  # (sample id, position) -> feature
+    bar = tqdm(total=len(wanted), unit="sent", desc=f"features {split}", dynamic_ncols=True, mininterval=1.0)
     for sample in session.batches(split, max_tokens):
-        if not sample:
+        rows = [(j, int(sid)) for j, sid in enumerate(sample["id"].tolist()) if int(sid) in wanted] if sample else []
+        if not rows:  # fairseq's batches are length-sorted: skip those without a selected position
             continue
         x, _ = model(**sample["net_input"], features_only=True)
-        cls = column[sample["target"]].reshape(-1)
-        x = x.reshape(-1, x.size(-1))
-        keep = (cls >= 0).nonzero().squeeze(1)
-        for pos in keep.tolist():  # corpus order, at most max_per_word per word
-            c = int(cls[pos])
-            if counts[c] < max_per_word:
-                counts[c] += 1
-                feats.append(x[pos])
-                labels.append(c)
-        bar.update(len(sample["id"]))
-        if bool((counts >= max_per_word).all()):
+        for j, sid in rows:
+            for pos in wanted[sid]:
+                kept[(sid, pos)] = x[j, pos]
+        bar.update(len(rows))
+        if len(kept) == int(counts.sum()):
             break
     bar.close()
+    order = sorted(kept)  # corpus order: the file is the same sequence of tokens for every model
+    feats = [kept[k] for k in order]
+    labels = [wanted[sid][pos] for sid, pos in order]
     if not feats:
         raise LskdError(f"split {split}: none of the analysed words occurs as a target token")
     f = torch.stack(feats).float()
     w = projection.weight[ids].float()
     b = projection.bias[ids].float() if getattr(projection, "bias", None) is not None else torch.zeros(len(ids))
     return {"features": f, "labels": torch.tensor(labels), "logits": f @ w.T + b, "fc_weight": w, "fc_bias": b,
-            "classes": [dictionary[i] for i in ids], "counts": counts.tolist(),
+            "classes": [dictionary[i] for i in ids], "counts": counts.tolist(), "positions": torch.tensor(order),
             "meta": {"checkpoint": str(path), "split": split, "created_by": command_line()}}
 
 

@@ -1,90 +1,215 @@
 """Penultimate-layer analysis: the paper's template projection (its Algorithm 1) and a diffusion index.
 
-    lskd diffusion --features t1=s_a0.1_T1.pt t3=s_a0.1_T3.pt --classes 3 5 9 --out results/diffusion
+    lskd diffusion --features T1=s_T1.pt T3=s_T3_seed0.pt,s_T3_seed1.pt --similar-from ref.pt --classes 2 4 9 --out PREFIX
 
 Input files hold penultimate features with labels, the model's logits and its final layer, as written by
-`lskd vision features` (images) or `lskd nmt-features` (NMT: decoder states per gold target token).
+`lskd vision features` (images) or `lskd nmt-features` (NMT: decoder states per gold target token). Each
+NAME=FILE[,FILE...] is one cell of the table; several files are several seeds of the same setting. The first
+cell is the baseline. Output: PREFIX.md (table), PREFIX.json (every number, interval, pair), PREFIX.png
+(projection panels: the first file of each cell; see lskd/projection.py).
 
-Projection (PAPER.md, after Mueller et al.): append a constant 1 to each feature, take the final-layer rows
-[w_k, b_k] of three classes as templates, project onto an orthonormal basis of their span (QR), then PCA
-to 2-D. One scatter panel per file.
-
-Diffusion index -- this project's own definition, NOT the paper's (the paper gives no formula):
-  spread s_c        root-mean-square distance of class c's features to their centroid mu_c
-  separation(c, d)  |mu_c - mu_d| / sqrt((s_c^2 + s_d^2) / 2), a Fisher-style ratio (scale-free)
-  similar class     sim(c) = the class that the REFERENCE model's softmax gives the most mass on class c's
-                    samples (besides c); dissimilar controls = the classes given the least mass
-  sep_sim, sep_dis  mean over the analysed classes of separation(c, sim(c)) and of separation(c, d) over
-                    the controls; focus = sep_sim / sep_dis (< 1: similar classes sit relatively closer)
-  diffusion of file F against the baseline file B (the first one):
-                    loss_sim = 1 - sep_sim(F) / sep_sim(B), loss_dis = 1 - sep_dis(F) / sep_dis(B),
-                    systematic diffusion = loss_sim - loss_dis: > 0 when F lost more separation towards
-                    similar classes than towards dissimilar ones, which is what the paper describes for an
-                    LS teacher's students as T grows.
+Diffusion index -- this project's definition; the paper gives no formula. The paper's claim: with an LS
+teacher and a higher T, a class's features spread *towards semantically similar classes*. So, for class c
+and another class d, with centroids mu_c, mu_d, delta = mu_d - mu_c, and c's covariance Sigma_c:
+  width w(c, d) = sqrt(delta' Sigma_c delta) / |delta|^2
+                = (standard deviation of c along the unit axis from mu_c to mu_d) / (centroid distance),
+  i.e. how far c reaches towards d in units of their separation (1 / a one-dimensional Fisher ratio).
+  Similar class s(c) and dissimilar controls: from ONE reference for the whole comparison (--similar-from:
+  the class a fixed model's softmax gives most mass on c's samples, and the --controls classes given the
+  least; or --similar-pairs A:B,...: then every other analysed class is a control). Recorded in the output.
+  Pooled over the pairs (c, s(c)) of all classes c: L_sim = log w_sim, w_sim = sqrt(mean of delta' Sigma_c delta)
+  / mean of |delta|^2 (the two estimated terms are averaged before the ratio and log, which keeps small
+  classes from biasing it); L_ctl the same over the pairs (c, d) of every class and its controls.
+  contrast K = L_sim - L_ctl.  Against the baseline cell (the first):
+  dL_sim = L_sim - L_sim(base), dL_ctl = L_ctl - L_ctl(base), and
+  SYSTEMATIC DIFFUSION = dL_sim - dL_ctl = K - K(base): > 0 when classes grew wider towards their similar
+  class (relative to that separation) than towards dissimilar ones. 0.69 = twice as wide, relatively.
+Properties: scale-free (w is a ratio of lengths); tightening or loosening every class alike shifts L_sim
+and L_ctl by the same log factor, so K does not move; a spread in a direction no class difference uses
+changes no w. Unbiased in the number n_c of samples per class: |delta|^2 and delta' Sigma_c delta are
+estimated without bias (sample covariances S with ddof=1, v = difference of sample means):
+  |delta|^2          = |v|^2 - tr(S_c)/n_c - tr(S_d)/n_d
+  delta' Sigma_c delta = v' S_c v - tr(Sigma_c^2)^/n_c - tr(S_c S_d)/n_d,
+  tr(Sigma^2)^ = (n-1)^2/((n-2)(n+1)) (tr(S^2) - tr(S)^2/(n-1))   (unbiased for Gaussian features)
+(the plug-in |v|^2 alone overstates the distance by tr(Sigma)/n, which in 100+ dimensions dwarfs the signal
+at a few dozen samples). Classes with fewer than MIN_PER_CLASS = 10 samples in any file are left out (and
+listed in the JSON: too_few_samples); a class named on the command line with fewer is an error. Pooled estimates that are not positive
+(classes not separable at that n) are an error; a single pair's log width in the JSON is then null.
+Intervals: normal bootstrap, value +- z * (standard deviation of B replicates) (--bootstrap B, --confidence;
+percentile intervals are biased when a class has fewer samples than dimensions). Each replicate resamples the
+samples of every class with replacement, the same draws in every file when all files hold the same labels
+in the same order (the same test images or tokens: a paired bootstrap), and, in a cell of several seeds,
+also the seeds with replacement. Every value (K, dL_sim, dL_ctl, systematic) gets its interval.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from statistics import NormalDist
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from lskd.errors import LskdError
-from lskd.fileio import atomic_path, command_line, write_json, write_text
+from lskd.fileio import command_line, sha256_file, write_json, write_text
+from lskd.projection import class_axes_pca, plot_panels, project, template_basis
 
-Tensor = torch.Tensor
 REQUIRED = ("features", "labels", "logits", "fc_weight", "fc_bias")
+MIN_PER_CLASS = 10
+Pairs = Dict[int, Tuple[int, List[int]]]  # class -> (similar class, control classes)
 
 
-def template_basis(weight: Tensor, bias: Tensor, classes: Sequence[int]) -> Tensor:
-    """Orthonormal basis (D+1, 3) of the span of the templates [w_k, b_k] of `classes` (QR of their transpose)."""
-    templates = torch.cat([weight[list(classes)], bias[list(classes)].unsqueeze(1)], dim=1).double()
-    q, r = torch.linalg.qr(templates.T)
-    if r.diagonal().abs().min() < 1e-9 * r.diagonal().abs().max():
-        raise ValueError(f"the final-layer templates of classes {list(classes)} are linearly dependent")
-    return q
+class ClassSamples:
+    """One class's features, centred at their mean (float64), for weighted (bootstrap) moments."""
 
-
-def project(features: Tensor, basis: Tensor) -> Tensor:
-    """Features with a constant 1 appended, projected onto the template basis: (N, 3)."""
-    ones = torch.ones(features.size(0), 1, dtype=torch.float64)
-    return torch.cat([features.double(), ones], dim=1) @ basis
-
-
-class PCA2:
-    """Two-component PCA (fit on one set of points, applied to others as the paper does for validation)."""
-
-    def __init__(self, x: Tensor):
+    def __init__(self, x: np.ndarray):
+        self.n = len(x)
         self.mean = x.mean(0)
-        _, _, vh = torch.linalg.svd(x - self.mean, full_matrices=False)
-        self.components = vh[:2]
-
-    def __call__(self, x: Tensor) -> Tensor:
-        return (x - self.mean) @ self.components.T
+        self.y = x - self.mean
+        self.sq = (self.y ** 2).sum(1)
 
 
-def class_stats(features: Tensor, labels: Tensor, classes: Sequence[int]) -> Tuple[Dict[int, Tensor], Dict[int, float]]:
-    """Centroid and RMS spread (distance to the centroid) of each class's features."""
-    centroids, spreads = {}, {}
+def class_moments(cs: ClassSamples, w: np.ndarray) -> dict:
+    """Per replicate (rows of w, sample counts summing to n): mean shift e, tr(S) and tr(S^2) of the resampled class.
+
+    With A = Y' diag(w) Y the resampled covariance is S = (A - n e e')/(n-1), e = w Y / n; tr(A^2) is
+    w' ((Y Y')**2) w, so nothing D x D is formed per replicate.
+    """
+    n = cs.n
+    gram = cs.y @ cs.y.T
+    e = w @ cs.y / n
+    ye = gram @ w.T / n  # (n, B): y_i . e_b
+    ee = (e ** 2).sum(1)
+    tr_s = (w @ cs.sq - n * ee) / (n - 1)
+    tr_a2 = ((w @ (gram ** 2)) * w).sum(1)
+    tr_s2 = (tr_a2 - 2 * n * (w.T * ye ** 2).sum(0) + n ** 2 * ee ** 2) / (n - 1) ** 2
+    tr_sigma2 = (n - 1) ** 2 / ((n - 2) * (n + 1)) * (tr_s2 - tr_s ** 2 / (n - 1))
+    return {"e": e, "tr_s": tr_s, "tr_sigma2": tr_sigma2}
+
+
+def pair_terms(c: ClassSamples, d: ClassSamples, wc: np.ndarray, wd: np.ndarray, mc: dict, md: dict) -> Tuple[np.ndarray, np.ndarray]:
+    """Unbiased estimates of delta' Sigma_c delta and |delta|^2 per replicate (see the module docstring)."""
+    cross = c.y @ d.y.T
+    v = (d.mean - c.mean) + md["e"] - mc["e"]  # (B, D): difference of the resampled means
+    dist2 = (v ** 2).sum(1) - mc["tr_s"] / c.n - md["tr_s"] / d.n
+    yv = c.y @ v.T  # (n_c, B)
+    ev = (mc["e"] * v).sum(1)
+    vsv = ((wc.T * yv ** 2).sum(0) - c.n * ev ** 2) / (c.n - 1)
+    # tr(S_c S_d) of the resampled classes: tr(A_c A_d) - n_d e_d'A_c e_d - n_c e_c'A_d e_c + n_c n_d (e_c.e_d)^2
+    y_c_ed = cross @ wd.T / d.n  # (n_c, B): y_ci . e_d
+    y_d_ec = cross.T @ wc.T / c.n
+    tr_ab = ((wc @ (cross ** 2)) * wd).sum(1)
+    tr_scsd = (tr_ab - d.n * (wc.T * y_c_ed ** 2).sum(0) - c.n * (wd.T * y_d_ec ** 2).sum(0)
+               + c.n * d.n * (mc["e"] * md["e"]).sum(1) ** 2) / ((c.n - 1) * (d.n - 1))
+    return vsv - mc["tr_sigma2"] / c.n - tr_scsd / d.n, dist2
+
+
+def pooled_log_width(terms: List[Tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """log w over pairs: 0.5 log(mean Q) - log(mean |delta|^2); NaN where an estimate is not positive."""
+    q = np.mean([t[0] for t in terms], axis=0)
+    dist2 = np.mean([t[1] for t in terms], axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = 0.5 * np.log(q) - np.log(dist2)
+    return np.where((q > 0) & (dist2 > 0), out, np.nan)
+
+
+def width_summary(samples: Dict[int, ClassSamples], weights: Dict[int, np.ndarray], pairs: Pairs) -> dict:
+    """L_sim, L_ctl (B,) and the per-pair log widths (B,) for one model and one set of class weights."""
+    moments = {c: class_moments(samples[c], weights[c]) for c in samples}
+    terms: Dict[Tuple[int, int], Tuple[np.ndarray, np.ndarray]] = {}
+    for c, (s, controls) in pairs.items():
+        for d in [s, *controls]:
+            terms[(c, d)] = pair_terms(samples[c], samples[d], weights[c], weights[d], moments[c], moments[d])
+    return {"L_sim": pooled_log_width([terms[(c, s)] for c, (s, _) in pairs.items()]),
+            "L_ctl": pooled_log_width([terms[(c, d)] for c, (_, ctl) in pairs.items() for d in ctl]),
+            "log_width": {pair: pooled_log_width([t]) for pair, t in terms.items()}}
+
+
+def class_samples(features: torch.Tensor, labels: torch.Tensor, classes: Sequence[int]) -> Dict[int, ClassSamples]:
+    x, y = features.double().numpy(), labels.numpy()
+    return {c: ClassSamples(x[y == c]) for c in classes}
+
+
+def point_summary(features: torch.Tensor, labels: torch.Tensor, pairs: Pairs) -> dict:
+    """The index's per-model numbers on the samples as given (no resampling): L_sim, L_ctl, K, log widths."""
+    classes = sorted({c for c in pairs} | {d for s, ctl in pairs.values() for d in [s, *ctl]})
+    samples = class_samples(features, labels, classes)
+    small = [c for c in classes if samples[c].n < MIN_PER_CLASS]
+    if small:
+        raise ValueError(f"class(es) {small} have fewer than {MIN_PER_CLASS} samples")
+    s = width_summary(samples, {c: np.ones((1, samples[c].n)) for c in classes}, pairs)
+    if not (np.isfinite(s["L_sim"][0]) and np.isfinite(s["L_ctl"][0])):
+        raise ValueError("the pooled unbiased squared centroid distance or axis variance is not positive (classes "
+                         "not separable at this sample size)")
+    return {"L_sim": float(s["L_sim"][0]), "L_ctl": float(s["L_ctl"][0]), "K": float(s["L_sim"][0] - s["L_ctl"][0]),
+            "log_width": {f"{c}-{d}": float(v[0]) if np.isfinite(v[0]) else None for (c, d), v in s["log_width"].items()}}
+
+
+def bootstrap_weights(rng: np.random.Generator, labels: np.ndarray, classes: Sequence[int], b: int) -> Dict[int, np.ndarray]:
+    """Per class, B rows of resampling counts (multinomial, summing to the class size)."""
+    out = {}
     for c in classes:
-        x = features[labels == c].double()
-        if len(x) < 2:
-            raise ValueError(f"class {c} has {len(x)} sample(s); the analysis needs at least 2 per class")
-        centroids[c] = x.mean(0)
-        spreads[c] = float(((x - centroids[c]) ** 2).sum(1).mean().sqrt())
-    return centroids, spreads
+        n = int((labels == c).sum())
+        out[c] = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float64)
+    return out
 
 
-def separation(centroids: Dict[int, Tensor], spreads: Dict[int, float], a: int, b: int) -> float:
-    """Centroid distance over the pooled RMS spread: how many 'class widths' apart a and b are."""
-    pooled = math.sqrt((spreads[a] ** 2 + spreads[b] ** 2) / 2)
-    return float((centroids[a] - centroids[b]).norm()) / max(pooled, 1e-12)
+def index_table(cells: List[Tuple[str, List[dict]]], pairs: Pairs, n_boot: int, confidence: float, seed: int) -> Tuple[dict, bool]:
+    """Point values and bootstrap intervals of L_sim, L_ctl, K, dL_sim, dL_ctl and systematic for every cell
+    (a cell's value = the mean over its models). Returns (results by cell name, paired?).
+
+    BLAS runs single-threaded: the matrices are at most samples-per-class square, and threaded BLAS on a
+    busy machine spins (20x slower measured on 2 shared cores)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _index_table(cells, pairs, n_boot, confidence, seed)
 
 
-def similarity(logits: Tensor, labels: Tensor, classes: Sequence[int], n_controls: int = 3) -> Dict[int, Tuple[int, List[int]]]:
+def _index_table(cells, pairs, n_boot, confidence, seed):
+    classes = sorted({c for c in pairs} | {d for s, ctl in pairs.values() for d in [s, *ctl]})
+    models = [d for _, ds in cells for d in ds]
+    first = models[0]
+    paired = all(torch.equal(d["labels"], first["labels"]) and torch.equal(d.get("positions", torch.zeros(0)),
+                                                                           first.get("positions", torch.zeros(0)))
+                 for d in models)
+    rng = np.random.default_rng(seed)
+    shared = bootstrap_weights(rng, first["labels"].numpy(), classes, n_boot) if paired else {}
+    point, boot = {}, {}
+    for name, ds in cells:
+        pts, reps = [], []
+        for d in ds:
+            pts.append(point_summary(d["features"], d["labels"], pairs))
+            weights = shared or bootstrap_weights(rng, d["labels"].numpy(), classes, n_boot)
+            s = width_summary(class_samples(d["features"], d["labels"], classes), weights, pairs)
+            reps.append(np.stack([s["L_sim"], s["L_ctl"]]))  # (2, B)
+        pick = rng.integers(0, len(ds), size=(n_boot, len(ds)))  # seeds resampled with replacement
+        reps_arr = np.stack(reps)  # (models, 2, B)
+        boot[name] = np.take_along_axis(reps_arr.transpose(2, 0, 1), pick[:, :, None], axis=1).mean(1).T  # (2, B)
+        point[name] = {"models": len(ds), "L_sim": float(np.mean([p["L_sim"] for p in pts])),
+                       "L_ctl": float(np.mean([p["L_ctl"] for p in pts])), "per_model": pts}
+    base = cells[0][0]
+    z = float(NormalDist().inv_cdf((1 + confidence) / 2))
+    results = {}
+    for name, _ in cells:
+        p, bp, bb = point[name], boot[name], boot[base]
+        values = {"L_sim": (p["L_sim"], bp[0]), "L_ctl": (p["L_ctl"], bp[1]),
+                  "K": (p["L_sim"] - p["L_ctl"], bp[0] - bp[1]),
+                  "dL_sim": (p["L_sim"] - point[base]["L_sim"], bp[0] - bb[0]),
+                  "dL_ctl": (p["L_ctl"] - point[base]["L_ctl"], bp[1] - bb[1])}
+        values["systematic"] = (values["dL_sim"][0] - values["dL_ctl"][0], values["dL_sim"][1] - values["dL_ctl"][1])
+        results[name] = {"models": p["models"], "per_model": p["per_model"]}
+        for key, (value, reps) in values.items():
+            finite = reps[np.isfinite(reps)]
+            se = float(finite.std(ddof=1)) if len(finite) > 1 else math.nan
+            results[name][key] = {"value": value, "se": se, "ci": [value - z * se, value + z * se],
+                                  "invalid_replicates": int(len(reps) - len(finite))}
+    return results, paired
+
+
+def similarity(logits: torch.Tensor, labels: torch.Tensor, classes: Sequence[int], n_controls: int = 3) -> Pairs:
     """Per class c: (the most similar class, the n_controls least similar), by the mean softmax mass a model
     puts on each other class (among `classes`) for the samples of c."""
     probs = torch.softmax(logits.double(), dim=-1)
@@ -97,32 +222,28 @@ def similarity(logits: Tensor, labels: Tensor, classes: Sequence[int], n_control
     return out
 
 
-def separation_summary(features: Tensor, labels: Tensor, similar: Dict[int, Tuple[int, List[int]]]) -> dict:
-    """sep_sim, sep_dis, focus and the per-class numbers, for the classes in `similar`."""
-    classes = sorted({c for c in similar} | {d for s, ctl in similar.values() for d in [s, *ctl]})
-    centroids, spreads = class_stats(features, labels, classes)
-    per_class = {}
-    for c, (sim, controls) in similar.items():
-        per_class[c] = {"similar": sim, "controls": controls, "spread": spreads[c],
-                        "sep_sim": separation(centroids, spreads, c, sim),
-                        "sep_dis": sum(separation(centroids, spreads, c, d) for d in controls) / len(controls)}
-    sep_sim = sum(v["sep_sim"] for v in per_class.values()) / len(per_class)
-    sep_dis = sum(v["sep_dis"] for v in per_class.values()) / len(per_class)
-    return {"sep_sim": sep_sim, "sep_dis": sep_dis, "focus": sep_sim / sep_dis, "per_class": per_class}
+def parse_pairs(text: str, classes: Sequence[int]) -> Pairs:
+    """'A:B,C:D' -> each listed class with its partner as similar class and every other class of `classes`
+    (that is not its partner) as control."""
+    partner: Dict[int, int] = {}
+    for item in text.split(","):
+        try:
+            a, b = (int(v) for v in item.split(":"))
+        except ValueError:
+            raise LskdError(f"--similar-pairs {text!r}: expected A:B[,C:D...] with class numbers")
+        for x, y in ((a, b), (b, a)):
+            if x == y or partner.get(x, y) != y:
+                raise LskdError(f"--similar-pairs: class {x} is given two similar classes or itself")
+            partner[x] = y
+    missing = sorted(c for c in partner if c not in classes)
+    if missing:
+        raise LskdError(f"--similar-pairs: class(es) {missing} not among the analysed classes (present with >= {MIN_PER_CLASS} "
+                        "samples in every file)")
+    return {c: (s, [d for d in classes if d not in (c, s)]) for c, s in sorted(partner.items())}
 
 
-def diffusion(summary: dict, baseline: dict) -> dict:
-    """Loss of separation of `summary` against `baseline`, towards similar and dissimilar classes."""
-    loss_sim = 1 - summary["sep_sim"] / baseline["sep_sim"]
-    loss_dis = 1 - summary["sep_dis"] / baseline["sep_dis"]
-    return {"loss_sim": loss_sim, "loss_dis": loss_dis, "systematic": loss_sim - loss_dis}
-
-
-def load_features(spec: str) -> Tuple[str, dict]:
-    """NAME=FILE -> (NAME, the file's dict), checked for the fields the analysis needs."""
-    if "=" not in spec:
-        raise LskdError(f"--features {spec!r}: expected NAME=FILE")
-    name, path = spec.split("=", 1)
+def load_features(name: str, path: str) -> dict:
+    """A features file checked for the fields the analysis needs."""
     if not Path(path).is_file():
         raise LskdError(f"--features {name}={path}: no such file")
     try:
@@ -133,104 +254,148 @@ def load_features(spec: str) -> Tuple[str, dict]:
     if missing:
         raise LskdError(f"--features {name}={path}: missing {', '.join(missing)} (write it with `lskd vision "
                         "features` or `lskd nmt-features`)")
-    return name, d
+    return d
 
 
-def plot_panels(panels: List[Tuple[str, Tensor, Tensor]], classes: Sequence[int], class_names: Dict[int, str], path: Path) -> None:
-    import matplotlib
+def parse_cells(specs: Sequence[str]) -> List[Tuple[str, List[str]]]:
+    cells = []
+    for spec in specs:
+        if "=" not in spec:
+            raise LskdError(f"--features {spec!r}: expected NAME=FILE[,FILE...]")
+        name, paths = spec.split("=", 1)
+        cells.append((name, [p for p in paths.split(",") if p]))
+    names = [n for n, _ in cells]
+    if len(set(names)) != len(names):
+        raise LskdError(f"--features: names must differ, got {names}")
+    return cells
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
-    for ax, (title, xy, labels) in zip(axes[0], panels):
-        for i, c in enumerate(classes):
-            pts = xy[labels == c]
-            color = colors[i % len(colors)]
-            ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.4, color=color, label=class_names[c])
-            centre = pts.mean(0)  # the class centroid, marked
-            ax.scatter([centre[0]], [centre[1]], marker="X", s=80, color=color, edgecolors="black")
-        ax.set_title(title, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0][0].legend(fontsize=8, markerscale=3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+def fmt(v: dict) -> str:
+    return f"{v['value']:+.3f} [{v['ci'][0]:+.2f}, {v['ci'][1]:+.2f}]"
 
 
 def main(argv: List[str]) -> int:
     p = argparse.ArgumentParser(prog="lskd diffusion", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--features", nargs="+", required=True, metavar="NAME=FILE",
-                   help="features files; the first is the baseline of the diffusion numbers")
+    p.add_argument("--features", nargs="+", required=True, metavar="NAME=FILE[,FILE...]",
+                   help="one cell per argument (several files = several seeds); the first cell is the baseline")
     p.add_argument("--classes", nargs=3, type=int, required=True, metavar="C",
                    help="the three classes of the projection (the paper: two similar, one dissimilar)")
     p.add_argument("--index-classes", nargs="+", type=int, default=None, metavar="C",
-                   help="classes the diffusion index averages over (default: every class present in all files)")
-    p.add_argument("--similar-from", default=None, metavar="NAME",
-                   help="whose logits define similar and control classes (default: the first file)")
-    p.add_argument("--controls", type=int, default=3, help="dissimilar control classes per class (default 3)")
+                   help=f"classes the index averages over (default: every class with >= {MIN_PER_CLASS} samples in all files)")
+    ref = p.add_mutually_exclusive_group()
+    ref.add_argument("--similar-from", default=None, metavar="NAME|FILE",
+                     help="the ONE model whose softmax defines similar and control classes for the whole comparison: "
+                          "a features file, or the NAME of a one-file cell (default: the first file; use the same "
+                          "reference in every table you compare)")
+    ref.add_argument("--similar-pairs", default=None, metavar="A:B,...",
+                     help="similar classes given by the user (symmetric); the other analysed classes are the controls")
+    p.add_argument("--controls", type=int, default=3, help="dissimilar control classes per class with --similar-from (default 3)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap replicates (default 1000)")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval coverage (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default 0)")
     p.add_argument("--class-names", nargs=3, default=None, metavar="NAME", help="legend names of --classes")
     p.add_argument("--out", required=True, type=Path, help="output prefix: PREFIX.png, PREFIX.md, PREFIX.json")
     a = p.parse_args(argv)
+    if a.bootstrap < 10 or not 0 < a.confidence < 1:
+        raise LskdError(f"--bootstrap must be >= 10 and --confidence in (0, 1), got {a.bootstrap}, {a.confidence}")
 
-    files = [load_features(s) for s in a.features]
-    names = [n for n, _ in files]
-    if len(set(names)) != len(names):
-        raise LskdError(f"--features: names must differ, got {names}")
-    data = dict(files)
-    ref = a.similar_from or names[0]
-    if ref not in data:
-        raise LskdError(f"--similar-from {ref}: not one of the --features names {names}")
-    n_classes = data[ref]["logits"].size(1)
-    present = sorted(set.intersection(*(set(d["labels"].unique().tolist()) for d in data.values())))
-    index_classes = a.index_classes or present
-    for c in [*a.classes, *index_classes]:
-        if not (0 <= c < n_classes) or c not in present:
-            raise LskdError(f"class {c}: not present in every features file (labels found in all: {len(present)} classes)")
+    cells = [(name, [load_features(name, f) for f in files], files) for name, files in parse_cells(a.features)]
+    if any(not files for _, _, files in cells):
+        raise LskdError("--features: every cell needs at least one file")
+    models = [d for _, ds, _ in cells for d in ds]
+    n_classes = models[0]["logits"].size(1)
+    counts = [torch.bincount(d["labels"].long(), minlength=n_classes) for d in models]
+    enough = [c for c in range(n_classes) if all(int(k[c]) >= MIN_PER_CLASS for k in counts)]
+    present = [c for c in range(n_classes) if all(int(k[c]) > 0 for k in counts)]
+    index_classes = a.index_classes or enough
+    for c in a.classes:
+        if c not in present:
+            raise LskdError(f"--classes {c}: not present in every features file")
+    for c in index_classes:
+        if c not in enough:
+            raise LskdError(f"class {c}: fewer than {MIN_PER_CLASS} samples in some features file, or not present "
+                            f"(classes with enough samples in all files: {len(enough)})")
     if len(index_classes) < 3:
         raise LskdError(f"--index-classes: need at least 3 classes, got {index_classes}")
-    similar = similarity(data[ref]["logits"], data[ref]["labels"], index_classes, a.controls)
 
-    panels, rows, results = [], [], {}
-    baseline = None
-    for name, d in files:
+    names = [n for n, _, _ in cells]
+    if a.similar_pairs:
+        pairs = parse_pairs(a.similar_pairs, index_classes)
+        reference = {"kind": "pairs", "pairs": a.similar_pairs}
+    else:
+        ref_spec = a.similar_from
+        if ref_spec is None:  # the first file of the first cell
+            ref_data, ref_file = cells[0][1][0], cells[0][2][0]
+        elif ref_spec in names:
+            cell = next(c for c in cells if c[0] == ref_spec)
+            if len(cell[1]) != 1:
+                raise LskdError(f"--similar-from {ref_spec}: that cell has {len(cell[1])} files; name one file")
+            ref_data, ref_file = cell[1][0], cell[2][0]
+        elif Path(ref_spec).is_file():
+            ref_data, ref_file = load_features("(--similar-from)", ref_spec), ref_spec
+        else:
+            raise LskdError(f"--similar-from {ref_spec}: neither a --features name {names} nor a file")
+        missing = [c for c in index_classes if not bool((ref_data["labels"] == c).any())]
+        if missing or ref_data["logits"].size(1) != n_classes:
+            raise LskdError(f"--similar-from {ref_file}: no samples of class(es) {missing} or not {n_classes} classes")
+        pairs = similarity(ref_data["logits"], ref_data["labels"], index_classes, a.controls)
+        reference = {"kind": "model", "file": str(ref_file), "sha256": sha256_file(Path(ref_file))}
+
+    try:
+        results, paired = index_table([(n, ds) for n, ds, _ in cells], pairs, a.bootstrap, a.confidence, a.seed)
+    except ValueError as e:
+        raise LskdError(f"--features: {e}")
+
+    panels = []
+    for name, ds, _ in cells:
+        d = ds[0]
         try:
             basis = template_basis(d["fc_weight"], d["fc_bias"], a.classes)
-            keep = torch.isin(d["labels"], torch.tensor(a.classes))
-            proj = project(d["features"][keep], basis)
-            panels.append((name, PCA2(proj)(proj), d["labels"][keep]))
-            summary = separation_summary(d["features"], d["labels"], similar)
         except ValueError as e:
             raise LskdError(f"--features {name}: {e}")
-        baseline = baseline or summary
-        diff = diffusion(summary, baseline)
-        results[name] = {**summary, **diff}
-        rows.append(f"| {name} | {summary['sep_sim']:.3f} | {summary['sep_dis']:.3f} | {summary['focus']:.3f} | "
-                    f"{diff['loss_sim']:+.3f} | {diff['loss_dis']:+.3f} | {diff['systematic']:+.3f} |")
-    known = files[0][1].get("classes")
+        keep = torch.isin(d["labels"], torch.tensor(a.classes))
+        proj = project(d["features"][keep], basis)
+        title = name if len(ds) == 1 else f"{name} (first of {len(ds)} files)"
+        panels.append((title, class_axes_pca(proj, d["labels"][keep], a.classes)(proj), d["labels"][keep]))
+    known = models[0].get("classes")
     if a.class_names:
         shown = a.class_names
     elif isinstance(known, (list, tuple)) and len(known) == n_classes:
         shown = [str(known[c]) for c in a.classes]
     else:
         shown = [str(c) for c in a.classes]
-    class_names = dict(zip(a.classes, shown))
-    plot_panels(panels, a.classes, class_names, a.out.with_name(a.out.name + ".png"))
+    plot_panels(panels, a.classes, dict(zip(a.classes, shown)), a.out.with_name(a.out.name + ".png"))
+
+    def label(c):
+        return f"{c} ({known[c]})" if isinstance(known, (list, tuple)) and len(known) == n_classes else str(c)
+
+    ref_text = (f"user pairs {a.similar_pairs}" if reference["kind"] == "pairs"
+                else f"the softmax of {reference['file']} (sha256 {reference['sha256'][:12]})")
+    pct = f"{100 * a.confidence:g}%"
+    rows = [f"| {n} | {r['models']} | {math.exp(r['L_sim']['value']):.3f} | {math.exp(r['L_ctl']['value']):.3f} | "
+            f"{fmt(r['K'])} | {fmt(r['dL_sim'])} | {fmt(r['dL_ctl'])} | **{fmt(r['systematic'])}** |"
+            for n, r in results.items()]
     table = "\n".join([
-        f"Diffusion index (lskd's own definition; see `lskd diffusion --help`), {len(index_classes)} classes, "
-        f"similar/control classes from {ref}'s logits; baseline for the losses: {names[0]}.",
+        f"Diffusion index (lskd's definition, `lskd diffusion --help`): {len(pairs)} classes; similar and control "
+        f"classes from {ref_text}; baseline: {names[0]}. Values with {pct} normal bootstrap intervals (+- z * bootstrap s.e.; {a.bootstrap} "
+        f"replicates, {'paired: same samples in every file' if paired else 'unpaired'}; seeds resampled in cells of several).",
         "",
-        "| features | sep_sim | sep_dis | focus | loss_sim | loss_dis | systematic |",
-        "|---|---|---|---|---|---|---|",
+        "| features | models | w_sim | w_ctl | K = L_sim - L_ctl | dL_sim | dL_ctl | systematic |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
+        "",
+        "w_sim = exp(L_sim), w_ctl = exp(L_ctl): pooled width (std along the axis / centroid distance) towards the "
+        "similar class and towards the controls. Similar class (controls): " + "; ".join(f"{label(c)} -> {label(s)} ({', '.join(map(str, ctl))})"
+                                                           for c, (s, ctl) in pairs.items()) + ".",
     ])
     write_text(a.out.with_name(a.out.name + ".md"), table + "\n")
     write_json(a.out.with_name(a.out.name + ".json"), {
-        "results": results, "classes": a.classes, "index_classes": index_classes, "similar_from": ref,
-        "baseline": names[0], "command": command_line()})
+        "results": results, "baseline": names[0], "reference": reference,
+        "pairs": {str(c): {"similar": s, "controls": ctl} for c, (s, ctl) in pairs.items()},
+        "files": {n: files for n, _, files in cells}, "classes": a.classes, "index_classes": index_classes,
+        "too_few_samples": [c for c in present if c not in enough],
+        "min_per_class": MIN_PER_CLASS, "bootstrap": a.bootstrap, "confidence": a.confidence, "seed": a.seed,
+        "paired": paired, "command": command_line()})
     print(table)
     return 0

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Penultimate-layer analysis of a finished Fashion-MNIST grid (run_all.sh first): features of the test split
-# for each teacher and its seed-SEED students, then per teacher alpha one `lskd diffusion` table + panel plot.
+# for each teacher and every student seed, then per teacher alpha one `lskd diffusion` table + panel plot.
 #   bash recipes/fashion_mnist/diffusion.sh        # -> RUNS/diffusion/a<alpha>.{md,png,json}
+# Cells: T<T> = the STUDENT_SEEDS students of that teacher at T (seeds resampled in the intervals), baseline T1.
+# One reference for the similar classes of every table: the softmax of REFERENCE (default: the first alpha's
+# teacher, i.e. the non-LS one), or SIMILAR_PAIRS="2:4,0:6" to give them.
 # Classes of the projection: Pullover (2), Coat (4) -- similar -- and Ankle boot (9), dissimilar.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../lib/common.sh"
 source "$HERE/../lib/vision_runs.sh"
 load_vision_config "$HERE" fashion_mnist "$@"
-: "${SEED:=0}" "${CLASSES:=2 4 9}"
+: "${CLASSES:=2 4 9}" "${BOOTSTRAP:=1000}" "${SIMILAR_PAIRS:=}"
 DATA_ARGS=(--dataset fashion_mnist)
 [[ -n "${DATA_ROOT:-}" ]] && DATA_ARGS+=(--data-root "$DATA_ROOT")
 out="$RUNS/diffusion"; mkdir -p "$out"
@@ -18,12 +21,22 @@ features() {  # RUN -> out/RUN.pt (skipped when present)
   [[ -f "$out/$1.pt" ]] || "${LSKD[@]}" vision features --checkpoint "$RUNS/$1/best.pt" --split val "${DATA_ARGS[@]}" --out "$out/$1.pt"
 }
 
+tseed="$(awk '{print $1}' <<< "$TEACHER_SEEDS")"
+read -r -a alphas <<< "$ALPHAS"
+: "${REFERENCE:=teacher_a${alphas[0]}_s${tseed}}"
+if [[ -n "$SIMILAR_PAIRS" ]]; then REF_ARGS=(--similar-pairs "$SIMILAR_PAIRS")
+else features "$REFERENCE"; REF_ARGS=(--similar-from "$out/$REFERENCE.pt"); fi
+
 for a in $ALPHAS; do
-  teacher="teacher_a${a}_s$(awk '{print $1}' <<< "$TEACHER_SEEDS")"
+  teacher="teacher_a${a}_s${tseed}"
   features "$teacher"
   specs=()
-  for T in $TEMPS; do features "student_a${a}_T${T}_s${SEED}"; specs+=("T$T=$out/student_a${a}_T${T}_s${SEED}.pt"); done
+  for T in $TEMPS; do
+    files=()
+    for seed in $STUDENT_SEEDS; do features "student_a${a}_T${T}_s${seed}"; files+=("$out/student_a${a}_T${T}_s${seed}.pt"); done
+    specs+=("T$T=$(IFS=,; echo "${files[*]}")")
+  done
   # shellcheck disable=SC2086
-  "${LSKD[@]}" diffusion --features "${specs[@]}" "teacher=$out/$teacher.pt" --similar-from teacher \
-    --classes $CLASSES --out "$out/a$a"
+  "${LSKD[@]}" diffusion --features "${specs[@]}" "teacher=$out/$teacher.pt" "${REF_ARGS[@]}" \
+    --classes $CLASSES --bootstrap "$BOOTSTRAP" --out "$out/a$a"
 done

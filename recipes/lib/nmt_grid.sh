@@ -116,24 +116,38 @@ do_report() {  # one table per score the runs carry (their BLEU conventions: lsk
   cat "$OUT/results_${metrics%% *}.md"
 }
 
+diffusion_features() {  # RUN_DIR -> $OUT/diffusion/NAME.pt (skipped when present)
+  [[ -f $1/checkpoint_best.pt ]] || die "$1/checkpoint_best.pt: no such checkpoint (run the grid first)"
+  step "features_$(basename "$1")" "$OUT/diffusion/$(basename "$1").pt" "${LSKD[@]}" nmt-features --data "$OUT/data/bin" \
+    --path "$1/checkpoint_best.pt" --split valid --top 30 --out "$OUT/diffusion/$(basename "$1").pt"
+}
+
 do_diffusion() {  # not in the default sequence (--only diffusion): penultimate-layer analysis of a finished grid
-  local a s t specs out="$OUT/diffusion"
+  # one table per teacher alpha, baseline the first temperature; cell T<t> = every student of that alpha and T
+  # (all teacher and student seeds: resampled in the intervals); similar words from ONE reference for every
+  # table: the first alpha's first-seed teacher
+  local a s r t run specs files out="$OUT/diffusion"
+  local ref="$OUT/teachers/a$(awk '{print $1}' <<< "$TEACHER_ALPHAS")_s$(awk '{print $1}' <<< "$SEEDS")"
   mkdir -p "$out"
-  for s in $SEEDS; do for a in $TEACHER_ALPHAS; do
+  diffusion_features "$ref"
+  for a in $TEACHER_ALPHAS; do
     specs=()
-    for t in $TEMPERATURES teacher; do
-      local run="$OUT/students/a${a}_T${t}_s${s}" name="T$t"
-      [[ $t == teacher ]] && { run="$OUT/teachers/a${a}_s${s}"; name=teacher; }
-      [[ -f $run/checkpoint_best.pt ]] || die "$run/checkpoint_best.pt: no such checkpoint (run the grid first)"
-      step "features_$(basename "$run")" "$out/$(basename "$run").pt" \
-        "${LSKD[@]}" nmt-features --data "$OUT/data/bin" --path "$run/checkpoint_best.pt" --split valid --top 30 --out "$out/$(basename "$run").pt"
-      specs+=("$name=$out/$(basename "$run").pt")
+    for t in $TEMPERATURES; do
+      files=()
+      for s in $SEEDS; do for r in ${STUDENT_SEEDS:-$s}; do
+        run="$OUT/students/a${a}_T${t}_s${s}"; [[ $r != "$s" ]] && run+="_r$r"
+        diffusion_features "$run"; files+=("$out/$(basename "$run").pt")
+      done; done
+      specs+=("T$t=$(IFS=,; echo "${files[*]}")")
     done
+    files=()
+    for s in $SEEDS; do diffusion_features "$OUT/teachers/a${a}_s${s}"; files+=("$out/a${a}_s${s}.pt"); done
+    specs+=("teacher=$(IFS=,; echo "${files[*]}")")
     # the three most frequent target words in the projection; the index over all 30
-    step "diffusion_a${a}_s${s}" - "${LSKD[@]}" diffusion --features "${specs[@]}" --similar-from teacher --classes 0 1 2 \
-      --out "$out/a${a}_s${s}"
-    cat "$out/a${a}_s${s}.md"
-  done; done
+    step "diffusion_a${a}" - "${LSKD[@]}" diffusion --features "${specs[@]}" --similar-from "$out/$(basename "$ref").pt" \
+      --classes 0 1 2 --out "$out/a${a}"
+    cat "$out/a${a}.md"
+  done
 }
 
 run_grid() {  # run_grid RECIPE_DIR [--profile NAME] [--config FILE] [--only STEP]

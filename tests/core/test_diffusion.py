@@ -1,22 +1,39 @@
-"""The penultimate-layer analysis (lskd.diffusion, lskd nmt-features): golden values, properties, CLI."""
+"""The penultimate-layer analysis (lskd.diffusion, lskd.projection, lskd nmt-features).
+
+The diffusion index is validated on synthetic geometries whose answer is known (issue 15, item 4): 10 classes
+in 32-d, five similar pairs 3 sigma apart, isotropic unit-variance baseline. Thresholds (expected values
+from the geometry in brackets):
+  (a) every class stretched x3 along its axis to its similar class: systematic > 0.7, interval above 0.5
+      [log 3 = 1.10, less the small share of that axis that control axes see];
+  (b) the same stretch along a direction no centroid difference uses: |systematic| < 0.1, interval covers 0 [0];
+  (c) all features scaled x5 and shifted: systematic = 0 to 1e-9 (same samples) [0];
+  (d) every class tightened x0.5 / loosened x2: |systematic| < 0.1, interval covers 0, while both widths
+      move by log 2 within 0.1 [0];
+  (e) the baseline distribution with 12 samples per class: |systematic| < 0.3, interval covers 0 [0];
+  (f) each class's centroid pulled 25% of the way towards its similar class: systematic > 0.4, interval
+      above 0 [log 2 = 0.69: the pair's distance halves].
+"""
 
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from helpers import run, tool
 from lskd.diffusion import (
-    PCA2,
-    class_stats,
-    diffusion,
-    project,
-    separation,
-    separation_summary,
+    ClassSamples,
+    class_moments,
+    index_table,
+    pair_terms,
+    parse_pairs,
     similarity,
-    template_basis,
 )
+from lskd.errors import LskdError
+from lskd.projection import PCA2, class_axes_pca, project, template_basis
+
+# --- the projection -------------------------------------------------------------------------------------------
 
 
 def test_template_basis_is_orthonormal_and_spans_the_templates():
@@ -43,21 +60,154 @@ def test_projection_golden():
     assert torch.allclose(project(x, template_basis(w, b, [0, 1, 2])).abs(), torch.tensor([[2.0, 3.0, 1.0]], dtype=torch.float64))
 
 
-def test_pca2_finds_the_long_axis():
+def test_pca2_finds_the_long_axis_and_applies_to_other_points():
     t = torch.linspace(-1, 1, 11, dtype=torch.float64)
     x = torch.stack([3 * t, 0.1 * t.flip(0) ** 2, torch.zeros_like(t)], 1) + 5
     pca = PCA2(x)
-    assert torch.allclose(pca.components[0].abs(), torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), atol=1e-6)
-    assert torch.allclose(pca(x)[:, 0].abs(), (3 * t).abs(), atol=1e-6)
+    assert torch.allclose(pca.components[0], torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), atol=1e-6)  # sign fixed
+    assert torch.allclose(pca(x)[:, 0], 3 * t, atol=1e-6)
+    assert torch.allclose(pca(torch.tensor([[8.0, 0.0, 0.0]], dtype=torch.float64))[0, 0], torch.tensor(3.0, dtype=torch.float64))
 
 
-def test_separation_golden():
-    # class 0 at (+-1, 0) -> centroid (0, 0), RMS spread 1; class 1 at (4, +-2) -> centroid (4, 0), spread 2
-    f = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [4.0, 2.0], [4.0, -2.0]])
-    labels = torch.tensor([0, 0, 1, 1])
-    centroids, spreads = class_stats(f, labels, [0, 1])
-    assert spreads == {0: 1.0, 1: 2.0}
-    assert separation(centroids, spreads, 0, 1) == pytest.approx(4 / math.sqrt((1 + 4) / 2))
+def test_panels_are_never_mirrored():
+    # the same points with the axes flipped (what an SVD or QR sign choice does) give the same panel
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat_interleave(40)
+    x = torch.tensor([[0.0, 0, 0], [2, 0, 0], [1, 6, 0]], dtype=torch.float64)[labels] + 0.3 * torch.randn(120, 3, generator=g, dtype=torch.float64)
+    xy = class_axes_pca(x, labels, [0, 1, 2])(x)
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, -1.0], dtype=torch.float64))
+    for flipped in (x @ mirror, -x):
+        assert torch.allclose(class_axes_pca(flipped, labels, [0, 1, 2])(flipped), xy, atol=1e-9)
+    a, b, c = (xy[labels == k].mean(0) for k in range(3))
+    assert c[0] > max(a[0], b[0]) + 4 and b[1] > a[1] + 1.5  # the dissimilar class right, b above a
+
+
+# --- the estimators -------------------------------------------------------------------------------------------
+
+
+def direct_terms(xc, xd):
+    """Q = v'S_c v - tr(Sigma_c^2)^/n_c - tr(S_c S_d)/n_d and |v|^2 - tr(S_c)/n_c - tr(S_d)/n_d, written out."""
+    nc, nd = len(xc), len(xd)
+    sc, sd, v = np.cov(xc.T), np.cov(xd.T), xd.mean(0) - xc.mean(0)
+    tr_sigma2 = (nc - 1) ** 2 / ((nc - 2) * (nc + 1)) * (np.trace(sc @ sc) - np.trace(sc) ** 2 / (nc - 1))
+    return v @ sc @ v - tr_sigma2 / nc - np.trace(sc @ sd) / nd, v @ v - np.trace(sc) / nc - np.trace(sd) / nd
+
+
+def test_resampling_weights_equal_the_resampled_data():
+    # the bootstrap works with sample counts in Gram space; it must equal recomputing on the duplicated rows
+    rng = np.random.default_rng(0)
+    xc, xd = rng.normal(size=(15, 4)) * [1, 2, 0.5, 1], rng.normal(size=(12, 4)) + [3, 1, 0, 0]
+    c, d = ClassSamples(xc), ClassSamples(xd)
+    wc = np.vstack([np.ones(15), rng.multinomial(15, np.full(15, 1 / 15), size=3)]).astype(float)
+    wd = np.vstack([np.ones(12), rng.multinomial(12, np.full(12, 1 / 12), size=3)]).astype(float)
+    q, dist2 = pair_terms(c, d, wc, wd, class_moments(c, wc), class_moments(d, wd))
+    for b in range(4):
+        want = direct_terms(np.repeat(xc, wc[b].astype(int), 0), np.repeat(xd, wd[b].astype(int), 0))
+        assert q[b] == pytest.approx(want[0], rel=1e-9) and dist2[b] == pytest.approx(want[1], rel=1e-9)
+
+
+def test_estimates_are_unbiased_at_small_n():
+    # anisotropic Gaussian classes, 8 and 6 samples: the means over many draws hit delta' Sigma_c delta and |delta|^2
+    rng = np.random.default_rng(1)
+    scale_c, scale_d = np.array([2.0, 1.0, 0.5, 0.5, 3.0]), np.array([1.0, 1.0, 1.0, 2.0, 0.5])
+    delta = np.array([2.0, 1.0, 0.0, 0.0, 1.0])
+    c, d = ClassSamples(np.zeros((8, 5))), ClassSamples(np.zeros((6, 5)))
+    q, dist2 = [], []
+    for _ in range(4000):  # the same estimator as the index (weights all one), on fresh draws
+        c.__init__(rng.normal(size=(8, 5)) * scale_c)
+        d.__init__(delta + rng.normal(size=(6, 5)) * scale_d)
+        wc, wd = np.ones((1, 8)), np.ones((1, 6))
+        terms = pair_terms(c, d, wc, wd, class_moments(c, wc), class_moments(d, wd))
+        q.append(terms[0][0])
+        dist2.append(terms[1][0])
+    # tolerances: about 3 standard errors of the means (sd 4.7 and 37 per draw); the plug-in estimates are far off
+    assert np.mean(dist2) == pytest.approx(delta @ delta, abs=0.25)  # 6.0 (the plug-in |v|^2: 6 + 14.5/8 + 7.25/6 = 9.0)
+    assert np.mean(q) == pytest.approx(delta @ (scale_c ** 2 * delta), abs=2.0)  # 26.0 (the plug-in v'S_c v: 39.6)
+
+
+# --- the index on known geometries (item 4) -------------------------------------------------------------------
+
+D, PARTNER = 32, [1, 0, 3, 2, 5, 4, 7, 6, 9, 8]
+EYE = np.eye(D)
+# pair k: centre 8 e_k, members 1.5 sigma either side along e_(5+k); then a fixed random rotation
+CENTRES = np.array([8 * EYE[k] + s * 1.5 * EYE[5 + k] for k in range(5) for s in (-1, 1)])
+ROTATION = np.linalg.qr(np.random.default_rng(123).normal(size=(D, D)))[0]
+PAIRS = parse_pairs("0:1,2:3,4:5,6:7,8:9", list(range(10)))
+
+
+def geometry(n, seed, stretch=None, tight=1.0, pull=0.0):
+    g = np.random.default_rng(seed)
+    xs = []
+    for c in range(10):
+        z = g.normal(size=(n, D)) * tight
+        if stretch:  # x3 along a unit direction u
+            u = CENTRES[PARTNER[c]] - CENTRES[c] if stretch == "similar" else EYE[10 + c]  # e_10.. are unused by centroids
+            u = u / np.linalg.norm(u)
+            z += 2 * (z @ u)[:, None] * u
+        xs.append(CENTRES[c] + pull * (CENTRES[PARTNER[c]] - CENTRES[c]) + z)
+    return {"features": torch.tensor(np.concatenate(xs) @ ROTATION.T), "labels": torch.arange(10).repeat_interleave(n)}
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return geometry(150, 0)
+
+
+def systematic(baseline, other, seed=0):
+    results, _ = index_table([("base", [baseline]), ("other", [other])], PAIRS, n_boot=100, confidence=0.95, seed=seed)
+    return results["other"]
+
+
+def covers_zero(v):
+    return v["ci"][0] <= 0 <= v["ci"][1]
+
+
+def test_a_stretch_towards_the_similar_class_is_systematic(baseline):
+    s = systematic(baseline, geometry(150, 1, stretch="similar"))["systematic"]
+    assert s["value"] > 0.7 and s["ci"][0] > 0.5
+
+
+def test_b_stretch_along_a_neutral_direction_is_not(baseline):
+    s = systematic(baseline, geometry(150, 1, stretch="neutral"))["systematic"]
+    assert abs(s["value"]) < 0.1 and covers_zero(s)
+
+
+def test_c_scaling_all_features_changes_nothing(baseline):
+    r = systematic(baseline, {"features": 5 * baseline["features"] + 3, "labels": baseline["labels"]})
+    assert r["systematic"]["value"] == pytest.approx(0, abs=1e-9)
+    assert r["dL_sim"]["value"] == pytest.approx(0, abs=1e-9) and r["dL_ctl"]["value"] == pytest.approx(0, abs=1e-9)
+
+
+@pytest.mark.parametrize("tight", [0.5, 2.0])
+def test_d_tightening_or_loosening_every_class_is_not_systematic(baseline, tight):
+    r = systematic(baseline, geometry(150, 1, tight=tight))
+    assert abs(r["systematic"]["value"]) < 0.1 and covers_zero(r["systematic"])
+    assert r["dL_sim"]["value"] == pytest.approx(math.log(tight), abs=0.1)  # the widths did move
+    assert r["dL_ctl"]["value"] == pytest.approx(math.log(tight), abs=0.1)
+
+
+def test_e_few_samples_per_class_are_not_biased(baseline):
+    s = systematic(baseline, geometry(12, 2))["systematic"]
+    assert abs(s["value"]) < 0.3 and covers_zero(s)
+
+
+def test_f_centroids_pulled_towards_the_similar_class_is_systematic(baseline):
+    s = systematic(baseline, geometry(150, 1, pull=0.25))["systematic"]
+    assert s["value"] > 0.4 and s["ci"][0] > 0
+
+
+def test_seeds_widen_the_interval(baseline):
+    # a cell of two models that differ (a stretched and an unstretched one): its mean lies between them and
+    # resampling the seeds makes its interval wider than either model's own
+    stretched, plain = geometry(150, 1, stretch="similar"), geometry(150, 3)
+    results, paired = index_table([("base", [baseline]), ("one", [stretched]), ("two", [stretched, plain])],
+                                  PAIRS, n_boot=100, confidence=0.95, seed=0)
+    one, two = results["one"]["systematic"], results["two"]["systematic"]
+    assert paired and results["two"]["models"] == 2
+    assert 0.1 < two["value"] < one["value"] and two["se"] > 3 * one["se"]
+
+
+# --- similar classes ------------------------------------------------------------------------------------------
 
 
 def test_similarity_reads_the_model_mass():
@@ -67,83 +217,111 @@ def test_similarity_reads_the_model_mass():
     assert sim == {0: (2, [1]), 1: (0, [2]), 2: (1, [0])}
 
 
-def clusters(centres, n=200, spread=0.3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    f = torch.cat([torch.tensor(c) + spread * torch.randn(n, len(c), generator=g) for c in centres])
-    return f, torch.arange(len(centres)).repeat_interleave(n)
+def test_parse_pairs():
+    assert parse_pairs("2:4", [0, 2, 4, 9]) == {2: (4, [0, 9]), 4: (2, [0, 9])}
+    for text, message in [("2-4", "expected A:B"), ("2:4,2:9", "two similar classes"), ("2:2", "or itself"),
+                          ("2:7", r"class\(es\) \[7\] not among")]:
+        with pytest.raises(LskdError, match=message):
+            parse_pairs(text, [0, 2, 4, 9])
 
 
-SIMILAR = {0: (1, [2, 3]), 1: (0, [2, 3]), 2: (3, [0, 1]), 3: (2, [0, 1])}
+# --- the command ----------------------------------------------------------------------------------------------
 
 
-def test_index_is_scale_free():
-    f, y = clusters([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0], [6.0, 5.0]])
-    base = separation_summary(f, y, SIMILAR)
-    scaled = separation_summary(7.5 * f + 3, y, SIMILAR)
-    assert scaled["sep_sim"] == pytest.approx(base["sep_sim"]) and scaled["sep_dis"] == pytest.approx(base["sep_dis"])
-    assert diffusion(scaled, base)["systematic"] == pytest.approx(0, abs=1e-6)  # fp32 features
-
-
-def test_diffusion_towards_similar_classes_is_systematic():
-    f, y = clusters([[0.0, 0.0], [2.0, 0.0], [8.0, 8.0], [10.0, 8.0]])
-    base = separation_summary(f, y, SIMILAR)
-    # each similar pair drifts together (its classes smear into each other), the pairs stay far apart
-    smeared, _ = clusters([[0.7, 0.0], [1.3, 0.0], [8.7, 8.0], [9.3, 8.0]])
-    d = diffusion(separation_summary(smeared, y, SIMILAR), base)
-    assert d["loss_sim"] > 0.5 and abs(d["loss_dis"]) < 0.05 and d["systematic"] > 0.5
-    # spreading every class alike (isotropic diffusion) loses separation everywhere: not systematic
-    iso, _ = clusters([[0.0, 0.0], [2.0, 0.0], [8.0, 8.0], [10.0, 8.0]], spread=0.6)
-    d_iso = diffusion(separation_summary(iso, y, SIMILAR), base)
-    assert d_iso["loss_sim"] > 0.3 and d_iso["loss_dis"] > 0.3 and abs(d_iso["systematic"]) < 0.2
-
-
-def write_features(path, shift=0.0, seed=0):
-    centres = [[0.0, 0.0, 1.0], [2.0 - shift, 0.0, 1.0], [0.0, 6.0, 1.0], [2.0, 6.0, 0.0]]
-    f, y = clusters(centres, n=50, seed=seed)
-    w = torch.tensor([[-1.0, -1.0, 0.0], [1.0, -1.0, 0.3], [-1.0, 1.0, -0.3], [1.0, 1.0, 0.5]])
-    b = torch.tensor([0.0, 0.1, 0.2, 0.0])
-    logits = -torch.cdist(f, torch.tensor(centres)) ** 2  # near classes are the similar ones
-    torch.save({"features": f, "labels": y, "logits": logits, "fc_weight": w, "fc_bias": b,
-                "classes": ["cat", "lynx", "ship", "car"]}, path)
+def write_features(path, seed=0, n=30, pull=0.0):
+    d = geometry(n, seed, pull=pull)
+    f = d["features"].float()
+    w = torch.tensor(np.random.default_rng(7).normal(size=(10, D))).float()
+    centres = torch.tensor(CENTRES @ ROTATION.T).float()
+    logits = -torch.cdist(f, centres) ** 2 / 4  # the partner is the nearest other class: the similar one
+    torch.save({"features": f, "labels": d["labels"], "logits": logits, "fc_weight": w, "fc_bias": torch.zeros(10),
+                "classes": [f"c{i}" for i in range(10)]}, path)
 
 
 def test_cli_writes_table_plot_and_json(tmp_path):
     write_features(tmp_path / "t1.pt")
-    write_features(tmp_path / "t3.pt", shift=1.0)  # class 1 moves halfway to class 0, its most similar class
+    write_features(tmp_path / "t3a.pt", seed=1, pull=0.25)
+    write_features(tmp_path / "t3b.pt", seed=2, pull=0.25)
+    write_features(tmp_path / "ref.pt", seed=9)
     out = tmp_path / "res" / "diff"
-    proc = run([tool("lskd"), "diffusion", "--features", f"T1={tmp_path / 't1.pt'}", f"T3={tmp_path / 't3.pt'}",
-                "--classes", "0", "1", "2", "--out", out])
-    assert "| T1 | " in proc.stdout and "| T3 | " in proc.stdout
+    proc = run([tool("lskd"), "diffusion", "--features", f"T1={tmp_path / 't1.pt'}",
+                f"T3={tmp_path / 't3a.pt'},{tmp_path / 't3b.pt'}", "--similar-from", tmp_path / "ref.pt",
+                "--classes", "0", "1", "2", "--bootstrap", "50", "--out", out])
+    assert "| T1 | 1 | " in proc.stdout and "| T3 | 2 | " in proc.stdout
     result = json.loads((tmp_path / "res" / "diff.json").read_text())
-    assert result["baseline"] == "T1" and result["results"]["T1"]["systematic"] == 0
-    # same noise: the 0-1 centroid distance about halves (up to the sample means), the 2-3 one stays
-    t1 = result["results"]["T1"]["per_class"]
-    s01, s23 = t1["0"]["sep_sim"], t1["2"]["sep_sim"]
-    assert result["results"]["T3"]["loss_sim"] == pytest.approx(1 - (s01 / 2 + s23) / (s01 + s23), abs=0.02)
-    assert result["results"]["T3"]["systematic"] > 0.2
+    assert result["baseline"] == "T1" and result["results"]["T1"]["systematic"]["value"] == 0
+    assert result["reference"]["kind"] == "model" and result["reference"]["file"] == str(tmp_path / "ref.pt")
+    assert result["pairs"]["0"]["similar"] == 1 and result["pairs"]["3"]["similar"] == 2 and result["paired"]
+    t3 = result["results"]["T3"]
+    assert t3["models"] == 2 and len(t3["per_model"]) == 2 and t3["systematic"]["ci"][0] > 0
     assert (tmp_path / "res" / "diff.png").stat().st_size > 5000
-    assert (tmp_path / "res" / "diff.md").read_text().startswith("Diffusion index (lskd's own definition")
+    md = (tmp_path / "res" / "diff.md").read_text()
+    assert md.startswith("Diffusion index (lskd's definition") and str(tmp_path / "ref.pt") in md and "0 (c0) -> 1 (c1)" in md
+
+
+def lskd_in_process(args, capsys):
+    """`lskd ARGS` in this process (no interpreter start-up): (exit code, stdout, stderr)."""
+    from lskd.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_user_pairs(tmp_path, capsys):
+    write_features(tmp_path / "t1.pt")
+    code, stdout, _ = lskd_in_process(["diffusion", "--features", f"T1={tmp_path / 't1.pt'}", "--similar-pairs", "0:1,2:3",
+                                       "--classes", "0", "1", "2", "--bootstrap", "20", "--out", tmp_path / "o"], capsys)
+    result = json.loads((tmp_path / "o.json").read_text())
+    assert code == 0 and result["reference"] == {"kind": "pairs", "pairs": "0:1,2:3"} and "user pairs 0:1,2:3" in stdout
+    assert sorted(result["pairs"]) == ["0", "1", "2", "3"] and result["pairs"]["0"]["controls"] == [2, 3, 4, 5, 6, 7, 8, 9]
+    assert result["too_few_samples"] == [] and result["index_classes"] == list(range(10))
+
+
+def test_cli_leaves_out_classes_with_too_few_samples(tmp_path, capsys):
+    write_features(tmp_path / "t1.pt")
+    d = torch.load(tmp_path / "t1.pt")
+    keep = (d["labels"] != 9) | (torch.arange(len(d["labels"])) % 30 < 9)  # class 9: 9 samples
+    torch.save({k: v[keep] if torch.is_tensor(v) and v.size(0) == len(keep) else v for k, v in d.items()}, tmp_path / "t1.pt")
+    code, _, err = lskd_in_process(["diffusion", "--features", f"T1={tmp_path / 't1.pt'}", "--similar-pairs", "0:1",
+                                    "--classes", "0", "1", "2", "--bootstrap", "20", "--out", tmp_path / "o"], capsys)
+    result = json.loads((tmp_path / "o.json").read_text())
+    assert code == 0, err
+    assert result["too_few_samples"] == [9] and 9 not in result["index_classes"] and 9 not in result["pairs"]["0"]["controls"]
+
+
+def test_help_defines_the_index(capsys):
+    with pytest.raises(SystemExit):
+        lskd_in_process(["diffusion", "--help"], capsys)
+    out = capsys.readouterr().out
+    for words in ["SYSTEMATIC DIFFUSION = dL_sim - dL_ctl", "MIN_PER_CLASS = 10", "tr(S_c)/n_c", "bootstrap",
+                  "--similar-pairs", "paired bootstrap"]:
+        assert words in out
 
 
 @pytest.mark.parametrize("edit, message", [
     (lambda p: ["--features", "T1"], "--features 'T1': expected NAME=FILE"),
     (lambda p: ["--features", f"T1={p / 'none.pt'}"], "--features T1="),
     (lambda p: ["--features", f"T1={p / 'bad.pt'}"], "missing logits, fc_weight, fc_bias"),
-    (lambda p: ["--features", f"T1={p / 't1.pt'}", "--similar-from", "X"], "--similar-from X: not one of"),
-    (lambda p: ["--features", f"T1={p / 't1.pt'}", "--index-classes", "0", "9"], "class 9: not present"),
+    (lambda p: ["--features", f"T1={p / 't1.pt'}", "--similar-from", "X"], "--similar-from X: neither"),
+    (lambda p: ["--features", f"T1={p / 't1.pt'}", "--index-classes", "0", "1", "10"], "class 10: fewer than 10"),
+    (lambda p: ["--features", f"T1={p / 'few.pt'}", "--index-classes", "0", "1", "2"], "class 0: fewer than 10"),
+    (lambda p: ["--features", f"T1={p / 't1.pt'}", "--similar-pairs", "0:1,0:2"], "two similar classes"),
+    (lambda p: ["--features", f"T1={p / 't1.pt'}", "--bootstrap", "3"], "--bootstrap must be >= 10"),
 ])
-def test_cli_bad_input(tmp_path, edit, message):
+def test_cli_bad_input(tmp_path, edit, message, capsys):
     write_features(tmp_path / "t1.pt")
+    write_features(tmp_path / "few.pt", n=9)
     torch.save({"features": torch.zeros(2, 2), "labels": torch.zeros(2)}, tmp_path / "bad.pt")
-    args = edit(tmp_path)
-    if "--classes" not in args:
-        args += ["--classes", "0", "1", "2"]
-    proc = run([tool("lskd"), "diffusion", *args, "--out", tmp_path / "o"], check=False)
-    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    code, _, err = lskd_in_process(["diffusion", *edit(tmp_path), "--classes", "0", "1", "2", "--out", tmp_path / "o"], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.json").exists()
 
 
-def test_nmt_features_match_the_model(tiny_data, tiny_teacher, tmp_path):
+# --- NMT features ---------------------------------------------------------------------------------------------
+
+
+def test_nmt_features_match_the_model_in_corpus_order(tiny_data, tiny_teacher, tmp_path):
     from fairseq_plugins.nmt_features import extract
     from fairseq_plugins.teacher import TeacherSession
 
@@ -154,13 +332,19 @@ def test_nmt_features_match_the_model(tiny_data, tiny_teacher, tmp_path):
     task, (model,) = session.task, session.models
     ids = [task.target_dictionary.index(w) for w in d["classes"]]
     assert torch.equal(d["fc_weight"], model.decoder.output_projection.weight[ids].float())
-    # the first kept position is the first occurrence of an analysed word in corpus order
-    sample = next(iter(session.batches("valid", 4096)))
+    # rows in corpus order (sample id, then position), not fairseq's length-sorted batches: the first row is
+    # the first occurrence of an analysed word in the split, and each word keeps its first occurrences
+    dataset = task.dataset("valid")
+    pos = d["positions"].tolist()
+    assert pos == sorted(pos)
+    hits = [(sid, p) for sid in range(len(dataset)) for p, t in enumerate(dataset.tgt[sid].tolist()) if t in ids]
+    for c, word in enumerate(ids):
+        first = [h for h in hits if int(dataset.tgt[h[0]][h[1]]) == word][: d["counts"][c]]
+        assert [tuple(p) for p, y in zip(pos, d["labels"].tolist()) if y == c] == first
+    sid, p = pos[-1]
     with torch.no_grad():
-        logits = model(**sample["net_input"])[0]
-    target = sample["target"].reshape(-1)
-    first = int(torch.isin(target, torch.tensor(ids)).nonzero()[0])
-    assert torch.allclose(d["logits"][0], logits.reshape(-1, logits.size(-1))[first, ids], atol=1e-4)
+        logits = model(**dataset.collater([dataset[sid]])["net_input"])[0][0, p, ids]
+    assert torch.allclose(d["logits"][-1], logits, atol=1e-4)
 
 
 def test_nmt_features_refuses_unknown_words(tiny_data, tiny_teacher, tmp_path):
