@@ -51,7 +51,7 @@ def test_teacher_student_generate_score(tiny_data, tiny_teacher, tmp_path):
     (tmp_path / "gen.out").write_text(gen.stdout)
     scored = run([tool("lskd"), "score", "--generate", tmp_path / "gen.out", "--ref", tiny_data / "raw" / "test.tgt",
                   "--out", tmp_path / "score.json", "--meta", "role=student", "teacher_alpha=0.1", "temperature=2"])
-    assert "BLEU signature: nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in scored.stdout
+    assert "\nsignature: nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in scored.stdout
     score = json.loads((tmp_path / "score.json").read_text())
     assert score["n_sentences"] == 30 and score["temperature"] == 2 and 0 <= score["bleu"] <= 100
 
