@@ -28,10 +28,21 @@ def read_checkpoint(path: str, option: str = "--teacher-path") -> dict:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
     except Exception as e:  # torch/pickle raise many kinds for a non-checkpoint
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if _truncated_zip(path):
+            raise PluginError(f"{option} {path}: truncated checkpoint ({os.path.getsize(path)} bytes, a torch zip "
+                              "archive without its end record: cut short by an interrupted copy or write?)")
         raise PluginError(f"{option} {path}: not a fairseq checkpoint ({type(e).__name__}: {first[:200]})")
     if not isinstance(state, dict) or "model" not in state or state.get("cfg") is None:
         raise PluginError(f"{option} {path}: not a fairseq checkpoint (no 'model' and 'cfg' entries)")
     return state
+
+
+def _truncated_zip(path: str) -> bool:
+    """A torch checkpoint is a zip archive: one that starts like a zip but lacks the end record was cut short."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04" and not zipfile.is_zipfile(path)
 
 
 def _first_difference(a: Dictionary, b: Dictionary) -> str:

@@ -13,6 +13,7 @@ so fairseq never saves it into the student's checkpoint, never hands it to the o
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -74,6 +75,7 @@ class LsKdConfig(FairseqDataclass):
     report_accuracy: bool = field(default=False, metadata={"help": "report accuracy metric"})
     ignore_prefix_size: int = field(default=0, metadata={"help": "Ignore first N tokens"})
     sentence_avg: bool = II("optimization.sentence_avg")
+    save_dir: Optional[str] = II("checkpoint.save_dir")  # to refuse a teacher inside the student's save dir
 
 
 class OnlineTeacher:
@@ -139,10 +141,24 @@ class CachedTeacher:
         return TopKTeacher(full_ids, full_values)
 
 
+def refuse_teacher_in_save_dir(teacher_path: str, save_dir: Optional[str]) -> None:
+    """A teacher checkpoint in the student's --save-dir would be resumed as the student (checkpoint_last.pt)
+    or overwritten by it (checkpoint_best.pt, checkpoint_last.pt): refuse before fairseq loads anything."""
+    from ..teacher import split_paths
+
+    if not save_dir or not os.path.isdir(save_dir):
+        return
+    for path in split_paths(teacher_path):
+        if os.path.isfile(path) and os.path.samefile(os.path.dirname(os.path.abspath(path)), save_dir):
+            raise PluginError(f"--teacher-path {path} is inside the student's --save-dir {save_dir}: fairseq would resume "
+                              "or overwrite the teacher there; give the student its own --save-dir")
+
+
 @register_criterion("ls_kd", dataclass=LsKdConfig)
 class LsKdCriterion(FairseqCriterion):
     def __init__(self, task, sentence_avg, kd_alpha=0.5, kd_temperature=1.0, no_kd_t2_scale=False,
-                 teacher_path=None, kd_topk=0, kd_topk_cache=None, label_smoothing=0.0, report_accuracy=False, ignore_prefix_size=0):
+                 teacher_path=None, kd_topk=0, kd_topk_cache=None, label_smoothing=0.0, report_accuracy=False, ignore_prefix_size=0,
+                 save_dir=None):
         super().__init__(task)
         try:
             self.loss_fn = LSKDLoss(
@@ -168,6 +184,7 @@ class LsKdCriterion(FairseqCriterion):
                 logger.info(f"ls_kd: top-{self.teacher.k} teacher cache {kd_topk_cache} (splits "
                             f"{sorted(self.teacher.splits)}); kd_alpha={kd_alpha} T={kd_temperature}")
             elif teacher_path:
+                refuse_teacher_in_save_dir(teacher_path, save_dir)
                 self.teacher = OnlineTeacher(load_teachers(teacher_path, task))
                 logger.info(f"ls_kd: {len(self.teacher.models)} frozen teacher(s) from {teacher_path}; "
                             f"kd_alpha={kd_alpha} T={kd_temperature} topk={kd_topk or 'full'}")
