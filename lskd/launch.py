@@ -9,7 +9,8 @@ started by hand die in DistributedDataParallel under the default --ddp-backend (
 TCP rendezvous, one process per rank and `--ddp-backend legacy_ddp` (fairseq's all-reduce of
 gradients, which works on CPU tensors). This command starts those ranks with a free port, gives each
 nproc/N threads, streams rank 0's output and writes every rank's to DIR/rank<R>.log, and stops all
-ranks as soon as one fails (its exit status is the command's). On GPUs use torchrun/SLURM with nccl
+ranks as soon as one fails (its exit status is the command's) or the launcher itself is stopped
+(SIGINT, SIGTERM, even SIGKILL). On GPUs use torchrun/SLURM with nccl
 (README, "Scaling out"): fairseq's standard launch works there.
 
 Each rank runs the whole criterion: every rank loads its own frozen teacher (--teacher-path) or
@@ -65,6 +66,21 @@ def rank_command(train_args: List[str], rank: int, world: int, port: int) -> Lis
     return cmd
 
 
+def _die_with_launcher() -> None:
+    """Runs in each rank before exec: the kernel SIGKILLs the rank when the launcher dies, however it
+    dies (Linux prctl PR_SET_PDEATHSIG), so a killed job never leaves ranks writing checkpoints."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def _tail(path: Path, n: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -100,6 +116,7 @@ def launch(train_args: List[str], nproc: int, log_dir: Path, threads: Optional[i
     port = free_port()
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
     procs, logs, files = [], [], []
+    signal.signal(signal.SIGTERM, _terminated)  # SLURM/recipes stop jobs with SIGTERM: stop the ranks too
     print(f"lskd train-ranks: {nproc} ranks x {threads} threads, rendezvous tcp://127.0.0.1:{port}, "
           f"logs {log_dir}/rank<R>.log", file=sys.stderr, flush=True)
     try:
@@ -109,7 +126,8 @@ def launch(train_args: List[str], nproc: int, log_dir: Path, threads: Optional[i
             files.append(f)
             logs.append(log)
             procs.append(subprocess.Popen(rank_command(train_args, rank, nproc, port), env=env, stdout=subprocess.PIPE
-                                          if rank == 0 else f, stderr=subprocess.STDOUT, text=True, bufsize=1))
+                                          if rank == 0 else f, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                          preexec_fn=_die_with_launcher))
         return _watch(procs, logs, files[0])
     except KeyboardInterrupt:
         _stop(procs, signal.SIGINT)
