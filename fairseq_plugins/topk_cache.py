@@ -334,10 +334,11 @@ def build_split(task, teachers, split: str, out: Path, k: int, max_tokens: int, 
     return final
 
 
-def merge_shards(out: Path, split: str, num_shards: int, chunk_rows: int = 1 << 20) -> Path:
+def merge_shards(out: Path, split: str, num_shards: int, chunk_rows: Optional[int] = None) -> Path:
     """Join the N complete shards of a split into CACHE/<split>/ (atomically), then delete the shards.
 
-    Rows are copied a chunk at a time with pread/pwrite, so memory stays bounded whatever the corpus size."""
+    Rows are copied a chunk at a time (default: 8 MiB of values) with plain reads and pwrite, so memory
+    stays bounded whatever the corpus size."""
     dirs = [_shard_dir(out, split, num_shards, i) for i in range(num_shards)]
     missing = [str(d) for d in dirs if not (d / "manifest.json").is_file()]
     if missing:
@@ -362,6 +363,7 @@ def merge_shards(out: Path, split: str, num_shards: int, chunk_rows: int = 1 << 
     offsets = np.zeros(n_sent + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     n_tokens, k = int(offsets[-1]), first["k"]
+    chunk_rows = chunk_rows or max(1, (8 << 20) // (2 * k))
     final = out / split
     start = time.time()
     with atomic_dir(final) as tmp:
