@@ -98,7 +98,7 @@ def per_update_losses(out: str):
             (json.loads(line.split("| train_inner | ", 1)[1]) for line in out.splitlines() if "| train_inner | " in line)}
 
 
-def words_per_second(out: str, skip: int = 5) -> float:
+def words_per_second(out: str, skip: int = 3) -> float:
     """Median wps of the per-update records after `skip` warm-up updates."""
     recs = [json.loads(line.split("| train_inner | ", 1)[1]) for line in out.splitlines() if "| train_inner | " in line]
     return statistics.median(float(r["wps"]) for r in recs[skip:])
@@ -113,7 +113,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", type=Path, default=Path("/tmp/lskd_scaleout"))
     p.add_argument("--sentences", type=int, nargs=2, default=[2000, 40000], help="small and large corpus")
-    p.add_argument("--updates", type=int, default=30)
+    p.add_argument("--updates", type=int, default=12)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--k", type=int, default=64)
     args = p.parse_args()
@@ -130,10 +130,12 @@ def main() -> None:
         out = work / f"cache{n}"
         base = [BIN / "lskd", "cache", "--data", bin_dir, "--teacher-path", t, "--out", out, "--k", args.k, "--cpu",
                 "--splits", "train", "valid", "--num-shards", "2"]
+        measured = work / f"cache{n}.build_rss.json"
         if not (out / "train" / "manifest.json").is_file():
             shard = peak_rss(base + ["--shard-id", "0"])
             merge = peak_rss(base)  # builds shard 1, merges
-            build_rss[n] = {"shard0_build_mib": shard, "shard1_build_and_merge_mib": merge}
+            measured.write_text(json.dumps({"shard0_build_mib": shard, "shard1_build_and_merge_mib": merge}))
+        build_rss[n] = json.loads(measured.read_text())
         caches[n] = out
     sizes = {n: sum(f.stat().st_size for f in (caches[n] / "train").iterdir()) / 2**20 for n in args.sentences}
     results["cache_build_peak_rss_mib"] = build_rss
@@ -160,7 +162,7 @@ def main() -> None:
     rss = {}
     for n, bin_dir in zip(args.sentences, (small, large)):
         out = sh([BIN / "lskd", "train-ranks", "--nproc", "2", "--log-dir", work / f"rss{n}", "--", bin_dir, *TRAIN,
-                     "--max-update", "10", "--criterion", "ls_kd", "--kd-alpha", "0.9", "--kd-temperature", "2",
+                     "--max-update", "4", "--criterion", "ls_kd", "--kd-alpha", "0.9", "--kd-temperature", "2",
                      "--kd-topk-cache", caches[n]])
         rss[n] = rank_rss(out)
     lo, hi = (max(rss[n]) for n in args.sentences)

@@ -122,7 +122,7 @@ def launch(train_args: List[str], nproc: int, log_dir: Path, threads: Optional[i
     try:
         for rank in range(nproc):
             log = log_dir / f"rank{rank}.log"
-            f = open(log, "w")
+            f = open(log, "w", buffering=1)  # line-buffered: `tail -f` shows progress
             files.append(f)
             logs.append(log)
             procs.append(subprocess.Popen(rank_command(train_args, rank, nproc, port), env=env, stdout=subprocess.PIPE

@@ -138,3 +138,20 @@ def test_criterion_with_bf16_student_and_online_teacher(tiny_data, tiny_teacher,
         assert log[key].item() == pytest.approx(ref[key].item(), rel=BF16_RTOL), key
     loss.backward()
     assert all(torch.isfinite(p.grad.float()).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("T", [1.0, 64.0])
+def test_criterion_under_autocast_keeps_kd_math_fp32(tiny_data, tiny_teacher, T):
+    """fairseq --amp calls the criterion under autocast (CUDA fp16 there; CPU bf16 here): without the
+    criterion switching autocast off, the loss core's einsum ran in half precision and KD at T = 64 was 0."""
+    cfg, task, model = build(tiny_data / "bin", ["--kd-alpha", "0.9", "--kd-temperature", str(T), "--label-smoothing",
+                                                 "0.1", "--teacher-path", str(tiny_teacher)])
+    crit = task.build_criterion(cfg.criterion)
+    model.eval()
+    sample = a_batch(task)
+    ref = crit(model, sample)[2]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        log = crit(model, sample)[2]
+    for key in ("loss", "nll_loss", "kd_loss"):
+        assert log[key].dtype == torch.float32 and torch.isfinite(log[key])
+        assert log[key].item() == pytest.approx(ref[key].item(), rel=BF16_RTOL), key

@@ -211,9 +211,13 @@ class LsKdCriterion(FairseqCriterion):
         loss_fn = self.loss_fn
         if self.teacher is not None and teacher is None:  # validation without a cached 'valid' split
             loss_fn = self.ls_only
-        # the online teacher's logits are this call's own tensors: the loss may overwrite them
-        loss, nll_loss, kd_loss = loss_fn(logits.reshape(-1, V), target.reshape(-1), teacher=teacher,
-                                          student_lprobs=lprobs.view(-1, V), consume_teacher=True)
+        # the online teacher's logits are this call's own tensors: the loss may overwrite them.
+        # fairseq --amp runs the criterion under autocast, which would run the loss core's row dot
+        # products (einsum) in half precision: at T = 64 the KD term cancels to 0. The core upcasts its
+        # inputs itself; autocast stays off inside it.
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            loss, nll_loss, kd_loss = loss_fn(logits.reshape(-1, V), target.reshape(-1), teacher=teacher,
+                                              student_lprobs=lprobs.view(-1, V), consume_teacher=True)
         sample_size = sample["target"].size(0) if self.sentence_avg else sample["ntokens"]
         logging_output = {
             "loss": loss.data,
