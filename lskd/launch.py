@@ -186,6 +186,7 @@ def main(argv: List[str]) -> int:
     else:
         own, train_args = argv, []
     p = argparse.ArgumentParser(prog="lskd train-ranks", description=__doc__.split("\n\n")[0],
+                                usage="lskd train-ranks --nproc N [--threads T] [--log-dir DIR] -- DATA [fairseq-train options]",
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--nproc", type=int, required=True, help="number of ranks (processes) on this machine")
     p.add_argument("--threads", type=int, default=None, help="torch threads per rank (default: CPU cores / nproc)")
