@@ -3,9 +3,10 @@
     python benchmarks/scaleout_cpu.py [--work DIR] [--sentences 2000 40000] [--updates 30] [--repeats 2]
 
 Prints (and writes to WORK/scaleout.json):
-1. equivalence and speed: `lskd train-ranks --nproc 2` vs one process with --update-freq 2 (the same
-   global batch) from a top-K cache, interleaved, `--repeats` times: the largest difference of the logged
-   per-update losses, and the ratio of training words/s (2 ranks / 1 rank, median over repeats);
+1. equivalence and speed: `lskd train-ranks --nproc 2` (1 thread each) vs one process with --update-freq 2
+   (the same global batch) using all cores, and using 1 thread, from a top-K cache, interleaved,
+   `--repeats` times: the largest difference of the logged per-update losses, and the ratios of training
+   words/s (median of the per-update words/s after 3 warm-up updates, median over repeats);
 2. peak RSS per rank (from the kernel's rusage of each rank) while training from a small and a large
    memory-mapped cache: the ratio large/small is ~1 when no rank holds the cache in memory;
 3. peak RSS of `lskd cache` shard builds and their merge for the two corpus sizes (ratio ~1 when the
@@ -174,25 +175,32 @@ def main() -> None:
     # 1. equivalence and speed, 2 ranks vs 1 rank with --update-freq 2, interleaved
     common = [large, *TRAIN, "--max-update", str(args.updates), "--criterion", "ls_kd", "--kd-alpha", "0.9",
               "--kd-temperature", "2", "--kd-topk-cache", caches[args.sentences[1]], "--dropout", "0"]
-    wps = {1: [], 2: []}
+    arms = {"1 rank x all cores, --update-freq 2": ["--nproc", "1"],
+            "1 rank x 1 thread, --update-freq 2": ["--nproc", "1", "--threads", "1"],
+            "2 ranks x 1 thread": ["--nproc", "2", "--threads", "1"]}
+    wps = {name: [] for name in arms}
     diffs = []
     for r in range(args.repeats):
-        one = sh([BIN / "lskd", "train-ranks", "--nproc", "1", "--log-dir", work / "r1", "--", *common,
-                     "--update-freq", "2"])
-        two = sh([BIN / "lskd", "train-ranks", "--nproc", "2", "--log-dir", work / "r2", "--", *common])
-        wps[1].append(words_per_second(one))
-        wps[2].append(words_per_second(two))
-        a, b = per_update_losses(one), per_update_losses(two)
-        results["loss_curves"] = {"1 rank, --update-freq 2": a, "2 ranks": b}
-        assert a.keys() == b.keys(), (sorted(a), sorted(b))
-        diffs.append(max(abs(a[u] - b[u]) for u in a))
-        print(f"repeat {r}: 1 rank x update-freq 2 {wps[1][-1]:.0f} words/s, 2 ranks {wps[2][-1]:.0f} words/s, "
-              f"max |loss difference| over {len(a)} updates {diffs[-1]:.4f}")
-    ratio = statistics.median(wps[2]) / statistics.median(wps[1])
-    results.update({"wps_1rank_updfreq2": wps[1], "wps_2ranks": wps[2], "wps_ratio_2_over_1": ratio,
-                    "max_abs_loss_diff": max(diffs), "updates": args.updates})
-    print(f"2 ranks / 1 rank words/s: {ratio:.2f}x (median of {args.repeats}); largest per-update loss difference "
-          f"{max(diffs):.4f} (losses are logged to 3 decimals)")
+        curves = {}
+        for name, launch in arms.items():
+            out = sh([BIN / "lskd", "train-ranks", *launch, "--log-dir", work / "ranks", "--", *common,
+                      *(["--update-freq", "2"] if "update-freq" in name else [])])
+            wps[name].append(words_per_second(out))
+            curves[name] = per_update_losses(out)
+        ref = curves[next(iter(arms))]
+        assert all(c.keys() == ref.keys() for c in curves.values()), {k: sorted(c) for k, c in curves.items()}
+        diffs.append(max(abs(c[u] - ref[u]) for c in curves.values() for u in ref))
+        results["loss_curves"] = curves
+        print(f"repeat {r}: " + ", ".join(f"{name} {wps[name][-1]:.0f} words/s" for name in arms)
+              + f"; max |loss difference| over {len(ref)} updates {diffs[-1]:.4f}")
+    median = {name: statistics.median(v) for name, v in wps.items()}
+    two = median["2 ranks x 1 thread"]
+    results.update({"words_per_s": wps, "max_abs_loss_diff": max(diffs), "updates": args.updates,
+                    "wps_ratio_2ranks_over_1rank_all_cores": two / median["1 rank x all cores, --update-freq 2"],
+                    "wps_ratio_2ranks_over_1rank_1thread": two / median["1 rank x 1 thread, --update-freq 2"]})
+    print(f"2 ranks / 1 rank with all {os.cpu_count()} cores: {results['wps_ratio_2ranks_over_1rank_all_cores']:.2f}x; "
+          f"2 ranks / 1 rank with 1 thread: {results['wps_ratio_2ranks_over_1rank_1thread']:.2f}x (medians of "
+          f"{args.repeats}); largest per-update loss difference {max(diffs):.4f} (losses are logged to 3 decimals)")
     (work / "scaleout.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, work / "scaleout.png")
     print(f"wrote {work / 'scaleout.json'} and {work / 'scaleout.png'}")
@@ -200,13 +208,16 @@ def main() -> None:
 
 def plot(results, path: Path) -> None:
     """Left: per-update training loss, 1 rank vs 2 ranks. Right: peak RSS per rank vs cache size."""
+    import logging
+
     import matplotlib
 
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # the imported fairseq set the root logger to DEBUG
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for (name, curve), style in zip(results["loss_curves"].items(), ("-", "--")):
+    for (name, curve), style in zip(results["loss_curves"].items(), ("-", ":", "--")):
         updates = sorted(curve, key=int)
         left.plot([int(u) for u in updates], [curve[u] for u in updates], style, label=name)
     left.set(xlabel="update", ylabel="train loss (base 2)", title="same global batch: 1 rank vs 2 ranks")
