@@ -124,9 +124,9 @@ def test_build_refuses_a_diverged_teacher(tiny_data, tiny_teacher, tmp_path):
 
 @pytest.fixture(scope="module")
 def slow_reference(tiny_data, tiny_teacher, tmp_path_factory):
-    """The train split built in tiny batches (--max-tokens 12: slow enough to be killed inside)."""
+    """The train split built in tiny batches (--max-tokens 24: slow enough to be killed inside)."""
     return topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), tmp_path_factory.mktemp("slow") / "c", ["train"],
-                            K, max_tokens=12, cpu=True)["train"]
+                            K, max_tokens=24, cpu=True)["train"]
 
 
 def kill_mid_build(argv, tmp_glob, root, seed):
@@ -139,7 +139,7 @@ def kill_mid_build(argv, tmp_glob, root, seed):
     while not list(root.glob(tmp_glob)):
         assert proc.poll() is None and time.time() < deadline, "build ended before its temporary directory appeared"
         time.sleep(0.01)
-    time.sleep(rng.uniform(0.0, 0.5))
+    time.sleep(rng.uniform(0.0, 0.3))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
@@ -152,7 +152,7 @@ def test_sigkill_mid_build_then_rerun(tiny_data, tiny_teacher, slow_reference, t
     seed = random.randrange(1 << 30)
     # a slow build (tiny batches) so that the kill lands inside it
     argv = ["--data", tiny_data / "bin", "--teacher-path", tiny_teacher, "--out", out, "--splits", "train", "--k", K,
-            "--cpu", "--max-tokens", "12"]
+            "--cpu", "--max-tokens", "24"]
     if shard is None:
         kill_mid_build(argv, ".train.*.tmp", out, seed)
         finished = (out / "train" / "manifest.json").is_file()
