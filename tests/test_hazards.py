@@ -96,8 +96,9 @@ def test_truncated_teacher_checkpoint_is_one_line(tiny_data, tiny_teacher, tmp_p
 
 
 # --------------------------------------------------------------------------------------- mixed precision
-# bf16 keeps 8 bits of mantissa: logits of size ~10 move by up to ~0.03 when rounded, so losses from
-# bf16 logits differ from fp32 ones by ~1e-3 relative; the KD math itself stays fp32 (no inf/NaN at T=64).
+# bf16 keeps 8 bits of mantissa: logits of size ~10 move by up to ~0.03 when rounded. Losses from bf16
+# logits differ from fp32 ones by at most 1.1e-4 relative in the core test below (T = 1, 64; full and
+# top-8); a bf16 model also rounds weights and activations, hence the 1e-2 bound. The KD math stays fp32.
 BF16_RTOL = 1e-2
 
 
@@ -121,37 +122,27 @@ def test_kd_loss_from_bf16_logits_stays_fp32_and_close(T, topk):
     assert s16.grad.dtype == torch.bfloat16 and torch.isfinite(s16.grad.float()).all()
 
 
+@pytest.mark.parametrize("precision", ["bf16", "amp"])
 @pytest.mark.parametrize("T", [1.0, 64.0])
-def test_criterion_with_bf16_student_and_online_teacher(tiny_data, tiny_teacher, T):
-    """What fairseq --bf16 does to ls_kd: model in bf16, so the online teacher runs in bf16 too."""
+def test_criterion_in_half_precision_keeps_kd_math_fp32(tiny_data, tiny_teacher, T, precision):
+    """fairseq --bf16/--fp16 put the model in half precision, so the online teacher runs in it too;
+    --amp calls the criterion under autocast (CUDA fp16 there, CPU bf16 here): without the criterion
+    switching autocast off, the loss core's einsum ran in half precision and KD at T = 64 was 0."""
     cfg, task, model = build(tiny_data / "bin", ["--kd-alpha", "0.9", "--kd-temperature", str(T), "--label-smoothing",
                                                  "0.1", "--teacher-path", str(tiny_teacher)])
     crit = task.build_criterion(cfg.criterion)
     model.eval()
     sample = a_batch(task)
     ref = crit(model, sample)[2]
-    model.bfloat16()
-    loss, _, log = crit(model, sample)
-    assert next(crit.teacher.models[0].parameters()).dtype == torch.bfloat16
+    if precision == "bf16":
+        model.bfloat16()
+        loss, _, log = crit(model, sample)
+        assert next(crit.teacher.models[0].parameters()).dtype == torch.bfloat16
+    else:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss, _, log = crit(model, sample)
     for key in ("loss", "nll_loss", "kd_loss"):
         assert log[key].dtype == torch.float32 and torch.isfinite(log[key])
         assert log[key].item() == pytest.approx(ref[key].item(), rel=BF16_RTOL), key
     loss.backward()
     assert all(torch.isfinite(p.grad.float()).all() for p in model.parameters() if p.grad is not None)
-
-
-@pytest.mark.parametrize("T", [1.0, 64.0])
-def test_criterion_under_autocast_keeps_kd_math_fp32(tiny_data, tiny_teacher, T):
-    """fairseq --amp calls the criterion under autocast (CUDA fp16 there; CPU bf16 here): without the
-    criterion switching autocast off, the loss core's einsum ran in half precision and KD at T = 64 was 0."""
-    cfg, task, model = build(tiny_data / "bin", ["--kd-alpha", "0.9", "--kd-temperature", str(T), "--label-smoothing",
-                                                 "0.1", "--teacher-path", str(tiny_teacher)])
-    crit = task.build_criterion(cfg.criterion)
-    model.eval()
-    sample = a_batch(task)
-    ref = crit(model, sample)[2]
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        log = crit(model, sample)[2]
-    for key in ("loss", "nll_loss", "kd_loss"):
-        assert log[key].dtype == torch.float32 and torch.isfinite(log[key])
-        assert log[key].item() == pytest.approx(ref[key].item(), rel=BF16_RTOL), key
