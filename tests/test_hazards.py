@@ -146,3 +146,30 @@ def test_criterion_in_half_precision_keeps_kd_math_fp32(tiny_data, tiny_teacher,
         assert log[key].item() == pytest.approx(ref[key].item(), rel=BF16_RTOL), key
     loss.backward()
     assert all(torch.isfinite(p.grad.float()).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_checkpoint_copies_are_atomic(tmp_path, monkeypatch):
+    """fairseq copies its freshly saved checkpoint to checkpoint_last.pt: a copy cut short (a kill, a full
+    disk) must leave the previous checkpoint_last.pt whole, not a truncated one."""
+    import shutil as shutil_module
+
+    from fairseq.file_io import PathManager
+
+    from fairseq_plugins import checkpoint_io
+
+    assert PathManager.copy is checkpoint_io.atomic_copy
+    src, dst = tmp_path / "checkpoint_1_4.pt", tmp_path / "checkpoint_last.pt"
+    src.write_bytes(b"new" * 1000)
+    dst.write_bytes(b"old checkpoint")
+
+    def cut_short(a, b):
+        with open(b, "wb") as f:
+            f.write(b"ne")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil_module, "copyfile", cut_short)
+    with pytest.raises(OSError):
+        PathManager.copy(str(src), str(dst), overwrite=True)
+    assert dst.read_bytes() == b"old checkpoint" and sorted(p.name for p in tmp_path.iterdir()) == [src.name, dst.name]
+    monkeypatch.undo()
+    assert PathManager.copy(str(src), str(dst), overwrite=True) and dst.read_bytes() == src.read_bytes()
