@@ -11,4 +11,5 @@ import torch
 
 torch.serialization.add_safe_globals([argparse.Namespace])
 
+from . import checkpoint_io  # noqa: E402,F401  (atomic checkpoint_last.pt copies)
 from . import criterions  # noqa: E402,F401  (registers ls_kd)

@@ -34,10 +34,21 @@ def read_checkpoint(path: str, option: str = "--teacher-path") -> dict:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
     except Exception as e:  # torch/pickle raise many kinds for a non-checkpoint
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if _truncated_zip(path):
+            raise LskdError(f"{option} {path}: truncated checkpoint ({os.path.getsize(path)} bytes, a torch zip "
+                              "archive without its end record: cut short by an interrupted copy or write?)")
         raise LskdError(f"{option} {path}: not a fairseq checkpoint ({type(e).__name__}: {first[:200]})")
     if not isinstance(state, dict) or "model" not in state or state.get("cfg") is None:
         raise LskdError(f"{option} {path}: not a fairseq checkpoint (no 'model' and 'cfg' entries)")
     return state
+
+
+def _truncated_zip(path: str) -> bool:
+    """A torch checkpoint is a zip archive: one that starts like a zip but lacks the end record was cut short."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04" and not zipfile.is_zipfile(path)
 
 
 def _first_difference(a: Dictionary, b: Dictionary) -> str:
@@ -183,9 +194,16 @@ class TeacherSession:
             m.to(device=device, dtype=torch.float16 if fp16 else torch.float32)
         return self
 
-    def batches(self, split: str, max_tokens: int, num_workers: int = 0):
-        """fairseq's batches of a split in its fixed order, every sentence once (none dropped for batch-size rounding)."""
+    def epoch_iterator(self, split: str, max_tokens: int, num_workers: int = 0, num_shards: int = 1, shard_id: int = 0):
+        """fairseq's EpochBatchIterator over a split in its fixed (length-sorted) order, every sentence once (none
+        dropped for batch-size rounding); with num_shards > 1 fairseq's own sharding: every num_shards-th batch
+        from shard_id, padded with empty batches."""
         return self.task.get_batch_iterator(
             dataset=self.task.dataset(split), max_tokens=max_tokens, max_positions=self.max_positions(),
             ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_workers=num_workers,
-        ).next_epoch_itr(shuffle=False)
+            num_shards=num_shards, shard_id=shard_id, disable_iterator_cache=True,
+        )
+
+    def batches(self, split: str, max_tokens: int, num_workers: int = 0, num_shards: int = 1, shard_id: int = 0):
+        """The batches of `epoch_iterator`, unshuffled."""
+        return self.epoch_iterator(split, max_tokens, num_workers, num_shards, shard_id).next_epoch_itr(shuffle=False)

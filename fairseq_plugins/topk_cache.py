@@ -17,6 +17,16 @@ where the online ensemble averages p^(1/T): the same at T = 1.
 
 Each split is written into a temporary directory and renamed when complete, so an interrupted build
 leaves nothing that looks finished; a rerun skips complete splits and rebuilds the others.
+
+Sharded builds (several GPUs or machines): `--num-shards N --shard-id I` builds shard I of each split
+into CACHE/<split>.shards/I-of-N/ (atomically, skipped when complete), using fairseq's own batch
+sharding: shard I gets every N-th batch of the unsharded build's batches, so the teacher computes
+exactly what it would unsharded. `--num-shards N` without --shard-id builds whatever shards are
+missing and merges the N of them into CACHE/<split>/, byte for byte the unsharded cache (the merge
+copies rows in bounded chunks; the shards are deleted after it).
+
+Values are checked twice: the build refuses NaN/+inf teacher outputs (a diverged teacher), and the
+reader (ls_kd) scans values.npy once at start for NaN/inf (bit rot), naming the first bad row.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -76,6 +86,32 @@ class TopKCache:
         if self.ids.shape != (n_tok, self.k) or self.values.shape != (n_tok, self.k) or self.offsets.shape != (n_sent + 1,):
             raise LskdError(f"--kd-topk-cache {self.dir}: array shapes do not match manifest.json (corrupted cache)")
 
+    def check_finite(self, chunk_bytes: int = 1 << 24) -> None:
+        """Refuse a cache holding NaN/inf values (bit rot, or a file not written by lskd cache, which never
+        stores them), naming the first bad row. One sequential pass over values.npy with plain reads into
+        a fixed buffer (fp16 bits, exponent all ones = not finite): memory-bandwidth bound, and the pages
+        stay in the OS cache, not in this process's memory."""
+        path = self.dir / "values.npy"
+        header = self.values.offset
+        row_items = self.k
+        buf = np.empty(max(chunk_bytes // (2 * row_items), 1) * row_items, dtype=np.uint16)
+        row = 0
+        with open(path, "rb") as f:
+            f.seek(header)
+            while True:
+                n = f.readinto(memoryview(buf).cast("B")) // 2
+                if n == 0:
+                    break
+                bad = np.flatnonzero((buf[:n] & 0x7C00) == 0x7C00)
+                if len(bad):
+                    r = row + int(bad[0]) // row_items
+                    s = int(np.searchsorted(self.offsets, r, side="right")) - 1
+                    raise LskdError(f"--kd-topk-cache {path}: row {r} (sentence {s}, target position "
+                                    f"{r - int(self.offsets[s])}) holds non-finite values "
+                                    f"{np.asarray(self.values[r], dtype=np.float32).tolist()} (corrupted cache; "
+                                    "rebuild it with lskd cache --force)")
+                row += n // row_items
+
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
@@ -109,40 +145,100 @@ def open_cache(root: Path) -> Dict[str, TopKCache]:
     if not root.is_dir():
         raise LskdError(f"--kd-topk-cache {root}: no such directory (build it with lskd cache)")
     splits = {p.parent.name: TopKCache(p.parent) for p in sorted(root.glob("*/manifest.json"))}
+    for cache in splits.values():
+        cache.check_finite()
     if not splits:
         raise LskdError(f"--kd-topk-cache {root}: no complete split (expected {root}/train/manifest.json)")
     return splits
 
 
 # ------------------------------------------------------------------------------------------- build
+def shard_sentences(session: TeacherSession, split: str, max_tokens: int, num_shards: int, shard_id: int) -> np.ndarray:
+    """Sorted sample ids of the sentences in shard `shard_id`: those of its batches, as `session.batches` yields them."""
+    batches = session.epoch_iterator(split, max_tokens).frozen_batches[shard_id::num_shards]
+    return np.sort(np.concatenate([np.asarray(b, dtype=np.int64) for b in batches] or [np.zeros(0, np.int64)]))
+
+
+class NpyRows:
+    """A new (rows, K) .npy file filled by row ranges with pwrite: the written pages belong to the OS page
+    cache, not to this process, so a build's memory does not grow with the size of what it writes."""
+
+    def __init__(self, path: Path, dtype, shape: Tuple[int, int]):
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        self.header, self.dtype = mm.offset, np.dtype(dtype)
+        del mm
+        self.row_bytes = shape[1] * self.dtype.itemsize
+        self.fd = os.open(path, os.O_WRONLY)
+
+    def write(self, row: int, rows: np.ndarray) -> None:
+        data = np.ascontiguousarray(rows, dtype=self.dtype).tobytes()
+        if os.pwrite(self.fd, data, self.header + row * self.row_bytes) != len(data):
+            raise OSError("short write to a cache file (disk full?)")
+
+    def close(self) -> None:
+        os.fsync(self.fd)
+        os.close(self.fd)
+
+
+# stored log-probabilities below fp16's range are probabilities of exactly 0 at any T; keep them finite
+FP16_LOWEST = float(np.finfo(np.float16).min)
+
+
+def check_finite_batch(values: np.ndarray, sample_ids, lengths, split: str, teacher_paths) -> None:
+    """Refuse to store NaN or +inf teacher log-probabilities (a diverged teacher), naming the sentence."""
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        ends = np.cumsum(lengths)
+        i = int(np.searchsorted(ends, row, side="right"))
+        pos = row - (int(ends[i - 1]) if i else 0)
+        raise LskdError(f"--teacher-path {':'.join(teacher_paths)}: non-finite log-probabilities ({values[row].tolist()}) "
+                        f"for sentence {sample_ids[i]} of split {split!r}, target position {pos} (a diverged teacher?)")
+
+
+def _shard_dir(out: Path, split: str, num_shards: int, shard_id: int) -> Path:
+    return out / f"{split}.shards" / f"{shard_id}-of-{num_shards}"
+
+
 def build_split(session: TeacherSession, split: str, out: Path, k: int, max_tokens: int, device: torch.device,
-                num_workers: int = 0) -> Path:
-    """Write CACHE/<split>/ atomically with the session's teachers (already on `device`); returns its path."""
+                num_workers: int = 0, num_shards: int = 1, shard_id: Optional[int] = None) -> Path:
+    """Write CACHE/<split>/ (or, with a shard_id, the shard CACHE/<split>.shards/I-of-N/) atomically; returns its path.
+
+    A shard holds the rows of its sentences (`sentences.npy`, sorted sample ids) in sample-id order, with
+    offsets over those sentences; the teacher sees exactly the batches the unsharded build gives it, so
+    merged shards are byte for byte the unsharded cache."""
     from tqdm import tqdm
 
-    task, teachers = session.task, session.models
-    final = out / split
-    for stale in glob.glob(str(out / f".{split}.*.tmp")):
+    task, teachers, teacher_paths = session.task, session.models, session.paths
+    sharded = shard_id is not None
+    final = _shard_dir(out, split, num_shards, shard_id) if sharded else out / split
+    for stale in glob.glob(str(final.parent / f".{final.name}.*.tmp")):
         shutil.rmtree(stale, ignore_errors=True)
     dataset = task.dataset(split)
     dictionary = task.target_dictionary
-    sizes = np.asarray(dataset.tgt_sizes, dtype=np.int64)
+    all_sizes = np.asarray(dataset.tgt_sizes, dtype=np.int64)
+    sentences = (shard_sentences(session, split, max_tokens, num_shards, shard_id) if sharded
+                 else np.arange(len(all_sizes), dtype=np.int64))
+    sizes = all_sizes[sentences]
     offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
     n_tokens = int(offsets[-1])
     if k > len(dictionary):
         raise LskdError(f"--k {k} is larger than the target vocabulary ({len(dictionary)} symbols)")
     id_dtype = np.int16 if len(dictionary) <= np.iinfo(np.int16).max else np.int32
-    out.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(final) as tmp:
-        ids_mm = np.lib.format.open_memmap(tmp / "ids.npy", mode="w+", dtype=id_dtype, shape=(n_tokens, k))
-        val_mm = np.lib.format.open_memmap(tmp / "values.npy", mode="w+", dtype=np.float16, shape=(n_tokens, k))
+        ids_out = NpyRows(tmp / "ids.npy", id_dtype, (n_tokens, k))
+        val_out = NpyRows(tmp / "values.npy", np.float16, (n_tokens, k))
         np.save(tmp / "offsets.npy", offsets)
+        if sharded:
+            np.save(tmp / "sentences.npy", sentences)
         pad = dictionary.pad()
         start, done_sent, done_tok = time.time(), 0, 0
-        bar = tqdm(total=len(sizes), unit="sent", desc=f"cache {split}", dynamic_ncols=True, mininterval=1.0)
+        desc = f"cache {split}" + (f" shard {shard_id}/{num_shards}" if sharded else "")
+        bar = tqdm(total=len(sizes), unit="sent", desc=desc, dynamic_ncols=True, mininterval=1.0)
         with torch.inference_mode():
-            for sample in session.batches(split, max_tokens, num_workers):
+            for sample in session.batches(split, max_tokens, num_workers, num_shards, shard_id or 0):
                 if not sample:
                     continue
                 net_input = {key: v.to(device) if torch.is_tensor(v) else v for key, v in sample["net_input"].items()}
@@ -151,40 +247,48 @@ def build_split(session: TeacherSession, split: str, out: Path, k: int, max_toke
                 values, top = log_q.topk(k, dim=-1)
                 mask = sample["target"].to(device).ne(pad)
                 top, values = top[mask].cpu().numpy(), values[mask].cpu().numpy()
+                ids = sample["id"].tolist()
+                check_finite_batch(values, ids, all_sizes[ids], split, teacher_paths)
+                values = np.maximum(values, FP16_LOWEST)
+                local = np.searchsorted(sentences, ids)
                 pos = 0
-                for sid in sample["id"].tolist():
-                    a, b = offsets[sid], offsets[sid + 1]
-                    ids_mm[a:b] = top[pos:pos + b - a]
-                    val_mm[a:b] = values[pos:pos + b - a]
+                for sid, i in zip(ids, local):
+                    a, b = offsets[i], offsets[i + 1]
+                    if sentences[i] != sid:
+                        raise LskdError(f"split {split}: sentence {sid} is not in shard {shard_id} (batches changed?)")
+                    ids_out.write(a, top[pos:pos + b - a])
+                    val_out.write(a, values[pos:pos + b - a])
                     pos += b - a
                 if pos != len(top):
                     raise LskdError(f"split {split}: batch targets ({len(top)} tokens) do not match the dataset sizes")
-                done_sent += len(sample["id"])
+                done_sent += len(ids)
                 done_tok += pos
-                bar.update(len(sample["id"]))
+                bar.update(len(ids))
                 bar.set_postfix(tok_per_s=f"{done_tok / max(time.time() - start, 1e-9):.0f}", refresh=False)
         bar.close()
+        ids_out.close()
+        val_out.close()
         if done_sent != len(sizes):
             raise LskdError(f"split {split}: the teacher saw {done_sent} of {len(sizes)} sentences "
                             "(sentences longer than the teacher's max positions?)")
-        ids_mm.flush()
-        val_mm.flush()
-        del ids_mm, val_mm
-        manifest = _manifest(session, split, tmp, k, offsets, id_dtype, time.time() - start, device)
+        manifest = _manifest(session, split, tmp, k, len(sizes), n_tokens, id_dtype, time.time() - start, device)
+        if sharded:
+            manifest["shard"] = {"id": shard_id, "num_shards": num_shards, "max_tokens": max_tokens,
+                                 "split_sentences": len(all_sizes)}
         write_json(tmp / "manifest.json", manifest)
     return final
 
 
-def _manifest(session: TeacherSession, split: str, tmp: Path, k: int, offsets: np.ndarray, id_dtype,
+def _manifest(session: TeacherSession, split: str, tmp: Path, k: int, n_sentences: int, n_tokens: int, id_dtype,
               seconds: float, device: torch.device) -> dict:
-    """manifest.json of a split whose arrays are complete in `tmp`."""
+    """manifest.json of a split (or shard) whose arrays are complete in `tmp`."""
     dictionary = session.task.target_dictionary
     return {
         "format": "lskd-topk-cache/1",
         "split": split,
         "k": k,
-        "n_sentences": len(offsets) - 1,
-        "n_tokens": int(offsets[-1]),
+        "n_sentences": n_sentences,
+        "n_tokens": n_tokens,
         "ids_dtype": np.dtype(id_dtype).name,
         "values_dtype": "float16",
         "values": "teacher full-vocabulary log-probabilities at T=1 (ensemble: log of mean probability)",
@@ -200,31 +304,124 @@ def _manifest(session: TeacherSession, split: str, tmp: Path, k: int, offsets: n
     }
 
 
+def merge_shards(out: Path, split: str, num_shards: int, chunk_rows: Optional[int] = None) -> Path:
+    """Join the N complete shards of a split into CACHE/<split>/ (atomically), then delete the shards.
+
+    Rows are copied a chunk at a time (default: 8 MiB of values) with plain reads and pwrite, so memory
+    stays bounded whatever the corpus size."""
+    dirs = [_shard_dir(out, split, num_shards, i) for i in range(num_shards)]
+    missing = [str(d) for d in dirs if not (d / "manifest.json").is_file()]
+    if missing:
+        raise LskdError(f"cannot merge split {split!r}: shards not complete: {', '.join(missing)}")
+    shards = [TopKCache(d) for d in dirs]
+    first = shards[0].manifest
+    same = ("k", "ids_dtype", "teachers", "dictionary_sha256")
+    for sh in shards[1:]:
+        for key in same:
+            if sh.manifest[key] != first[key] or sh.manifest["shard"]["max_tokens"] != first["shard"]["max_tokens"]:
+                raise LskdError(f"cannot merge split {split!r}: shard {sh.dir} was built with other settings "
+                                f"({key} or --max-tokens differ from {shards[0].dir})")
+    n_sent = first["shard"]["split_sentences"]
+    sentences = [np.load(sh.dir / "sentences.npy") for sh in shards]
+    lengths = np.zeros(n_sent, dtype=np.int64)
+    seen = np.zeros(n_sent, dtype=np.int64)
+    for sh, sent in zip(shards, sentences):
+        lengths[sent] = sh.lengths
+        np.add.at(seen, sent, 1)
+    if not (seen == 1).all():
+        raise LskdError(f"cannot merge split {split!r}: shards do not cover every sentence exactly once")
+    offsets = np.zeros(n_sent + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    n_tokens, k = int(offsets[-1]), first["k"]
+    chunk_rows = chunk_rows or max(1, (8 << 20) // (2 * k))
+    final = out / split
+    start = time.time()
+    with atomic_dir(final) as tmp:
+        np.save(tmp / "offsets.npy", offsets)
+        for name, dtype in (("ids.npy", np.dtype(first["ids_dtype"])), ("values.npy", np.dtype(np.float16))):
+            dst = NpyRows(tmp / name, dtype, (n_tokens, k))
+            for sh, sent in zip(shards, sentences):
+                src = np.load(sh.dir / name, mmap_mode="r")
+                header = src.offset
+                del src
+                with open(sh.dir / name, "rb") as f:
+                    a = 0
+                    while a < len(sent):  # a run of sentences whose rows fit in one chunk
+                        b = a + max(1, int(np.searchsorted(sh.offsets[a + 1:], sh.offsets[a] + chunk_rows, side="right")))
+                        b = min(b, len(sent))
+                        r0, r1 = int(sh.offsets[a]), int(sh.offsets[b])
+                        f.seek(header + r0 * k * dtype.itemsize)
+                        rows = np.fromfile(f, dtype=dtype, count=(r1 - r0) * k).reshape(r1 - r0, k)
+                        # consecutive sample ids are consecutive rows in the merged file: one write per run
+                        ids = sent[a:b]
+                        breaks = np.nonzero(np.diff(ids) != 1)[0] + 1
+                        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(ids)]):
+                            dst.write(int(offsets[ids[lo]]), rows[sh.offsets[a + lo] - r0:sh.offsets[a + hi] - r0])
+                        a = b
+            dst.close()
+        manifest = {key: v for key, v in first.items() if key != "shard"}
+        manifest.update({
+            "n_sentences": n_sent, "n_tokens": n_tokens,
+            "bytes": {name: (tmp / name).stat().st_size for name in FILES},
+            "build_seconds": round(sum(sh.manifest["build_seconds"] for sh in shards) + time.time() - start, 2),
+            "created_by": command_line(),
+            "merged_from": [str(d) for d in dirs],
+        })
+        write_json(tmp / "manifest.json", manifest)
+    shutil.rmtree(out / f"{split}.shards", ignore_errors=True)
+    return final
+
+
+def _complete(path: Path, k: int, teacher_paths: List[str], max_tokens: Optional[int] = None) -> bool:
+    """Whether `path` holds a finished cache (split or shard) with these settings."""
+    manifest = path / "manifest.json"
+    if not manifest.is_file():
+        return False
+    m = read_json(manifest, "an lskd cache manifest")
+    same = m.get("k") == k and [t["path"] for t in m.get("teachers", [])] == [os.path.abspath(p) for p in teacher_paths]
+    return same and (max_tokens is None or m.get("shard", {}).get("max_tokens") == max_tokens)
+
+
 def build(data: str, teacher_spec: str, out: Path, splits: Sequence[str], k: int, max_tokens: int = 4096,
-          cpu: bool = False, fp16: bool = False, force: bool = False, num_workers: int = 0) -> Dict[str, Path]:
+          cpu: bool = False, fp16: bool = False, force: bool = False, num_workers: int = 0,
+          num_shards: int = 1, shard_id: Optional[int] = None) -> Dict[str, Path]:
+    """Build every split not complete yet. With num_shards > 1 and a shard_id: only that shard of each
+    split; without a shard_id: the missing shards, then the merge into CACHE/<split>/."""
     if k <= 0:
         raise LskdError(f"--k must be > 0, got {k}")
+    if num_shards < 1:
+        raise LskdError(f"--num-shards must be >= 1, got {num_shards}")
+    if shard_id is not None and not 0 <= shard_id < num_shards:
+        raise LskdError(f"--shard-id must be in [0, {num_shards - 1}] (--num-shards {num_shards}), got {shard_id}")
     out = Path(out)
-    todo = []
+    paths = split_paths(teacher_spec)
+    todo = {}  # split -> shards still to build (None: the whole split)
     for split in splits:
-        manifest = out / split / "manifest.json"
-        if manifest.is_file() and not force:
-            m = read_json(manifest, "an lskd cache manifest")
-            if m.get("k") == k and [t["path"] for t in m.get("teachers", [])] == [os.path.abspath(p) for p in split_paths(teacher_spec)]:
-                print(f"skip: {out / split} is complete (K={k}); --force rebuilds it", file=sys.stderr)
-                continue
-        todo.append(split)
-    if not todo:
-        return {s: out / s for s in splits}
-    device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
-    if fp16 and device.type != "cuda":
-        raise LskdError("--fp16 needs a GPU (omit it, or drop --cpu)")
-    session = TeacherSession.for_data(data, teacher_spec, todo).to(device, fp16)
-    for split in todo:
-        path = build_split(session, split, out, k, max_tokens, device, num_workers)
-        m = read_json(path / "manifest.json", "an lskd cache manifest")
-        print(f"wrote {path}: {m['n_sentences']} sentences, {m['n_tokens']} tokens, K={k}, "
-              f"{m['bytes_per_token']:.1f} bytes/token, {m['build_seconds']} s", file=sys.stderr)
+        if _complete(out / split, k, paths) and not force:
+            print(f"skip: {out / split} is complete (K={k}); --force rebuilds it", file=sys.stderr)
+            continue
+        if num_shards == 1:
+            todo[split] = [None]
+            continue
+        ids = [shard_id] if shard_id is not None else range(num_shards)
+        todo[split] = [i for i in ids if force or not _complete(_shard_dir(out, split, num_shards, i), k, paths, max_tokens)]
+        for i in sorted(set(ids) - set(todo[split])):
+            print(f"skip: {_shard_dir(out, split, num_shards, i)} is complete", file=sys.stderr)
+    if any(todo.values()):
+        device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
+        if fp16 and device.type != "cuda":
+            raise LskdError("--fp16 needs a GPU (omit it, or drop --cpu)")
+        session = TeacherSession.for_data(data, teacher_spec, [s for s, shards in todo.items() if shards]).to(device, fp16)
+        for split, shards in todo.items():
+            for i in shards:
+                path = build_split(session, split, out, k, max_tokens, device, num_workers, num_shards, i)
+                m = read_json(path / "manifest.json", "an lskd cache manifest")
+                print(f"wrote {path}: {m['n_sentences']} sentences, {m['n_tokens']} tokens, K={k}, "
+                      f"{m['bytes_per_token']:.1f} bytes/token, {m['build_seconds']} s", file=sys.stderr)
+    if num_shards > 1 and shard_id is None:
+        for split in todo:
+            path = merge_shards(out, split, num_shards)
+            print(f"merged {num_shards} shards into {path}", file=sys.stderr)
     return {s: out / s for s in splits}
 
 
@@ -243,9 +440,14 @@ def main(argv: List[str]) -> int:
     p.add_argument("--fp16", action="store_true", help="run the teacher in fp16 (GPU only); values are fp16 either way")
     p.add_argument("--num-workers", type=int, default=0, help="data loader workers (default 0)")
     p.add_argument("--force", action="store_true", help="rebuild splits that are already complete")
+    p.add_argument("--num-shards", type=int, default=1,
+                   help="split the work into N shards (one per GPU or machine; all must use the same --max-tokens)")
+    p.add_argument("--shard-id", type=int, default=None,
+                   help="build only shard I (0..N-1) into OUT/<split>.shards/I-of-N/; without it, build the shards "
+                        "not complete yet and merge all N into OUT/<split>/ (byte for byte the unsharded cache)")
     args = p.parse_args(argv)
     build(args.data, args.teacher_path, args.out, args.splits, args.k, args.max_tokens, args.cpu, args.fp16,
-          args.force, args.num_workers)
+          args.force, args.num_workers, args.num_shards, args.shard_id)
     return 0
 
 

@@ -117,6 +117,20 @@ def criterion_error(data_bin, criterion_args) -> str:
     return message.removeprefix("error: ")
 
 
+def copy_cache(cache_dir, tmp_path):
+    """A copy of a top-K cache that a test may damage."""
+    import shutil
+
+    dst = tmp_path / "cache"
+    shutil.copytree(cache_dir, dst)
+    return dst
+
+
+def cache_error(tiny_data, path, extra=()) -> str:
+    """The one-line message with which ls_kd refuses the top-K cache at `path`."""
+    return criterion_error(tiny_data / "bin", ["--kd-lambda", "1", "--kd-topk-cache", str(path), *extra])
+
+
 # --------------------------------------------------------------------------- lskd vision
 def run_vision_cli(argv, capsys):
     """`lskd vision ARGV` in-process: (exit code, stdout, stderr)."""

@@ -14,6 +14,7 @@ so fairseq never saves it into the student's checkpoint, never hands it to the o
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -25,6 +26,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
     LabelSmoothedCrossEntropyCriterionConfig,
 )
 from fairseq.logging import metrics
+from omegaconf import II
 
 import numpy as np
 
@@ -78,6 +80,7 @@ class LsKdConfig(LabelSmoothedCrossEntropyCriterionConfig):
         metadata={"help": "instead of --teacher-path: a top-K teacher cache built by `lskd cache` (its 'train' "
                   "split is used in training, its 'valid' split, if present, in validation); no teacher is loaded"},
     )
+    save_dir: Optional[str] = II("checkpoint.save_dir")  # to refuse a teacher inside the student's save dir
 
 
 class OnlineTeacher:
@@ -141,11 +144,24 @@ class CachedTeacher:
         return TopKTeacher(full_ids, full_values)
 
 
+def refuse_teacher_in_save_dir(teacher_path: str, save_dir: Optional[str]) -> None:
+    """A teacher checkpoint in the student's --save-dir would be resumed as the student (checkpoint_last.pt)
+    or overwritten by it (checkpoint_best.pt, checkpoint_last.pt): refuse before fairseq loads anything."""
+    from ..teacher import split_paths
+
+    if not save_dir or not os.path.isdir(save_dir):
+        return
+    for path in split_paths(teacher_path):
+        if os.path.isfile(path) and os.path.samefile(os.path.dirname(os.path.abspath(path)), save_dir):
+            raise LskdError(f"--teacher-path {path} is inside the student's --save-dir {save_dir}: fairseq would resume "
+                              "or overwrite the teacher there; give the student its own --save-dir")
+
+
 @register_criterion("ls_kd", dataclass=LsKdConfig)
 class LsKdCriterion(FairseqCriterion):
     def __init__(self, task, sentence_avg, kd_lambda=KD_LAMBDA_DEFAULT, kd_alpha=None, kd_temperature=1.0,
                  no_kd_t2_scale=False, teacher_path=None, kd_topk=0, kd_topk_cache=None, label_smoothing=0.0,
-                 report_accuracy=False, ignore_prefix_size=0):
+                 report_accuracy=False, ignore_prefix_size=0, save_dir=None):
         super().__init__(task)
         # errors name the KD weight by the flag the user gave: --kd-lambda, or its old name --kd-alpha
         self.lambda_flag = "--kd-lambda" if kd_alpha is None else "--kd-alpha"
@@ -155,10 +171,10 @@ class LsKdCriterion(FairseqCriterion):
                     raise LskdError(f"--kd-lambda {kd_lambda} and --kd-alpha {kd_alpha}: give one (--kd-alpha is the old name)")
                 kd_lambda = kd_alpha
             self._set_up(task, sentence_avg, kd_lambda, kd_temperature, no_kd_t2_scale, teacher_path, kd_topk,
-                         kd_topk_cache, label_smoothing, report_accuracy, ignore_prefix_size)
+                         kd_topk_cache, label_smoothing, report_accuracy, ignore_prefix_size, save_dir)
 
     def _set_up(self, task, sentence_avg, kd_lambda, kd_temperature, no_kd_t2_scale, teacher_path, kd_topk,
-                kd_topk_cache, label_smoothing, report_accuracy, ignore_prefix_size) -> None:
+                kd_topk_cache, label_smoothing, report_accuracy, ignore_prefix_size, save_dir) -> None:
         self.loss_fn = LSKDLoss(
             kd_lambda=kd_lambda, temperature=kd_temperature, label_smoothing=label_smoothing,
             t2_scale=not no_kd_t2_scale, topk=kd_topk, spread="others", ignore_index=self.padding_idx,
@@ -180,6 +196,7 @@ class LsKdCriterion(FairseqCriterion):
                 logger.info(f"ls_kd: top-{self.teacher.k} teacher cache {kd_topk_cache} (splits "
                             f"{sorted(self.teacher.splits)}); kd_lambda={kd_lambda} T={kd_temperature}")
             elif teacher_path:
+                refuse_teacher_in_save_dir(teacher_path, save_dir)
                 self.teacher = OnlineTeacher(TeacherSession.for_task(task, teacher_path).models)
                 logger.info(f"ls_kd: {len(self.teacher.models)} frozen teacher(s) from {teacher_path}; "
                             f"kd_lambda={kd_lambda} T={kd_temperature} topk={kd_topk or 'full'}")
@@ -207,9 +224,13 @@ class LsKdCriterion(FairseqCriterion):
         loss_fn = self.loss_fn
         if self.teacher is not None and teacher is None:  # validation without a cached 'valid' split
             loss_fn = self.ls_only
-        # the online teacher's logits are this call's own tensors: the loss may overwrite them
-        loss, nll_loss, kd_loss = loss_fn(logits.reshape(-1, V), target.reshape(-1), teacher=teacher,
-                                          student_lprobs=lprobs.view(-1, V), consume_teacher=True)
+        # the online teacher's logits are this call's own tensors: the loss may overwrite them.
+        # fairseq --amp runs the criterion under autocast, which would run the loss core's row dot
+        # products (einsum) in half precision: at T = 64 the KD term cancels to 0. The core upcasts its
+        # inputs itself; autocast stays off inside it.
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            loss, nll_loss, kd_loss = loss_fn(logits.reshape(-1, V), target.reshape(-1), teacher=teacher,
+                                              student_lprobs=lprobs.view(-1, V), consume_teacher=True)
         sample_size = sample["target"].size(0) if self.sentence_avg else sample["ntokens"]
         logging_output = {
             "loss": loss.data,

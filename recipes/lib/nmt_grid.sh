@@ -7,13 +7,15 @@
 # resumes from checkpoint_last.pt, so a killed run picks up where it stopped. Logs: $OUT/logs/.
 # JOBS > 1 runs that many teachers / caches / students at once, each with nproc/JOBS threads (on a small
 # CPU machine several single-threaded fairseq processes get more done than one multi-threaded one).
+# RANKS > 1 trains each model as that many processes (`lskd train-ranks`, fairseq's distributed training
+# on gloo) sharing the threads its job gets; the global batch grows RANKS times (same as --update-freq RANKS).
 # `--only diffusion` (not part of a default run) adds the penultimate-layer analysis of a finished grid.
 set -euo pipefail
 
 LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$LIB_DIR/../.." && pwd)"
 CONFIG_KEYS=(OUT SRC TGT PREPARE_CMD ARCH_ARGS OPT_ARGS TEACHER_UPDATES STUDENT_UPDATES TEACHER_ALPHAS
-             TEMPERATURES SEEDS KD_LAMBDA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS)
+             TEMPERATURES SEEDS KD_LAMBDA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS RANKS)
 
 source "$LIB_DIR/common.sh"
 
@@ -25,18 +27,24 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
   load_config_keys "$file" "${CONFIG_KEYS[@]}"
   # The paper's grid and Tan et al.'s student settings, unless the config says otherwise.
   : "${TEACHER_ALPHAS:=0 0.1}" "${TEMPERATURES:=1 2 3 64}" "${SEEDS:=1}" "${KD_LAMBDA:=0.9}" "${STUDENT_EPS:=0.1}"
-  : "${TOPK:=8}" "${PURE_KD:=0}" "${BEAM:=5}" "${CACHE_ARGS:=}" "${JOBS:=1}" "${STUDENT_SEEDS:=}"
+  : "${TOPK:=8}" "${PURE_KD:=0}" "${BEAM:=5}" "${CACHE_ARGS:=}" "${JOBS:=1}" "${STUDENT_SEEDS:=}" "${RANKS:=1}"
   require_keys "$file" "${CONFIG_KEYS[@]}"
   case "$PURE_KD" in 0|1) ;; *) die "config $file: PURE_KD must be 0 or 1, got $PURE_KD";; esac
   [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "config $file: JOBS must be a positive integer, got $JOBS"
+  [[ $RANKS =~ ^[1-9][0-9]*$ ]] || die "config $file: RANKS must be a positive integer, got $RANKS"
   LOG_DIR="$OUT/logs"
   mkdir -p "$LOG_DIR"
 }
 
-train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED CRITERION_ARGS...
+train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED CRITERION_ARGS...  (RANKS > 1: as RANKS processes)
   local save=$1 max_update=$2 seed=$3; shift 3
+  local train=(fairseq-train)
+  if (( RANKS > 1 )); then
+    local threads=$(( ${OMP_NUM_THREADS:-$(nproc)} / RANKS ))
+    train=("${LSKD[@]}" train-ranks --nproc "$RANKS" --threads $(( threads > 0 ? threads : 1 )) --)
+  fi
   # shellcheck disable=SC2086
-  fairseq-train "$OUT/data/bin" --user-dir "$REPO/fairseq_plugins" --task translation $ARCH_ARGS $OPT_ARGS \
+  "${train[@]}" "$OUT/data/bin" --user-dir "$REPO/fairseq_plugins" --task translation $ARCH_ARGS $OPT_ARGS \
     --max-update "$max_update" --seed "$seed" --criterion ls_kd "$@" \
     --best-checkpoint-metric nll_loss --report-accuracy --save-dir "$save" --no-epoch-checkpoints \
     --log-format simple --log-interval 50

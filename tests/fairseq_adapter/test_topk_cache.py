@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import PLUGINS, a_batch, build, criterion_error as build_error, require_fairseq, run, tool, train
+from helpers import PLUGINS, a_batch, build, cache_error, copy_cache, require_fairseq, run, tool, train
 
 require_fairseq()
 from fairseq import utils  # noqa: E402
@@ -82,21 +82,11 @@ def test_validation_uses_valid_split(tiny_data, cache_dir):
     assert log["kd_loss"].item() > 0
 
 
-def copy_cache(cache_dir, tmp_path):
-    dst = tmp_path / "cache"
-    shutil.copytree(cache_dir, dst)
-    return dst
-
-
-def criterion_error(tiny_data, path, extra=()):
-    return build_error(tiny_data / "bin", ["--kd-lambda", "1", "--kd-topk-cache", str(path), *extra])
-
-
 def test_refuses_cache_of_another_split(tiny_data, cache_dir, tmp_path):
     bad = copy_cache(cache_dir, tmp_path)
     shutil.rmtree(bad / "train")
     shutil.copytree(bad / "valid", bad / "train")
-    msg = criterion_error(tiny_data, bad)
+    msg = cache_error(tiny_data, bad)
     assert "40 sentences, the task's train split has 400" in msg
 
 
@@ -105,7 +95,7 @@ def test_refuses_other_corpus_lengths(tiny_data, cache_dir, tmp_path):
     offsets = np.load(bad / "train" / "offsets.npy")
     offsets[3] += 1
     np.save(bad / "train" / "offsets.npy", offsets)
-    msg = criterion_error(tiny_data, bad)
+    msg = cache_error(tiny_data, bad)
     assert "sentence 2 has" in msg and "(cache made for another corpus)" in msg
 
 
@@ -114,7 +104,7 @@ def test_refuses_other_dictionary(tiny_data, cache_dir, tmp_path):
     m = json.loads((bad / "train" / "manifest.json").read_text())
     m["dictionary_sha256"] = "0" * 64
     (bad / "train" / "manifest.json").write_text(json.dumps(m))
-    assert "made with another target dictionary" in criterion_error(tiny_data, bad)
+    assert "made with another target dictionary" in cache_error(tiny_data, bad)
 
 
 def test_refuses_truncated_cache(tiny_data, cache_dir, tmp_path):
@@ -123,18 +113,18 @@ def test_refuses_truncated_cache(tiny_data, cache_dir, tmp_path):
     size = values.stat().st_size
     with open(values, "r+b") as f:
         f.truncate(size - 10)
-    msg = criterion_error(tiny_data, bad)
+    msg = cache_error(tiny_data, bad)
     assert f"values.npy: {size - 10} bytes, manifest says {size} (truncated or corrupted cache" in msg
 
 
 def test_refuses_topk_above_stored_k_and_two_sources(tiny_data, tiny_teacher, cache_dir):
-    assert f"--kd-topk 5 is larger than the K={K} tokens stored" in criterion_error(tiny_data, cache_dir, ["--kd-topk", "5"])
-    msg = criterion_error(tiny_data, cache_dir, ["--teacher-path", str(tiny_teacher)])
+    assert f"--kd-topk 5 is larger than the K={K} tokens stored" in cache_error(tiny_data, cache_dir, ["--kd-topk", "5"])
+    msg = cache_error(tiny_data, cache_dir, ["--teacher-path", str(tiny_teacher)])
     assert msg == "give one teacher source: --teacher-path or --kd-topk-cache, not both"
 
 
 def test_missing_cache_dir(tiny_data, tmp_path):
-    assert "no such directory (build it with lskd cache)" in criterion_error(tiny_data, tmp_path / "nope")
+    assert "no such directory (build it with lskd cache)" in cache_error(tiny_data, tmp_path / "nope")
 
 
 def test_interrupted_build_leaves_nothing_complete(tiny_data, tiny_teacher, tmp_path, monkeypatch):
@@ -195,5 +185,5 @@ def test_cache_once_two_students_without_teacher(tiny_data, tiny_teacher, tmp_pa
 def test_corrupt_manifest_names_its_file(tiny_data, cache_dir, tmp_path):
     bad = copy_cache(cache_dir, tmp_path)
     (bad / "valid" / "manifest.json").write_text("{")
-    msg = criterion_error(tiny_data, bad)
+    msg = cache_error(tiny_data, bad)
     assert msg.startswith(f"{bad / 'valid' / 'manifest.json'}: cannot read an lskd cache manifest (JSONDecodeError")

@@ -111,3 +111,11 @@ def test_missing_config_key(tmp_path):
     config.write_text("\n".join(line for line in config.read_text().splitlines() if not line.startswith("ARCH_ARGS=")) + "\n")
     proc = recipe("--config", config)
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: config {config}: ARCH_ARGS is not set"
+
+
+@pytest.mark.parametrize("ranks", ["0", "two"])
+def test_recipe_refuses_a_bad_ranks_value(tmp_path, ranks):
+    config = tiny_config(tmp_path, RANKS=ranks)
+    proc = recipe("--config", config)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: config {config}: RANKS must be a positive integer, got {ranks}"
