@@ -22,10 +22,6 @@ FAIRSEQ_FLAGS = {
     "kd_topk": "--kd-topk",
 }
 
-# Old name of the error type, kept so code written against it still imports; raise LskdError.
-PluginError = LskdError
-
-
 @contextlib.contextmanager
 def fairseq_exit_on_user_error(flags: Optional[Mapping[str, str]] = None) -> Iterator[None]:
     """Run a block of plugin code called by fairseq; a user error leaves as `SystemExit("error: ...")`.
