@@ -200,6 +200,31 @@ def _shard_dir(out: Path, split: str, num_shards: int, shard_id: int) -> Path:
     return out / f"{split}.shards" / f"{shard_id}-of-{num_shards}"
 
 
+def _top_k(teachers, sample, k: int, device: torch.device, pad: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The teachers' top-k token ids and log-probabilities (T = 1) at the batch's non-padding target positions."""
+    net_input = {key: v.to(device) if torch.is_tensor(v) else v for key, v in sample["net_input"].items()}
+    log_q = teacher_log_probs([t(**net_input)[0] for t in teachers], 1.0)
+    values, top = log_q.topk(k, dim=-1)
+    mask = sample["target"].to(device).ne(pad)
+    return top[mask].cpu().numpy(), values[mask].cpu().numpy()
+
+
+def _write_rows(ids_out: NpyRows, val_out: NpyRows, top: np.ndarray, values: np.ndarray, ids: List[int],
+                sentences: np.ndarray, offsets: np.ndarray, where: str) -> int:
+    """Write a batch's rows at its sentences' offsets (sentences: the sorted sample ids the files hold); returns rows."""
+    pos = 0
+    for sid, i in zip(ids, np.searchsorted(sentences, ids)):
+        if i >= len(sentences) or sentences[i] != sid:
+            raise LskdError(f"{where}: sentence {sid} is not among the sentences this build holds (batches changed?)")
+        a, b = offsets[i], offsets[i + 1]
+        ids_out.write(a, top[pos:pos + b - a])
+        val_out.write(a, values[pos:pos + b - a])
+        pos += b - a
+    if pos != len(top):
+        raise LskdError(f"{where}: batch targets ({len(top)} tokens) do not match the dataset sizes")
+    return pos
+
+
 def build_split(session: TeacherSession, split: str, out: Path, k: int, max_tokens: int, device: torch.device,
                 num_workers: int = 0, num_shards: int = 1, shard_id: Optional[int] = None) -> Path:
     """Write CACHE/<split>/ (or, with a shard_id, the shard CACHE/<split>.shards/I-of-N/) atomically; returns its path.
@@ -241,26 +266,11 @@ def build_split(session: TeacherSession, split: str, out: Path, k: int, max_toke
             for sample in session.batches(split, max_tokens, num_workers, num_shards, shard_id or 0):
                 if not sample:
                     continue
-                net_input = {key: v.to(device) if torch.is_tensor(v) else v for key, v in sample["net_input"].items()}
-                logits = [t(**net_input)[0] for t in teachers]
-                log_q = teacher_log_probs(logits, 1.0)
-                values, top = log_q.topk(k, dim=-1)
-                mask = sample["target"].to(device).ne(pad)
-                top, values = top[mask].cpu().numpy(), values[mask].cpu().numpy()
+                top, values = _top_k(teachers, sample, k, device, pad)
                 ids = sample["id"].tolist()
                 check_finite_batch(values, ids, all_sizes[ids], split, teacher_paths)
-                values = np.maximum(values, FP16_LOWEST)
-                local = np.searchsorted(sentences, ids)
-                pos = 0
-                for sid, i in zip(ids, local):
-                    a, b = offsets[i], offsets[i + 1]
-                    if sentences[i] != sid:
-                        raise LskdError(f"split {split}: sentence {sid} is not in shard {shard_id} (batches changed?)")
-                    ids_out.write(a, top[pos:pos + b - a])
-                    val_out.write(a, values[pos:pos + b - a])
-                    pos += b - a
-                if pos != len(top):
-                    raise LskdError(f"split {split}: batch targets ({len(top)} tokens) do not match the dataset sizes")
+                pos = _write_rows(ids_out, val_out, top, np.maximum(values, FP16_LOWEST), ids, sentences, offsets,
+                                  f"split {split}" + (f" shard {shard_id}" if sharded else ""))
                 done_sent += len(ids)
                 done_tok += pos
                 bar.update(len(ids))
@@ -304,6 +314,28 @@ def _manifest(session: TeacherSession, split: str, tmp: Path, k: int, n_sentence
     }
 
 
+def _copy_shard_rows(dst: NpyRows, sh: "TopKCache", sent: np.ndarray, name: str, dtype: np.dtype, k: int,
+                     offsets: np.ndarray, chunk_rows: int) -> None:
+    """Copy one shard's rows of file `name` to their places in the merged file, a chunk of sentences at a time."""
+    src = np.load(sh.dir / name, mmap_mode="r")
+    header = src.offset
+    del src
+    with open(sh.dir / name, "rb") as f:
+        a = 0
+        while a < len(sent):  # a run of sentences whose rows fit in one chunk
+            b = a + max(1, int(np.searchsorted(sh.offsets[a + 1:], sh.offsets[a] + chunk_rows, side="right")))
+            b = min(b, len(sent))
+            r0, r1 = int(sh.offsets[a]), int(sh.offsets[b])
+            f.seek(header + r0 * k * dtype.itemsize)
+            rows = np.fromfile(f, dtype=dtype, count=(r1 - r0) * k).reshape(r1 - r0, k)
+            # consecutive sample ids are consecutive rows in the merged file: one write per run
+            ids = sent[a:b]
+            breaks = np.nonzero(np.diff(ids) != 1)[0] + 1
+            for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(ids)]):
+                dst.write(int(offsets[ids[lo]]), rows[sh.offsets[a + lo] - r0:sh.offsets[a + hi] - r0])
+            a = b
+
+
 def merge_shards(out: Path, split: str, num_shards: int, chunk_rows: Optional[int] = None) -> Path:
     """Join the N complete shards of a split into CACHE/<split>/ (atomically), then delete the shards.
 
@@ -341,23 +373,7 @@ def merge_shards(out: Path, split: str, num_shards: int, chunk_rows: Optional[in
         for name, dtype in (("ids.npy", np.dtype(first["ids_dtype"])), ("values.npy", np.dtype(np.float16))):
             dst = NpyRows(tmp / name, dtype, (n_tokens, k))
             for sh, sent in zip(shards, sentences):
-                src = np.load(sh.dir / name, mmap_mode="r")
-                header = src.offset
-                del src
-                with open(sh.dir / name, "rb") as f:
-                    a = 0
-                    while a < len(sent):  # a run of sentences whose rows fit in one chunk
-                        b = a + max(1, int(np.searchsorted(sh.offsets[a + 1:], sh.offsets[a] + chunk_rows, side="right")))
-                        b = min(b, len(sent))
-                        r0, r1 = int(sh.offsets[a]), int(sh.offsets[b])
-                        f.seek(header + r0 * k * dtype.itemsize)
-                        rows = np.fromfile(f, dtype=dtype, count=(r1 - r0) * k).reshape(r1 - r0, k)
-                        # consecutive sample ids are consecutive rows in the merged file: one write per run
-                        ids = sent[a:b]
-                        breaks = np.nonzero(np.diff(ids) != 1)[0] + 1
-                        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(ids)]):
-                            dst.write(int(offsets[ids[lo]]), rows[sh.offsets[a + lo] - r0:sh.offsets[a + hi] - r0])
-                        a = b
+                _copy_shard_rows(dst, sh, sent, name, dtype, k, offsets, chunk_rows)
             dst.close()
         manifest = {key: v for key, v in first.items() if key != "shard"}
         manifest.update({

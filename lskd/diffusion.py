@@ -274,7 +274,7 @@ def fmt(v: dict) -> str:
     return f"{v['value']:+.3f} [{v['ci'][0]:+.2f}, {v['ci'][1]:+.2f}]"
 
 
-def main(argv: List[str]) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lskd diffusion", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--features", nargs="+", required=True, metavar="NAME=FILE[,FILE...]",
@@ -296,15 +296,11 @@ def main(argv: List[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default 0)")
     p.add_argument("--class-names", nargs=3, default=None, metavar="NAME", help="legend names of --classes")
     p.add_argument("--out", required=True, type=Path, help="output prefix: PREFIX.png, PREFIX.md, PREFIX.json")
-    a = p.parse_args(argv)
-    if a.bootstrap < 10 or not 0 < a.confidence < 1:
-        raise LskdError(f"--bootstrap must be >= 10 and --confidence in (0, 1), got {a.bootstrap}, {a.confidence}")
+    return p
 
-    cells = [(name, [load_features(name, f) for f in files], files) for name, files in parse_cells(a.features)]
-    if any(not files for _, _, files in cells):
-        raise LskdError("--features: every cell needs at least one file")
-    models = [d for _, ds, _ in cells for d in ds]
-    n_classes = models[0]["logits"].size(1)
+
+def _classes(a: argparse.Namespace, models: List[dict], n_classes: int) -> Tuple[List[int], List[int], List[int]]:
+    """(index classes, classes with enough samples in every file, classes present in every file), checked."""
     counts = [torch.bincount(d["labels"].long(), minlength=n_classes) for d in models]
     enough = [c for c in range(n_classes) if all(int(k[c]) >= MIN_PER_CLASS for k in counts)]
     present = [c for c in range(n_classes) if all(int(k[c]) > 0 for k in counts)]
@@ -318,35 +314,35 @@ def main(argv: List[str]) -> int:
                             f"(classes with enough samples in all files: {len(enough)})")
     if len(index_classes) < 3:
         raise LskdError(f"--index-classes: need at least 3 classes, got {index_classes}")
+    return index_classes, enough, present
 
-    names = [n for n, _, _ in cells]
+
+def _reference(a: argparse.Namespace, cells, index_classes: List[int], n_classes: int) -> Tuple[Pairs, dict]:
+    """The similar and control classes of every table, from the user's pairs or ONE reference model's softmax."""
     if a.similar_pairs:
-        pairs = parse_pairs(a.similar_pairs, index_classes)
-        reference = {"kind": "pairs", "pairs": a.similar_pairs}
+        return parse_pairs(a.similar_pairs, index_classes), {"kind": "pairs", "pairs": a.similar_pairs}
+    names = [n for n, _, _ in cells]
+    ref_spec = a.similar_from
+    if ref_spec is None:  # the first file of the first cell
+        ref_data, ref_file = cells[0][1][0], cells[0][2][0]
+    elif ref_spec in names:
+        cell = next(c for c in cells if c[0] == ref_spec)
+        if len(cell[1]) != 1:
+            raise LskdError(f"--similar-from {ref_spec}: that cell has {len(cell[1])} files; name one file")
+        ref_data, ref_file = cell[1][0], cell[2][0]
+    elif Path(ref_spec).is_file():
+        ref_data, ref_file = load_features("(--similar-from)", ref_spec), ref_spec
     else:
-        ref_spec = a.similar_from
-        if ref_spec is None:  # the first file of the first cell
-            ref_data, ref_file = cells[0][1][0], cells[0][2][0]
-        elif ref_spec in names:
-            cell = next(c for c in cells if c[0] == ref_spec)
-            if len(cell[1]) != 1:
-                raise LskdError(f"--similar-from {ref_spec}: that cell has {len(cell[1])} files; name one file")
-            ref_data, ref_file = cell[1][0], cell[2][0]
-        elif Path(ref_spec).is_file():
-            ref_data, ref_file = load_features("(--similar-from)", ref_spec), ref_spec
-        else:
-            raise LskdError(f"--similar-from {ref_spec}: neither a --features name {names} nor a file")
-        missing = [c for c in index_classes if not bool((ref_data["labels"] == c).any())]
-        if missing or ref_data["logits"].size(1) != n_classes:
-            raise LskdError(f"--similar-from {ref_file}: no samples of class(es) {missing} or not {n_classes} classes")
-        pairs = similarity(ref_data["logits"], ref_data["labels"], index_classes, a.controls)
-        reference = {"kind": "model", "file": str(ref_file), "sha256": sha256_file(Path(ref_file))}
+        raise LskdError(f"--similar-from {ref_spec}: neither a --features name {names} nor a file")
+    missing = [c for c in index_classes if not bool((ref_data["labels"] == c).any())]
+    if missing or ref_data["logits"].size(1) != n_classes:
+        raise LskdError(f"--similar-from {ref_file}: no samples of class(es) {missing} or not {n_classes} classes")
+    pairs = similarity(ref_data["logits"], ref_data["labels"], index_classes, a.controls)
+    return pairs, {"kind": "model", "file": str(ref_file), "sha256": sha256_file(Path(ref_file))}
 
-    try:
-        results, paired = index_table([(n, ds) for n, ds, _ in cells], pairs, a.bootstrap, a.confidence, a.seed)
-    except ValueError as e:
-        raise LskdError(f"--features: {e}")
 
+def _plot(a: argparse.Namespace, cells, known, n_classes: int) -> None:
+    """One projection panel per cell (its first file), oriented by the class directions."""
     panels = []
     for name, ds, _ in cells:
         d = ds[0]
@@ -358,7 +354,6 @@ def main(argv: List[str]) -> int:
         proj = project(d["features"][keep], basis)
         title = name if len(ds) == 1 else f"{name} (first of {len(ds)} files)"
         panels.append((title, class_axes_pca(proj, d["labels"][keep], a.classes)(proj), d["labels"][keep]))
-    known = models[0].get("classes")
     if a.class_names:
         shown = a.class_names
     elif isinstance(known, (list, tuple)) and len(known) == n_classes:
@@ -367,6 +362,9 @@ def main(argv: List[str]) -> int:
         shown = [str(c) for c in a.classes]
     plot_panels(panels, a.classes, dict(zip(a.classes, shown)), a.out.with_name(a.out.name + ".png"))
 
+
+def _markdown(a: argparse.Namespace, results: dict, paired: bool, pairs: Pairs, reference: dict, baseline: str,
+              known, n_classes: int) -> str:
     def label(c):
         return f"{c} ({known[c]})" if isinstance(known, (list, tuple)) and len(known) == n_classes else str(c)
 
@@ -376,9 +374,9 @@ def main(argv: List[str]) -> int:
     rows = [f"| {n} | {r['models']} | {math.exp(r['L_sim']['value']):.3f} | {math.exp(r['L_ctl']['value']):.3f} | "
             f"{fmt(r['K'])} | {fmt(r['dL_sim'])} | {fmt(r['dL_ctl'])} | **{fmt(r['systematic'])}** |"
             for n, r in results.items()]
-    table = "\n".join([
+    return "\n".join([
         f"Diffusion index (lskd's definition, `lskd diffusion --help`): {len(pairs)} classes; similar and control "
-        f"classes from {ref_text}; baseline: {names[0]}. Values with {pct} normal bootstrap intervals (+- z * bootstrap s.e.; {a.bootstrap} "
+        f"classes from {ref_text}; baseline: {baseline}. Values with {pct} normal bootstrap intervals (+- z * bootstrap s.e.; {a.bootstrap} "
         f"replicates, {'paired: same samples in every file' if paired else 'unpaired'}; seeds resampled in cells of several).",
         "",
         "| features | models | w_sim | w_ctl | K = L_sim - L_ctl | dL_sim | dL_ctl | systematic |",
@@ -389,9 +387,30 @@ def main(argv: List[str]) -> int:
         "similar class and towards the controls. Similar class (controls): " + "; ".join(f"{label(c)} -> {label(s)} ({', '.join(map(str, ctl))})"
                                                            for c, (s, ctl) in pairs.items()) + ".",
     ])
+
+
+def main(argv: List[str]) -> int:
+    a = _parser().parse_args(argv)
+    if a.bootstrap < 10 or not 0 < a.confidence < 1:
+        raise LskdError(f"--bootstrap must be >= 10 and --confidence in (0, 1), got {a.bootstrap}, {a.confidence}")
+    cells = [(name, [load_features(name, f) for f in files], files) for name, files in parse_cells(a.features)]
+    if any(not files for _, _, files in cells):
+        raise LskdError("--features: every cell needs at least one file")
+    models = [d for _, ds, _ in cells for d in ds]
+    n_classes = models[0]["logits"].size(1)
+    index_classes, enough, present = _classes(a, models, n_classes)
+    pairs, reference = _reference(a, cells, index_classes, n_classes)
+    try:
+        results, paired = index_table([(n, ds) for n, ds, _ in cells], pairs, a.bootstrap, a.confidence, a.seed)
+    except ValueError as e:
+        raise LskdError(f"--features: {e}")
+    known = models[0].get("classes")
+    _plot(a, cells, known, n_classes)
+    baseline = cells[0][0]
+    table = _markdown(a, results, paired, pairs, reference, baseline, known, n_classes)
     write_text(a.out.with_name(a.out.name + ".md"), table + "\n")
     write_json(a.out.with_name(a.out.name + ".json"), {
-        "results": results, "baseline": names[0], "reference": reference,
+        "results": results, "baseline": baseline, "reference": reference,
         "pairs": {str(c): {"similar": s, "controls": ctl} for c, (s, ctl) in pairs.items()},
         "files": {n: files for n, _, files in cells}, "classes": a.classes, "index_classes": index_classes,
         "too_few_samples": [c for c in present if c not in enough],
