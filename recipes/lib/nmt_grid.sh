@@ -36,8 +36,18 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
   mkdir -p "$LOG_DIR"
 }
 
+checkpoint_updates() {  # checkpoint_updates CKPT: the number of updates a fairseq checkpoint has trained
+  "${PYTHON:-python3}" -c 'import sys, torch; s = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+print(s["optimizer_history"][-1]["num_updates"])' "$1"
+}
+
 train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED CRITERION_ARGS...  (RANKS > 1: as RANKS processes)
   local save=$1 max_update=$2 seed=$3; shift 3
+  # fairseq resuming a checkpoint that already reached --max-update trains one more update: a run killed
+  # between its last checkpoint and the step's marker is finished, not resumed
+  if [[ -f $save/checkpoint_last.pt ]] && (( $(checkpoint_updates "$save/checkpoint_last.pt") >= max_update )); then
+    echo "$save/checkpoint_last.pt: already at $max_update updates"; return 0
+  fi
   local train=(fairseq-train)
   if (( RANKS > 1 )); then
     local threads=$(( ${OMP_NUM_THREADS:-$(nproc)} / RANKS ))

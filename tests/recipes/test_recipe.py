@@ -2,7 +2,11 @@
 
 import json
 import os
+import random
+import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -13,9 +17,12 @@ require_fairseq()  # the grid trains with fairseq-train
 RUN_ALL = REPO / "recipes" / "bible" / "run_all.sh"
 
 
+def recipe_env():
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONWARNINGS="ignore")
+
+
 def recipe(*args, cwd=None):
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONWARNINGS="ignore")
-    return subprocess.run(["bash", str(RUN_ALL), *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd)
+    return subprocess.run(["bash", str(RUN_ALL), *map(str, args)], capture_output=True, text=True, env=recipe_env(), cwd=cwd)
 
 
 def tiny_config(tmp_path, **overrides):
@@ -67,6 +74,28 @@ def test_tiny_grid_end_to_end_and_resume(tmp_path):
         result = json.loads((grid / "diffusion" / f"a{alpha}.json").read_text())
         assert set(result["results"]) == {"T2", "teacher"} and result["reference"]["file"] == str(grid / "diffusion" / "a0_s1.pt")
         assert (grid / "diffusion" / f"a{alpha}.png").is_file()
+    # SIGKILL inside a student step (recipe, fairseq-train and all): the rerun does only that student's
+    # remaining work and the report equals the uninterrupted run's.
+    table = (grid / "results_bleu.md").read_text()
+    shutil.rmtree(grid / "students" / "a0.1_T2_s1")
+    (grid / "results_bleu.md").unlink()
+    log = grid / "logs" / "student_a0.1_T2_s1.log"
+    log.unlink()
+    killed = subprocess.Popen(["bash", str(RUN_ALL), "--config", str(config)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=recipe_env(), start_new_session=True)
+    deadline = time.time() + 300
+    while not (log.is_file() and "ls_kd: top-" in log.read_text()) and time.time() < deadline and killed.poll() is None:
+        time.sleep(0.2)
+    assert killed.poll() is None, "the recipe ended before its student step started training"
+    time.sleep(random.Random(0).uniform(0, 3))
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    resumed = recipe("--config", config)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    ran = [line.split()[1] for line in resumed.stdout.splitlines() if line.startswith("run:")]
+    assert ran[0] == "prepare" and set(ran[1:]) <= {"student_a0.1_T2_s1", "student_a0.1_T2_s1_score"}, ran
+    assert "student_a0.1_T2_s1_score" in ran or (grid / "students" / "a0.1_T2_s1" / "score.json").is_file()
+    assert (grid / "results_bleu.md").read_text() == table
     # A student that fails while others run in parallel stops the recipe with its log's tail;
     # the finished students stay finished.
     bad = recipe("--config", tiny_config(tmp_path, TEMPERATURES="2 -1"))
