@@ -37,7 +37,7 @@ TRAIN=(--task translation --user-dir "$REPO/fairseq_plugins" --optimizer adam --
        --log-format json --log-interval 20 --no-save --disable-validation --seed 1 --num-workers 2)
 if [[ ! -f $WORK/teacher/checkpoint_last.pt ]]; then
   fairseq-train "$WORK/bin" "${TRAIN[@]/--no-save/--no-epoch-checkpoints}" "${ARCH[@]}" --max-update 300 \
-    --save-dir "$WORK/teacher" --criterion ls_kd --kd-alpha 0 --label-smoothing 0.1 --distributed-world-size 1 \
+    --save-dir "$WORK/teacher" --criterion ls_kd --kd-lambda 0 --label-smoothing 0.1 --distributed-world-size 1 \
     > "$WORK/teacher.log"
 fi
 last() { grep '| train_inner |' "$1" | tail -1 | sed 's/.*| train_inner | //'; }
@@ -48,7 +48,7 @@ for T in 1 64; do
     flag=(); [[ $prec != fp32 ]] && flag=(--$prec)
     log="$WORK/student_${prec}_T$T.log"
     fairseq-train "$WORK/bin" "${TRAIN[@]}" "${ARCH[@]}" "${flag[@]}" --max-update 200 --distributed-world-size 1 \
-      --criterion ls_kd --kd-alpha 0.9 --kd-temperature "$T" --label-smoothing 0.1 \
+      --criterion ls_kd --kd-lambda 0.9 --kd-temperature "$T" --label-smoothing 0.1 \
       --teacher-path "$WORK/teacher/checkpoint_last.pt" > "$log" 2>&1 || { echo "$prec T=$T: FAILED (see $log)"; continue; }
     bad=$(grep '| train_inner |' "$log" | grep -ci '"nan"\|"inf"' || true)
     echo "$prec T=$T: records with nan/inf: $bad; last: $(last "$log")"
@@ -57,7 +57,7 @@ done
 
 if (( NGPU >= 2 )); then
   echo "== 2. 2 GPUs (fairseq's own spawn, nccl) vs 1 GPU with --update-freq 2 (fp16, T=2)"
-  common=("${TRAIN[@]}" "${ARCH[@]}" --fp16 --max-update 200 --criterion ls_kd --kd-alpha 0.9 --kd-temperature 2
+  common=("${TRAIN[@]}" "${ARCH[@]}" --fp16 --max-update 200 --criterion ls_kd --kd-lambda 0.9 --kd-temperature 2
           --label-smoothing 0.1 --teacher-path "$WORK/teacher/checkpoint_last.pt" --dropout 0)
   CUDA_VISIBLE_DEVICES=0 fairseq-train "$WORK/bin" "${common[@]}" --update-freq 2 > "$WORK/one_gpu.log" 2>&1
   CUDA_VISIBLE_DEVICES=0,1 fairseq-train "$WORK/bin" "${common[@]}" --distributed-world-size 2 > "$WORK/two_gpu.log" 2>&1

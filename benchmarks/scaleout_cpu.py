@@ -88,7 +88,7 @@ def teacher(root: Path, bin_dir: Path) -> Path:
     save = root / "teacher"
     if not (save / "checkpoint_last.pt").is_file():
         sh([BIN / "fairseq-train", bin_dir, *[a for a in TRAIN if a != "--no-save"], "--max-update", "30",
-            "--save-dir", save, "--no-epoch-checkpoints", "--criterion", "ls_kd", "--kd-alpha", "0",
+            "--save-dir", save, "--no-epoch-checkpoints", "--criterion", "ls_kd", "--kd-lambda", "0",
             "--label-smoothing", "0.1"])
     return save / "checkpoint_last.pt"
 
@@ -162,7 +162,7 @@ def main() -> None:
     rss = {}
     for n, bin_dir in zip(args.sentences, (small, large)):
         out = sh([BIN / "lskd", "train-ranks", "--nproc", "2", "--log-dir", work / f"rss{n}", "--", bin_dir, *TRAIN,
-                     "--max-update", "4", "--criterion", "ls_kd", "--kd-alpha", "0.9", "--kd-temperature", "2",
+                     "--max-update", "4", "--criterion", "ls_kd", "--kd-lambda", "0.9", "--kd-temperature", "2",
                      "--kd-topk-cache", caches[n]])
         rss[n] = rank_rss(out)
     lo, hi = (max(rss[n]) for n in args.sentences)
@@ -172,7 +172,7 @@ def main() -> None:
           f"{rss[args.sentences[1]]} MiB with the {sizes[args.sentences[1]]:.1f} MiB cache: ratio {hi / lo:.3f}")
 
     # 1. equivalence and speed, 2 ranks vs 1 rank with --update-freq 2, interleaved
-    common = [large, *TRAIN, "--max-update", str(args.updates), "--criterion", "ls_kd", "--kd-alpha", "0.9",
+    common = [large, *TRAIN, "--max-update", str(args.updates), "--criterion", "ls_kd", "--kd-lambda", "0.9",
               "--kd-temperature", "2", "--kd-topk-cache", caches[args.sentences[1]], "--dropout", "0"]
     arms = {"1 rank x all cores, --update-freq 2": ["--nproc", "1"],
             "1 rank x 1 thread, --update-freq 2": ["--nproc", "1", "--threads", "1"],
