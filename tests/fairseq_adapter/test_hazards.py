@@ -112,7 +112,7 @@ def test_kd_loss_from_bf16_logits_stays_fp32_and_close(T, topk):
     teacher = torch.randn(N, V, generator=g) * 8
     teacher[:, :3] += 30  # a confident teacher: tiny tail probabilities, where half precision underflows
     target = torch.randint(V, (N,), generator=g)
-    loss_fn = LSKDLoss(kd_alpha=0.9, temperature=T, label_smoothing=0.1, topk=topk, spread="others")
+    loss_fn = LSKDLoss(kd_lambda=0.9, temperature=T, label_smoothing=0.1, topk=topk, spread="others")
     ref = loss_fn(student.clone().requires_grad_(), target, teacher=teacher)
     s16 = student.bfloat16().requires_grad_()
     half = loss_fn(s16, target, teacher=teacher.bfloat16())
