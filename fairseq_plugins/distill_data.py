@@ -2,9 +2,14 @@
 
     lskd distill-data --data BIN --teacher-path ckpt.pt[:ckpt2.pt] --out OUT [--split train]
                       [--beam 5 --lenpen 1.0 | --sampling --temperature T [--nbest N]]
+                      [--engine fairseq|ctranslate2 [--compute-type auto|float32|int8|...]]
 
 Decoding is fairseq's own SequenceGenerator (task.build_generator + task.inference_step, as fairseq-generate
-does, with required_batch_size_multiple=1 so no sentence is dropped). The hypotheses are put back in corpus
+does, with required_batch_size_multiple=1 so no sentence is dropped), or with --engine ctranslate2 the same
+search on CTranslate2 (fairseq_plugins/ct2_engine.py: same outputs in float32 up to score ties, several times
+faster; an ensemble or a model CTranslate2 cannot convert falls back to fairseq with a one-line notice). The
+length limit min(a * src_len + b, max positions - 1) holds per sentence with both engines (with a > 0 a batch
+holds one source length). The hypotheses are put back in corpus
 order (by sample id; each source decoded exactly once, --nbest N hypotheses kept per source, rank order),
 filtered, and binarised with the teacher's dictionaries (the data dir's dict.*.txt, checked against the
 teacher's; no new dictionary is built), so OUT is a fairseq data dir ready for fairseq-train:
@@ -86,6 +91,14 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     g.add_argument("--max-len-a", type=float, default=0.0, help="max output length = a * src_len + b (default a=0)")
     g.add_argument("--max-len-b", type=int, default=200, help="max output length = a * src_len + b (default b=200)")
     g.add_argument("--seed", type=int, default=1, help="random seed (sampling; shard I uses seed + I) (default 1)")
+    # ---- engine switch (issue 12): the decoding engine and CTranslate2's compute type
+    g.add_argument("--engine", choices=["fairseq", "ctranslate2"], default="fairseq",
+                   help="decoder: fairseq's SequenceGenerator, or CTranslate2 (the model converted once into "
+                        "$LSKD_CACHE/ct2, default ~/.cache/lskd/ct2) (default fairseq)")
+    g.add_argument("--compute-type", default="auto",
+                   help="CTranslate2 compute type: auto (float32 on CPU, float16 on GPU), float32, int8, int8_float32, "
+                        "float16, int8_float16, bfloat16, int8_bfloat16 (default auto)")
+    # ---- end engine switch
     g = p.add_argument_group("filters")
     g.add_argument("--max-ratio", type=float, default=3.0,
                    help="drop pairs whose length ratio (either way) is above R; 0 disables (default 3.0)")
@@ -151,6 +164,11 @@ def validate(args: argparse.Namespace) -> None:
         raise LskdError("--fp16 needs a GPU (omit it, or drop --cpu)")
     if ":" in args.data:
         raise LskdError(f"--data {args.data}: give one data directory (fairseq's ':'-joined data shards are not supported)")
+    if args.engine == "fairseq" and args.compute_type != "auto":
+        raise LskdError(f"--compute-type {args.compute_type} needs --engine ctranslate2 (fairseq decodes in float32, "
+                        "or float16 with --fp16)")
+    if args.engine == "ctranslate2" and args.fp16:
+        raise LskdError("--fp16 is fairseq's; with --engine ctranslate2 give --compute-type float16")
 
 
 def _langs(data: str, teacher_cfg) -> Tuple[str, str]:
@@ -217,7 +235,7 @@ def settings_of(args, src: str, tgt: str, paths: List[str]) -> Dict:
         "decoding": {"search": "sampling" if args.sampling else "beam", "beam": args.beam, "nbest": args.nbest,
                      "lenpen": args.lenpen, "temperature": args.temperature if args.sampling else None,
                      "sampling_topk": args.sampling_topk, "max_len_a": args.max_len_a, "max_len_b": args.max_len_b,
-                     "seed": args.seed, "fp16": args.fp16},
+                     "seed": args.seed, "fp16": args.fp16, "engine": args.engine, "compute_type": args.compute_type},
         "filters": {"max_ratio": args.max_ratio, "drop_empty": not args.keep_empty, "drop_max_len": not args.keep_max_len},
         "num_shards": args.num_shards,
     }
@@ -260,7 +278,7 @@ def shard_range(n: int, num_shards: int, shard_id: int) -> Tuple[int, int]:
     return n * shard_id // num_shards, n * (shard_id + 1) // num_shards
 
 
-def _batches(task, dataset, lo: int, hi: int, max_positions, max_tokens, batch_size):
+def _batches(task, dataset, lo: int, hi: int, max_positions, max_tokens, batch_size, max_len_a=0.0):
     """fairseq's batching (ordered_indices -> filter_indices_by_size -> batch_by_size) restricted to ids [lo, hi),
     with required_batch_size_multiple=1; with one shard the batches are exactly fairseq-generate's.
     Returns (batches, ids too long for the teacher)."""
@@ -268,6 +286,9 @@ def _batches(task, dataset, lo: int, hi: int, max_positions, max_tokens, batch_s
     indices = indices[(indices >= lo) & (indices < hi)]
     kept, ignored = dataset.filter_indices_by_size(indices, max_positions)
     batches = dataset.batch_by_size(kept, max_tokens=max_tokens, max_sentences=batch_size, required_batch_size_multiple=1)
+    if max_len_a > 0:  # fairseq's limit a * src_len + b takes the batch's longest source: one length per batch
+        sizes = dataset.src.sizes
+        batches = [b[sizes[b] == n] for b in batches for n in np.unique(sizes[b])]
     return batches, sorted(int(i) for i in ignored)
 
 
@@ -310,8 +331,9 @@ def _bin_files(prefix: Path) -> List[Path]:
     return [Path(f"{prefix}.bin"), Path(f"{prefix}.idx")]
 
 
-def decode_shard(args, settings, task, models, shard_id: int, out: Path, device) -> Path:
-    """Decode one shard into OUT/shards/<name>/ atomically; returns its path."""
+def decode_shard(args, settings, task, models, shard_id: int, out: Path, device, engine=None) -> Path:
+    """Decode one shard into OUT/shards/<name>/ atomically; returns its path. `engine`: {"name", ...,
+    "decoder": ct2_engine.Decoder} for CTranslate2, None for fairseq's generator."""
     from fairseq import utils
     from fairseq.data import data_utils, indexed_dataset
     from tqdm import tqdm
@@ -330,7 +352,7 @@ def decode_shard(args, settings, task, models, shard_id: int, out: Path, device)
     generator = task.build_generator(models, gen_cfg)
     strip = getattr(generator, "symbols_to_strip_from_output", None) or {generator.eos}
     max_positions = utils.resolve_max_positions(task.max_positions(), *[m.max_positions() for m in models])
-    batches, too_long = _batches(task, dataset, lo, hi, max_positions, args.max_tokens, args.batch_size)
+    batches, too_long = _batches(task, dataset, lo, hi, max_positions, args.max_tokens, args.batch_size, args.max_len_a)
     gen_max_len = generator.max_len  # max decoder positions (or --max-len); the limit is min(a*s+b, this - 1)
     np.random.seed(args.seed + shard_id)
     utils.set_torch_seed(args.seed + shard_id)
@@ -341,7 +363,12 @@ def decode_shard(args, settings, task, models, shard_id: int, out: Path, device)
     results: Dict[int, Tuple[int, list]] = {}
     bar = tqdm(total=hi - lo - len(too_long), unit="sent", desc=f"distill {name}", dynamic_ncols=True, mininterval=1.0)
     with torch.inference_mode():
-        for ids, hypos, src_lengths, dt in _decode(task, dataset, batches, models, generator, device, bar):
+        if engine is None:
+            decoding = _decode(task, dataset, batches, models, generator, device, bar)
+        else:  # engine switch: CTranslate2, same hypotheses (fairseq_plugins/ct2_engine.py)
+            from . import ct2_engine
+            decoding = ct2_engine.decode_batches(engine["decoder"], dataset, batches, bar)
+        for ids, hypos, src_lengths, dt in decoding:
             decode_s += dt
             for sid, hyps, slen in zip(ids, hypos, src_lengths):
                 if sid in results:
@@ -420,7 +447,7 @@ def decode_shard(args, settings, task, models, shard_id: int, out: Path, device)
             "too_long_ids": too_long[:100],
             "seconds": {"decode": round(decode_s, 3), "wrapper": round(end - start - decode_s, 3),
                         "write": round(end - t_write, 3), "total": round(end - start, 3)},
-            "device": str(device), "created_by": command_line(),
+            "device": str(device), "engine": engine_record(args, engine), "created_by": command_line(),
         }
         write_json(tmp / "manifest.json", manifest)
     c = counts
@@ -517,6 +544,7 @@ def merge(args, settings, out: Path, extra_wrapper_s: float = 0.0) -> Path:
                            "tokens_per_s": round(counts["generated_tokens"] / max(seconds["decode"], 1e-9), 1),
                            "wrapper_overhead": round(seconds["wrapper"] / max(seconds["decode"], 1e-9), 4)},
             "seconds": seconds,
+            "engine": manifests[0].get("engine"),
             "shards": [{"shard_id": i, "sample_ids": m["sample_ids"], "device": m["device"],
                         "created_by": m["created_by"]} for i, m in enumerate(manifests)],
             "copied_from_data": copied,
@@ -541,10 +569,46 @@ def merge(args, settings, out: Path, extra_wrapper_s: float = 0.0) -> Path:
     return out
 
 
+# ------------------------------------------------------------------------------------------ engine switch
+def choose_engine(args, info) -> Optional[Dict]:
+    """Resolve --engine/--compute-type into args (recorded in the settings); for CTranslate2 convert the teacher
+    (cached) and return {"model", "device"}; an ensemble or an unconvertible model falls back to fairseq."""
+    if args.engine == "fairseq":
+        args.compute_type = "float16" if args.fp16 else "float32"
+        return None
+    from . import ct2_engine
+
+    device = ct2_engine.device_of(args.cpu)
+    args.compute_type = ct2_engine.resolve_compute_type(args.compute_type, device)
+    reason = "an ensemble" if len(info["paths"]) > 1 else None
+    if reason is None:
+        try:
+            model = ct2_engine.convert(info["paths"][0], args.data, info["src"], info["tgt"])
+        except ct2_engine.Unconvertible as e:
+            reason = f"not convertible ({e})"
+    if reason is not None:
+        print(f"notice: --engine ctranslate2: the teacher is {reason}; decoding with fairseq", file=sys.stderr)
+        args.engine = "fairseq"
+        args.compute_type = "float16" if args.fp16 else "float32"
+        return None
+    return {"model": model, "device": device}
+
+
+def engine_record(args, engine: Optional[Dict]) -> Dict:
+    """The manifest's account of the engine: name, version, compute type (and the converted model)."""
+    if engine is None:
+        import fairseq
+        return {"name": "fairseq", "version": fairseq.__version__, "compute_type": args.compute_type}
+    from . import ct2_engine
+    return {"name": "ctranslate2", "version": ct2_engine.version(), "compute_type": args.compute_type,
+            "device": engine["device"], "model": str(engine["model"])}
+
+
 # ------------------------------------------------------------------------------------------ entry point
 def run(args: argparse.Namespace) -> Path:
     validate(args)
     info = check_inputs(args)
+    engine = choose_engine(args, info)
     out = Path(args.out)
     settings = settings_of(args, info["src"], info["tgt"], info["paths"])
     if not args.force:
@@ -572,8 +636,16 @@ def run(args: argparse.Namespace) -> Path:
                 m.half()
             m.to(device)
             m.prepare_for_inference_(SimpleNamespace(generation=generation_config(args)))
+        if engine is not None:
+            from . import ct2_engine
+            engine["decoder"] = ct2_engine.Decoder(
+                ct2_engine.load(engine["model"], engine["device"], args.compute_type), task.source_dictionary,
+                task.target_dictionary, beam=args.beam, nbest=args.nbest, lenpen=args.lenpen, sampling=args.sampling,
+                temperature=args.temperature, sampling_topk=args.sampling_topk, max_len_a=args.max_len_a,
+                max_len_b=args.max_len_b, max_len_cap=min(m.max_decoder_positions() for m in teachers),
+                max_tokens=args.max_tokens, batch_size=args.batch_size)
         for i in todo:
-            decode_shard(args, settings, task, teachers, i, out, device)
+            decode_shard(args, settings, task, teachers, i, out, device, engine=engine)
     skipped = [i for i in ([args.shard_id] if args.shard_id is not None else range(args.num_shards)) if i not in todo]
     if skipped:
         print(f"skip: shard(s) {', '.join(map(str, skipped))} of {args.num_shards} already finished", file=sys.stderr)
