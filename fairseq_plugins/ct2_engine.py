@@ -111,8 +111,8 @@ def convert(checkpoint: str, data_dir: str, src: str, tgt: str, quiet: bool = Fa
         try:
             converter.convert(str(tmp / "model"), force=True)
         except (ValueError, NotImplementedError, KeyError, AttributeError, TypeError) as e:
-            first = (str(e).strip().splitlines() or [""])[0]
-            raise Unconvertible(f"{type(e).__name__}: {first[:200]}") from None
+            text = " ".join(line.strip(" -") for line in str(e).strip().splitlines() if line.strip())
+            raise Unconvertible(f"{type(e).__name__}: {text[:300]}") from None
         (tmp / "model" / "lskd-source.txt").write_text(
             f"{os.path.abspath(checkpoint)}\n{data_dir}\n{src}-{tgt}\nctranslate2 {version()}\n")
         try:
@@ -163,7 +163,8 @@ class Decoder:
 
     def _options(self, limit: int) -> dict:
         opts = dict(max_decoding_length=limit, min_decoding_length=1, return_end_token=True, return_scores=True,
-                    max_input_length=0, length_penalty=self.lenpen)
+                    max_input_length=0, length_penalty=self.lenpen,
+                    suppress_sequences=[["<blank>"]])  # fairseq never emits <pad> (the converter's <blank>)
         if self.max_tokens:
             opts.update(max_batch_size=self.max_tokens, batch_type="tokens")
         if self.batch_size:
