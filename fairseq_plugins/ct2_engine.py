@@ -227,9 +227,11 @@ class Decoder:
             out = [self._ranked(hyps) for hyps in out]
         return [[(torch.tensor(ids, dtype=torch.int32), score) for ids, score in hyps[:self.nbest]] for hyps in out]
 
-    def decode(self, sources: List[torch.Tensor]) -> List[List[Tuple[torch.Tensor, float]]]:
-        """Any sources: grouped by their length limit (per sentence, as the rule says), decoded, put back in order."""
-        limits = [length_limit(len(s), self.max_len_a, self.max_len_b, self.max_len_cap) for s in sources]
+    def decode(self, sources: List[torch.Tensor], limits: Optional[List[int]] = None) -> List[List[Tuple[torch.Tensor, float]]]:
+        """Any sources: grouped by their length limit (default: per sentence, as the rule says; `limits` gives
+        others, e.g. fairseq-generate's per batch), decoded, put back in order."""
+        if limits is None:
+            limits = [length_limit(len(s), self.max_len_a, self.max_len_b, self.max_len_cap) for s in sources]
         out: List[Optional[list]] = [None] * len(sources)
         for limit in sorted(set(limits)):
             idx = [i for i, lim in enumerate(limits) if lim == limit]
@@ -259,7 +261,7 @@ def generate_parser() -> argparse.ArgumentParser:
         prog="lskd ct2-generate",
         description="fairseq-generate's output (S-/T-/H-/D- lines, scores in base 2) decoded by CTranslate2, for "
                     "`lskd score` and the recipes' evaluate step (DECODE_ENGINE=ctranslate2). Takes the "
-                    "fairseq-generate options listed here; the length limit a * src_len + b is applied per sentence.")
+                    "fairseq-generate options listed here.")
     p.add_argument("data", help="fairseq binarised data dir")
     p.add_argument("--path", required=True, help="model checkpoint (one; an ensemble is refused)")
     p.add_argument("--gen-subset", default="test", help="split to translate (default test)")
@@ -277,6 +279,9 @@ def generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--compute-type", default="auto", choices=COMPUTE_TYPES,
                    help="CTranslate2 compute type (auto: float32 on CPU, float16 on GPU)")
     p.add_argument("--quiet", action="store_true", help="only the summary line (as fairseq-generate --quiet)")
+    p.add_argument("--length-limit", choices=["per-batch", "per-sentence"], default="per-batch",
+                   help="a * src_len + b with src_len the longest source of fairseq-generate's batch (per-batch, "
+                        "default: the same outputs as fairseq-generate) or each sentence's own (per-sentence)")
     return p
 
 
@@ -318,8 +323,16 @@ def generate_main(argv: List[str]) -> int:
         raise LskdError(f"{len(ignored)} sentences of {args.gen_subset} are longer than the model's max positions "
                         f"(first id {ignored[0]}); fairseq-generate would refuse them too")
     order = [int(i) for i in indices]
+    limits = None
+    if args.length_limit == "per-batch":  # fairseq-generate's batches (same options), each with one limit
+        sizes = dataset.src.sizes
+        batches = dataset.batch_by_size(indices, max_tokens=args.max_tokens, max_sentences=args.batch_size,
+                                        required_batch_size_multiple=args.required_batch_size_multiple)
+        order = [int(i) for b in batches for i in b]
+        limits = [length_limit(int(sizes[b].max()), args.max_len_a, args.max_len_b, model.max_decoder_positions())
+                  for b in batches for _ in b]
     t0 = time.perf_counter()
-    hypos = decoder.decode([dataset.src[i] for i in order])
+    hypos = decoder.decode([dataset.src[i] for i in order], limits)
     elapsed = time.perf_counter() - t0
     src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
     n_tokens = 0

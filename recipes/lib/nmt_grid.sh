@@ -77,7 +77,7 @@ train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED CRITERION_ARGS...
 
 evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED -> RUN_DIR/score.json
   local run=$1 generate=(fairseq-generate)
-  # DECODE_ENGINE=ctranslate2: the same search and output format on CTranslate2 (limit a*src_len+b per sentence)
+  # DECODE_ENGINE=ctranslate2: the same search, batches, length limits and output format on CTranslate2
   if [[ $DECODE_ENGINE == ctranslate2 ]]; then generate=(lskd ct2-generate); fi
   # shellcheck disable=SC2086
   "${generate[@]}" "$OUT/data/bin" --user-dir "$REPO/fairseq_plugins" --path "$run/checkpoint_best.pt" \
