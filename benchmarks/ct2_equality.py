@@ -30,8 +30,9 @@ BIN = Path(sys.executable).parent
 
 
 def best(out: Path, split: str):
+    tgt = json.loads((out / "manifest.json").read_text())["settings"]["target_lang"]
     ids = [line.split("\t") for line in (out / "text" / f"{split}.ids").read_text().splitlines()]
-    hyps = (out / "text" / f"{split}.tgt").read_text().splitlines()
+    hyps = (out / "text" / f"{split}.{tgt}").read_text().splitlines()
     return {int(i): (h, float(s)) for (i, r, s), h in zip(ids, hyps) if r == "0"}
 
 

@@ -221,7 +221,7 @@ class Decoder:
         out = self._search(words, limit + 1, limit)
         if not self.sampling:
             reached = [i for i, hyps in enumerate(out) if any(len(ids) == limit + 1 for ids, _ in hyps)]
-            if reached:
+            if reached and self.beam > 1:  # with one beam the live beam is the one extended
                 for i, hyps in zip(reached, self._search([words[i] for i in reached], limit, limit)):
                     out[i] = out[i] + hyps
             out = [self._ranked(hyps) for hyps in out]
