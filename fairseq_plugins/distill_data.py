@@ -332,8 +332,8 @@ def _bin_files(prefix: Path) -> List[Path]:
 
 
 def decode_shard(args, settings, task, models, shard_id: int, out: Path, device, engine=None) -> Path:
-    """Decode one shard into OUT/shards/<name>/ atomically; returns its path. `engine`: {"name", ...,
-    "decoder": ct2_engine.Decoder} for CTranslate2, None for fairseq's generator."""
+    """Decode one shard into OUT/shards/<name>/ atomically; returns its path. `engine`: None for fairseq's
+    generator, or choose_engine's {"model", "device", "decoder": ct2_engine.Decoder} for CTranslate2."""
     from fairseq import utils
     from fairseq.data import data_utils, indexed_dataset
     from tqdm import tqdm
