@@ -163,14 +163,16 @@ class Decoder:
 
     def _options(self, limit: int) -> dict:
         opts = dict(max_decoding_length=limit, min_decoding_length=1, return_end_token=True, return_scores=True,
-                    max_input_length=0, length_penalty=self.lenpen,
-                    suppress_sequences=[["<blank>"]])  # fairseq never emits <pad> (the converter's <blank>)
+                    max_input_length=0, length_penalty=self.lenpen)
         if self.max_tokens:
             opts.update(max_batch_size=self.max_tokens, batch_type="tokens")
         if self.batch_size:
             opts.update(max_batch_size=self.batch_size, batch_type="examples")
         if self.sampling:
-            # fairseq's -1 (the whole distribution) is CTranslate2's 0
+            # fairseq's -1 (the whole distribution) is CTranslate2's 0; fairseq samples with <pad> (the converter's
+            # <blank>) at probability 0, i.e. from the others renormalised, which suppressing it does. (Beam search
+            # keeps it: suppressing renormalises the log-probabilities, fairseq's scores are not renormalised.)
+            opts.update(suppress_sequences=[["<blank>"]])
             opts.update(beam_size=1, num_hypotheses=self.nbest, sampling_temperature=self.temperature,
                         sampling_topk=0 if self.sampling_topk < 0 else self.sampling_topk)
         else:  # every finished hypothesis back, so that the ones cut by the limit can be rescored and re-ranked
@@ -193,6 +195,15 @@ class Decoder:
                     cut.append((i, len(hyps)))
                 hyps.append([ids, float(score)])
             out.append(hyps)
+        if not self.sampling and self.beam > 1:
+            # CTranslate2's minimum length 1 disables </s> before its log-softmax at the first step, fairseq sets it
+            # to -inf after: every CTranslate2 score has +log(1 / (1 - p(</s> first))), whose share of the
+            # length-normalised score favours short hypotheses. Taken out (one scoring step per sentence).
+            first = self.translator.score_batch(words, [[] for _ in words], max_input_length=0)
+            for i, f in enumerate(first):
+                shift = -np.log1p(-min(np.exp(f.log_probs[0]), 1 - 1e-7))
+                for h in out[i]:
+                    h[1] -= shift / len(h[0]) ** self.lenpen
         if cut and not self.sampling:
             rescored = self.translator.score_batch([words[i] for i, _ in cut],
                                                    [[self.tgt_dict[t] for t in out[i][j][0][:-1]] for i, j in cut],
