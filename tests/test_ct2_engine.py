@@ -52,8 +52,8 @@ def test_beam_search_equals_fairseq(tiny_data, tiny_teacher, tmp_path, split, ex
     assert sorted(best_a) == sorted(best_b) and len(best_a) == m_fs["counts"]["sources"]
     differ = [i for i in best_a if best_a[i][0] != best_b[i][0]]
     same = [i for i in best_a if best_a[i][0] == best_b[i][0]]
-    # the same scores (base 2, length-normalised) up to CTranslate2's float32 kernels
-    assert [best_a[i][1] for i in same] == pytest.approx([best_b[i][1] for i in same], abs=0.02)
+    # the same scores (base 2, length-normalised) up to float32 rounding
+    assert [best_a[i][1] for i in same] == pytest.approx([best_b[i][1] for i in same], abs=1e-3)
     if "--keep-max-len" not in extra:
         assert differ == [] and m_fs["counts"]["filtered"] == m_ct["counts"]["filtered"]
     else:  # most sentences reach the limit: at most 1% differ, each where one engine's best reached it
