@@ -2,9 +2,14 @@
 
     lskd distill-data --data BIN --teacher-path ckpt.pt[:ckpt2.pt] --out OUT [--split train]
                       [--beam 5 --lenpen 1.0 | --sampling --temperature T [--nbest N]]
+                      [--engine fairseq|ctranslate2 [--compute-type auto|float32|int8|...]]
 
 Decoding is fairseq's own SequenceGenerator (task.build_generator + task.inference_step, as fairseq-generate
-does, with required_batch_size_multiple=1 so no sentence is dropped). The hypotheses are put back in corpus
+does, with required_batch_size_multiple=1 so no sentence is dropped), or with --engine ctranslate2 the same
+search on CTranslate2 (fairseq_plugins/ct2_engine.py: same outputs in float32 up to score ties, several times
+faster; an ensemble or a model CTranslate2 cannot convert falls back to fairseq with a one-line notice). The
+length limit min(a * src_len + b, max positions - 1) holds per sentence with both engines (with a > 0 a batch
+holds one source length). The hypotheses are put back in corpus
 order (by sample id; each source decoded exactly once, --nbest N hypotheses kept per source, rank order),
 filtered, and binarised with the teacher's dictionaries (the data dir's dict.*.txt, checked against the
 teacher's; no new dictionary is built), so OUT is a fairseq data dir ready for fairseq-train:
@@ -90,6 +95,14 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     g.add_argument("--max-len-a", type=float, default=0.0, help="max output length = a * src_len + b (default a=0)")
     g.add_argument("--max-len-b", type=int, default=200, help="max output length = a * src_len + b (default b=200)")
     g.add_argument("--seed", type=int, default=1, help="random seed (sampling; shard I uses seed + I) (default 1)")
+    # ---- engine switch (issue 12): the decoding engine and CTranslate2's compute type
+    g.add_argument("--engine", choices=["fairseq", "ctranslate2"], default="fairseq",
+                   help="decoder: fairseq's SequenceGenerator, or CTranslate2 (the model converted once into "
+                        "$LSKD_CACHE/ct2, default ~/.cache/lskd/ct2) (default fairseq)")
+    g.add_argument("--compute-type", default="auto",
+                   help="CTranslate2 compute type: auto (float32 on CPU, float16 on GPU), float32, int8, int8_float32, "
+                        "float16, int8_float16, bfloat16, int8_bfloat16 (default auto)")
+    # ---- end engine switch
     g = p.add_argument_group("filters")
     g.add_argument("--max-ratio", type=float, default=3.0,
                    help="drop pairs whose length ratio (either way) is above R; 0 disables (default 3.0)")
@@ -143,6 +156,8 @@ class DistillOptions:
     batch_size: Optional[int]
     cpu: bool
     fp16: bool
+    engine: str  # fairseq | ctranslate2 (choose_engine may fall back to fairseq)
+    compute_type: str  # "auto" until choose_engine resolves it
 
     def filter_rule(self) -> "FilterRule":
         return FilterRule(max_ratio=self.max_ratio, drop_empty=not self.keep_empty, drop_max_len=not self.keep_max_len)
@@ -192,6 +207,11 @@ def validate(args: argparse.Namespace) -> DistillOptions:
         raise LskdError("--fp16 needs a GPU (omit it, or drop --cpu)")
     if ":" in args.data:
         raise LskdError(f"--data {args.data}: give one data directory (fairseq's ':'-joined data shards are not supported)")
+    if args.engine == "fairseq" and args.compute_type != "auto":
+        raise LskdError(f"--compute-type {args.compute_type} needs --engine ctranslate2 (fairseq decodes in float32, "
+                        "or float16 with --fp16)")
+    if args.engine == "ctranslate2" and args.fp16:
+        raise LskdError("--fp16 is fairseq's; with --engine ctranslate2 give --compute-type float16")
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(DistillOptions)}
     return DistillOptions(**{**given, "beam": beam, "nbest": nbest})
 
@@ -257,7 +277,7 @@ def settings_of(opts, src: str, tgt: str, paths: List[str]) -> Dict:
         "decoding": {"search": "sampling" if opts.sampling else "beam", "beam": opts.beam, "nbest": opts.nbest,
                      "lenpen": opts.lenpen, "temperature": opts.temperature if opts.sampling else None,
                      "sampling_topk": opts.sampling_topk, "max_len_a": opts.max_len_a, "max_len_b": opts.max_len_b,
-                     "seed": opts.seed, "fp16": opts.fp16},
+                     "seed": opts.seed, "fp16": opts.fp16, "engine": opts.engine, "compute_type": opts.compute_type},
         "filters": {"max_ratio": opts.max_ratio, "drop_empty": not opts.keep_empty, "drop_max_len": not opts.keep_max_len},
         "num_shards": opts.num_shards,
     }
@@ -286,7 +306,7 @@ def shard_range(n: int, num_shards: int, shard_id: int) -> Tuple[int, int]:
     return n * shard_id // num_shards, n * (shard_id + 1) // num_shards
 
 
-def _batches(dataset, lo: int, hi: int, max_positions, max_tokens, batch_size):
+def _batches(dataset, lo: int, hi: int, max_positions, max_tokens, batch_size, max_len_a=0.0):
     """fairseq's batching (ordered_indices -> filter_indices_by_size -> batch_by_size) restricted to ids [lo, hi),
     with required_batch_size_multiple=1; with one shard the batches are exactly fairseq-generate's.
     Returns (batches, ids too long for the teacher)."""
@@ -294,6 +314,9 @@ def _batches(dataset, lo: int, hi: int, max_positions, max_tokens, batch_size):
     indices = indices[(indices >= lo) & (indices < hi)]
     kept, ignored = dataset.filter_indices_by_size(indices, max_positions)
     batches = dataset.batch_by_size(kept, max_tokens=max_tokens, max_sentences=batch_size, required_batch_size_multiple=1)
+    if max_len_a > 0:  # fairseq's limit a * src_len + b takes the batch's longest source: one length per batch
+        sizes = dataset.src.sizes
+        batches = [b[sizes[b] == n] for b in batches for n in np.unique(sizes[b])]
     return batches, sorted(int(i) for i in ignored)
 
 
@@ -424,13 +447,20 @@ def text_files(split: str, src: str, tgt: str) -> List[str]:
     return [f"{split}.{src}", f"{split}.{tgt}", f"{split}.detok.{tgt}", f"{split}.ids"]
 
 
-def _decode_range(opts: DistillOptions, session, generator, batches, device, bar) -> Tuple[Dict[int, tuple], int, float]:
+def _decode_range(opts: DistillOptions, session, generator, batches, device, bar,
+                  engine: Optional[Dict] = None) -> Tuple[Dict[int, tuple], int, float]:
     """Decode the batches: ({sample id: (source length with </s>, [(tokens, score)] * nbest)}, generated
-    tokens, seconds spent in fairseq's inference_step)."""
+    tokens, seconds spent decoding). `engine`: None for fairseq's generator, or choose_engine's
+    {"model", "device", "decoder": ct2_engine.Decoder} for CTranslate2 (same hypotheses)."""
     results: Dict[int, tuple] = {}
     generated_tokens, decode_s, start = 0, 0.0, time.perf_counter()
     dataset = session.task.dataset(opts.split)
-    for ids, hypos, src_lengths, dt in _decode(session.task, dataset, batches, session.models, generator, device, bar):
+    if engine is None:
+        decoding = _decode(session.task, dataset, batches, session.models, generator, device, bar)
+    else:
+        from . import ct2_engine
+        decoding = ct2_engine.decode_batches(engine["decoder"], dataset, batches, bar)
+    for ids, hypos, src_lengths, dt in decoding:
         decode_s += dt
         for sid, hyps, slen in zip(ids, hypos, src_lengths):
             if sid in results:
@@ -469,8 +499,9 @@ def _write_pairs(writer: ShardWriter, results: Dict[int, tuple], dataset, opts: 
     return counts
 
 
-def decode_shard(opts: DistillOptions, settings, session, shard_id: int, out: Path, device) -> Path:
-    """Decode one shard into OUT/shards/<name>/ atomically; returns its path."""
+def decode_shard(opts: DistillOptions, settings, session, shard_id: int, out: Path, device, engine=None) -> Path:
+    """Decode one shard into OUT/shards/<name>/ atomically (with fairseq, or the CTranslate2 `engine` of
+    choose_engine); returns its path."""
     from fairseq import utils
     from tqdm import tqdm
 
@@ -483,14 +514,14 @@ def decode_shard(opts: DistillOptions, settings, session, shard_id: int, out: Pa
     lo, hi = shard_range(len(dataset), opts.num_shards, shard_id)
     generator = session.task.build_generator(session.models, generation_config(opts))
     strip = getattr(generator, "symbols_to_strip_from_output", None) or {generator.eos}
-    batches, too_long = _batches(dataset, lo, hi, session.max_positions(), opts.max_tokens, opts.batch_size)
+    batches, too_long = _batches(dataset, lo, hi, session.max_positions(), opts.max_tokens, opts.batch_size, opts.max_len_a)
     np.random.seed(opts.seed + shard_id)
     utils.set_torch_seed(opts.seed + shard_id)
 
     start = time.perf_counter()
     bar = tqdm(total=hi - lo - len(too_long), unit="sent", desc=f"distill {name}", dynamic_ncols=True, mininterval=1.0)
     with torch.inference_mode():
-        results, generated_tokens, decode_s = _decode_range(opts, session, generator, batches, device, bar)
+        results, generated_tokens, decode_s = _decode_range(opts, session, generator, batches, device, bar, engine)
     bar.close()
     expected = set(range(lo, hi)) - set(too_long)
     if set(results) != expected:
@@ -515,7 +546,7 @@ def decode_shard(opts: DistillOptions, settings, session, shard_id: int, out: Pa
             "too_long_ids": too_long[:100],
             "seconds": {"decode": round(decode_s, 3), "wrapper": round(end - start - decode_s, 3),
                         "write": round(end - t_write, 3), "total": round(end - start, 3)},
-            "device": str(device), "created_by": command_line(),
+            "device": str(device), "engine": engine_record(opts, engine), "created_by": command_line(),
         })
     print(f"wrote {final}: {counts.sources} sources, {counts.kept} pairs kept, filtered {counts.filtered}, "
           f"{counts.sources / max(decode_s, 1e-9):.1f} sentences/s decoding, wrapper {end - start - decode_s:.2f} s",
@@ -595,6 +626,7 @@ def _merged_manifest(manifests: List[dict], settings, copied: List[str], merge_s
                        "tokens_per_s": round(counts.generated_tokens / max(seconds["decode"], 1e-9), 1),
                        "wrapper_overhead": round(seconds["wrapper"] / max(seconds["decode"], 1e-9), 4)},
         "seconds": seconds,
+        "engine": manifests[0].get("engine"),
         "shards": [{"shard_id": i, "sample_ids": m["sample_ids"], "device": m["device"],
                     "created_by": m["created_by"]} for i, m in enumerate(manifests)],
         "copied_from_data": copied,
@@ -636,10 +668,44 @@ def merge(opts: DistillOptions, settings, out: Path, extra_wrapper_s: float = 0.
     return out
 
 
+# ------------------------------------------------------------------------------------------ engine switch
+def choose_engine(opts: DistillOptions, info) -> Tuple[DistillOptions, Optional[Dict]]:
+    """Resolve --engine/--compute-type (recorded in the settings); for CTranslate2 convert the teacher (cached)
+    and return {"model", "device"} beside the options; an ensemble or an unconvertible model falls back to fairseq."""
+    fairseq_opts = dataclasses.replace(opts, engine="fairseq", compute_type="float16" if opts.fp16 else "float32")
+    if opts.engine == "fairseq":
+        return fairseq_opts, None
+    from . import ct2_engine
+
+    device = ct2_engine.device_of(opts.cpu)
+    compute_type = ct2_engine.resolve_compute_type(opts.compute_type, device)
+    reason = "an ensemble" if len(info["paths"]) > 1 else None
+    if reason is None:
+        try:
+            model = ct2_engine.convert(info["paths"][0], opts.data, info["src"], info["tgt"])
+        except ct2_engine.Unconvertible as e:
+            reason = f"not convertible ({e})"
+    if reason is not None:
+        print(f"notice: --engine ctranslate2: the teacher is {reason}; decoding with fairseq", file=sys.stderr)
+        return fairseq_opts, None
+    return dataclasses.replace(opts, compute_type=compute_type), {"model": model, "device": device}
+
+
+def engine_record(opts: DistillOptions, engine: Optional[Dict]) -> Dict:
+    """The manifest's account of the engine: name, version, compute type (and the converted model)."""
+    if engine is None:
+        import fairseq
+        return {"name": "fairseq", "version": fairseq.__version__, "compute_type": opts.compute_type}
+    from . import ct2_engine
+    return {"name": "ctranslate2", "version": ct2_engine.version(), "compute_type": opts.compute_type,
+            "device": engine["device"], "model": str(engine["model"])}
+
+
 # ------------------------------------------------------------------------------------------ entry point
 def run(args: argparse.Namespace) -> Path:
     opts = validate(args)
     info = check_inputs(opts)
+    opts, engine = choose_engine(opts, info)
     out = Path(opts.out)
     settings = settings_of(opts, info["src"], info["tgt"], info["paths"])
     if not opts.force:
@@ -666,8 +732,16 @@ def run(args: argparse.Namespace) -> Path:
         session.to(device, opts.fp16)
         for m in session.models:
             m.prepare_for_inference_(SimpleNamespace(generation=generation_config(opts)))
+        if engine is not None:
+            from . import ct2_engine
+            engine["decoder"] = ct2_engine.Decoder(
+                ct2_engine.load(engine["model"], engine["device"], opts.compute_type), session.task.source_dictionary,
+                session.task.target_dictionary, beam=opts.beam, nbest=opts.nbest, lenpen=opts.lenpen, sampling=opts.sampling,
+                temperature=opts.temperature, sampling_topk=opts.sampling_topk, max_len_a=opts.max_len_a,
+                max_len_b=opts.max_len_b, max_len_cap=min(m.max_decoder_positions() for m in session.models),
+                max_tokens=opts.max_tokens, batch_size=opts.batch_size)
         for i in todo:
-            decode_shard(opts, settings, session, i, out, device)
+            decode_shard(opts, settings, session, i, out, device, engine=engine)
     skipped = [i for i in ([opts.shard_id] if opts.shard_id is not None else range(opts.num_shards)) if i not in todo]
     if skipped:
         print(f"skip: shard(s) {', '.join(map(str, skipped))} of {opts.num_shards} already finished", file=sys.stderr)

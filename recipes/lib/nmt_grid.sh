@@ -15,7 +15,8 @@ set -euo pipefail
 LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$LIB_DIR/../.." && pwd)"
 CONFIG_KEYS=(OUT SRC TGT PREPARE_CMD ARCH_ARGS OPT_ARGS TEACHER_UPDATES STUDENT_UPDATES TEACHER_ALPHAS
-             TEMPERATURES SEEDS KD_LAMBDA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS RANKS)
+             TEMPERATURES SEEDS KD_LAMBDA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS RANKS
+             DECODE_ENGINE)
 
 source "$LIB_DIR/common.sh"
 
@@ -28,10 +29,12 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
   # The paper's grid and Tan et al.'s student settings, unless the config says otherwise.
   : "${TEACHER_ALPHAS:=0 0.1}" "${TEMPERATURES:=1 2 3 64}" "${SEEDS:=1}" "${KD_LAMBDA:=0.9}" "${STUDENT_EPS:=0.1}"
   : "${TOPK:=8}" "${PURE_KD:=0}" "${BEAM:=5}" "${CACHE_ARGS:=}" "${JOBS:=1}" "${STUDENT_SEEDS:=}" "${RANKS:=1}"
+  : "${DECODE_ENGINE:=ctranslate2}"  # the evaluate step's decoder (docs/SEQ_KD.md: same BLEU, faster)
   require_keys "$file" "${CONFIG_KEYS[@]}"
   case "$PURE_KD" in 0|1) ;; *) die "config $file: PURE_KD must be 0 or 1, got $PURE_KD";; esac
   [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "config $file: JOBS must be a positive integer, got $JOBS"
   [[ $RANKS =~ ^[1-9][0-9]*$ ]] || die "config $file: RANKS must be a positive integer, got $RANKS"
+  case "$DECODE_ENGINE" in fairseq|ctranslate2) ;; *) die "config $file: DECODE_ENGINE must be fairseq or ctranslate2, got $DECODE_ENGINE";; esac
   LOG_DIR="$OUT/logs"
   mkdir -p "$LOG_DIR"
 }
@@ -61,9 +64,11 @@ train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED CRITERION_ARGS...  (RANKS > 
 }
 
 evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED KD_LAMBDA -> RUN_DIR/score.json
-  local run=$1
+  local run=$1 generate=(fairseq-generate)
+  # DECODE_ENGINE=ctranslate2: the same search, batches, length limits and output format on CTranslate2
+  if [[ $DECODE_ENGINE == ctranslate2 ]]; then generate=("${LSKD[@]}" ct2-generate); fi
   # shellcheck disable=SC2086
-  fairseq-generate "$OUT/data/bin" --user-dir "$REPO/fairseq_plugins" --path "$run/checkpoint_best.pt" \
+  "${generate[@]}" "$OUT/data/bin" --user-dir "$REPO/fairseq_plugins" --path "$run/checkpoint_best.pt" \
     --gen-subset test --beam "$BEAM" --required-batch-size-multiple 1 --post-process sentencepiece $GEN_ARGS \
     > "$run/generate-test.txt.tmp"
   mv "$run/generate-test.txt.tmp" "$run/generate-test.txt"

@@ -273,7 +273,7 @@ def test_help_documents_every_option(capsys):
     text = capsys.readouterr().out
     for opt in ("--data", "--teacher-path", "--out", "--split", "--beam", "--lenpen", "--sampling", "--temperature",
                 "--nbest", "--max-len-a", "--max-len-b", "--max-ratio", "--num-shards", "--shard-id", "--merge",
-                "--max-tokens", "--cpu", "--seed", "--force", "--post-process"):
+                "--max-tokens", "--cpu", "--seed", "--force", "--post-process", "--engine", "--compute-type"):
         assert opt in text
 
 

@@ -1,0 +1,170 @@
+"""Decoding speed of fairseq-generate vs CTranslate2 (`lskd ct2-generate`), same data, same settings, one run.
+
+    .venv/bin/python benchmarks/decode_speed.py --data runs/bible_demo/data/bin --ref runs/bible_demo/data/raw/test.en \\
+        --model demo=runs/bible_demo/teachers/a0.1_s1/checkpoint_best.pt --model iwslt=random --n 300 --rounds 2
+
+Each --model NAME=CKPT is decoded on the first --n sentences of --split (a scratch copy of the data dir) with
+fairseq-generate and with CTranslate2 in every --compute-types type the CPU supports, at every --beams size,
+with the same --gen-args (default the demo recipe's: --max-len-a 1.2 --max-len-b 10 --batch-size 128 --cpu).
+`NAME=random` builds a transformer_iwslt_de_en model (6+6 layers, 512 dims) on --data's dictionaries with one
+update at lr 1e-9 (randomly initialised for speed; its BLEU is meaningless, shown as such).
+The configurations are interleaved: every round runs each (model, beam, engine) once in turn, so a load change
+on a shared machine hits all alike. Speeds come from each tool's own "Translated N sentences (T tokens) in Xs"
+timer (decoding only, no start-up); the median over rounds is printed with the median over rounds of the ratio
+to fairseq-generate of the same model and beam in the same round, BLEU (sacrebleu, detokenised, vs --ref) beside each, and the share of hypotheses identical
+to fairseq's. Table as markdown (stdout and --out .md), ratios as a PNG (--out .png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))
+TIMER = re.compile(r"Translated [\d,]+ sentences \([\d,]+ tokens\) in [\d.]+s \(([\d.]+) sentences/s, ([\d.]+) tokens/s\)")
+
+
+def run(cmd, env_extra=None) -> str:
+    env = dict(os.environ, PYTHONWARNINGS="ignore", **(env_extra or {}))
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr[-3000:]}")
+    return proc.stdout + proc.stderr  # fairseq-generate logs its timer on stderr
+
+
+def random_iwslt(data: Path, dest: Path) -> Path:
+    """A transformer_iwslt_de_en checkpoint, weights as initialised (one update at lr 1e-9)."""
+    ckpt = dest / "checkpoint_last.pt"
+    if not ckpt.is_file():
+        run([BIN / "fairseq-train", data, "--user-dir", REPO / "fairseq_plugins", "--arch", "transformer_iwslt_de_en",
+             "--share-decoder-input-output-embed", "--optimizer", "adam", "--lr", "1e-9", "--max-update", "1",
+             "--max-tokens", "1024", "--criterion", "ls_kd", "--kd-lambda", "0", "--label-smoothing", "0.1",
+             "--cpu", "--num-workers", "0", "--save-dir", dest, "--no-epoch-checkpoints", "--no-save-optimizer-state",
+             "--disable-validation"])
+    return ckpt
+
+
+def decode(engine: str, data: Path, ckpt: Path, split: str, beam: int, gen_args: list, compute_type: str):
+    common = [data, "--user-dir", REPO / "fairseq_plugins", "--path", ckpt, "--gen-subset", split, "--beam", beam,
+              "--required-batch-size-multiple", "1", "--post-process", "sentencepiece", *gen_args]
+    if engine == "fairseq":
+        out = run([BIN / "fairseq-generate", *common])
+    else:
+        out = run([BIN / "lskd", "ct2-generate", *common, "--compute-type", compute_type])
+    m = TIMER.search(out)
+    if not m:
+        sys.exit(f"no 'Translated ...' timer line in the output of {engine}")
+    hyps = {}
+    for line in out.splitlines():
+        if line.startswith("D-"):
+            head, _, text = line.split("\t")
+            hyps.setdefault(int(head[2:]), text)
+    return float(m.group(1)), float(m.group(2)), [hyps[i] for i in sorted(hyps)]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--ref", type=Path, required=True, help="detokenised references of --split, for BLEU")
+    p.add_argument("--split", default="test")
+    p.add_argument("--model", action="append", required=True, help="NAME=CKPT or NAME=random (repeatable)")
+    p.add_argument("--n", type=int, default=300, help="first N sentences of --split (default 300)")
+    p.add_argument("--beams", type=int, nargs="+", default=[1, 5])
+    p.add_argument("--compute-types", nargs="+", default=["float32", "int8"])
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS for both engines (default 2)")
+    p.add_argument("--gen-args", default="--max-len-a 1.2 --max-len-b 10 --batch-size 128 --cpu")
+    p.add_argument("--work", type=Path, default=None, help="scratch dir (default: a temporary one)")
+    p.add_argument("--out", type=Path, default=None, help="write OUT.md (the table) and OUT.png (ratios)")
+    args = p.parse_args(argv)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    import ctranslate2
+    import sacrebleu
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from distill_throughput import subset
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="decode_speed."))
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "data"
+    n = subset(args.data, args.split, args.n, data)  # written as the `train` split of the scratch dir
+    refs = args.ref.read_text(encoding="utf-8").splitlines()[:n]
+    models = {}
+    for spec in args.model:
+        name, _, path = spec.partition("=")
+        models[name] = random_iwslt(args.data, work / name) if path == "random" else Path(path)
+    supported = ctranslate2.get_supported_compute_types("cpu")
+    engines = ["fairseq"] + [f"ct2-{t}" for t in args.compute_types if t in supported]
+    skipped = [t for t in args.compute_types if t not in supported]
+    gen_args = shlex.split(args.gen_args)
+    for name, ckpt in models.items():  # convert once before timing (the cache makes later runs reuse it)
+        decode("ct2-float32", data, ckpt, "train", 1, gen_args + ["--max-len-b", "1"], "float32")
+    results = {}
+    for r in range(args.rounds):
+        for name, ckpt in models.items():
+            for beam in args.beams:
+                for engine in engines:
+                    ct = engine.split("-", 1)[1] if engine != "fairseq" else None
+                    sps, tps, hyps = decode(engine.split("-")[0] if ct else engine, data, ckpt, "train", beam,
+                                            gen_args, ct)
+                    results.setdefault((name, beam, engine), []).append((sps, tps, hyps))
+                    print(f"round {r + 1}: {name} beam {beam} {engine}: {sps:.1f} sentences/s, {tps:.0f} tokens/s",
+                          file=sys.stderr, flush=True)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    lines = [f"CPU: {cpu}, {os.cpu_count()} cores, OMP_NUM_THREADS={args.threads}; {n} sentences of {args.split}; "
+             f"{args.rounds} interleaved rounds (median); gen args: {args.gen_args}; CTranslate2 {ctranslate2.__version__}"
+             + (f"; not supported by this CPU: {', '.join(skipped)}" if skipped else ""), "",
+             "| model | beam | engine | sentences/s | tokens/s | x fairseq | BLEU | identical to fairseq |",
+             "|---|---|---|---|---|---|---|---|"]
+    ratios = {}
+    for name in models:
+        random_init = [s for s in args.model if s.startswith(f"{name}=")][0].endswith("=random")
+        for beam in args.beams:
+            base_hyps = results[(name, beam, "fairseq")][0][2]
+            for engine in engines:
+                runs = results[(name, beam, engine)]
+                sps, tps = statistics.median(s for s, _, _ in runs), statistics.median(t for _, t, _ in runs)
+                hyps = runs[0][2]
+                bleu = "n/a (random)" if random_init else f"{sacrebleu.corpus_bleu(hyps, [refs]).score:.2f}"
+                same = sum(a == b for a, b in zip(hyps, base_hyps)) / len(hyps)
+                # the ratio of each round (same load for both), median over rounds
+                ratio = statistics.median(r[0] / b[0] for r, b in zip(runs, results[(name, beam, "fairseq")]))
+                ratios[(name, beam, engine)] = ratio
+                lines.append(f"| {name} | {beam} | {engine} | {sps:.1f} | {tps:.0f} | {ratio:.2f} | {bleu} | "
+                             f"{100 * same:.1f}% |")
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".md").write_text(table + "\n")
+        import logging
+
+        import matplotlib
+        logging.getLogger("matplotlib").setLevel(logging.WARNING)
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        keys = [k for k in ratios if k[2] != "fairseq"]
+        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(keys), 3.5))
+        ax.bar(range(len(keys)), [ratios[k] for k in keys], color="tab:blue")
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.set_xticks(range(len(keys)), [f"{m}\nbeam {b}\n{e[4:]}" for m, b, e in keys], fontsize=8)
+        ax.set_ylabel("sentences/s, x fairseq-generate")
+        ax.set_title(f"CTranslate2 vs fairseq-generate ({args.threads} threads)", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(args.out.with_suffix(".png"), dpi=120)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,365 @@
+"""CTranslate2 as a decoding engine for lskd: the same beam search and sampling as fairseq's SequenceGenerator,
+at an inference engine's speed.
+
+Used by `lskd distill-data --engine ctranslate2` and `lskd ct2-generate` (fairseq-generate's output format, for
+the recipes' evaluation). What makes the outputs equal to fairseq's (float32):
+  - the model is converted by CTranslate2's own FairseqConverter (decoding starts from </s>, as fairseq's
+    decoders do; </s> is appended to the source), once per checkpoint, into a cache keyed by the checkpoint's
+    sha256 (`$LSKD_CACHE/ct2`, default ~/.cache/lskd/ct2), written in a temporary directory and renamed;
+  - the length limit is fairseq's min(a * src_len + b, max positions - 1) with src_len counting </s>, applied
+    per sentence: sentences are decoded in groups that share one limit;
+  - scores are normalised by length ** lenpen with </s> counted (return_end_token), the minimum length is 1,
+    and a hypothesis cut by the limit ends like fairseq's: after `limit` words fairseq forces </s> on every live
+    beam, CTranslate2 picks the best next words, so those words are replaced by </s>, the sentences that reach
+    the limit are searched once more a step shorter (to find the live beams that CTranslate2 did not extend),
+    and (beam search) those hypotheses are rescored with CTranslate2's scorer and the n-best list re-ranked.
+What can still differ: the n-best list below the first (fairseq keeps the first `beam` finished hypotheses,
+finalised step by step; CTranslate2 ranks all of the last step's: the best is the same, those after it may
+not be), score ties and float rounding (another GEMM library, approximate exp/log), and at the length limit a live
+beam that replaced a finished one in the step before and has none of CTranslate2's `beam` best next words.
+Sampled scores are CTranslate2's (log-probabilities at T; a sample cut by the limit keeps its last sampled
+word's term instead of </s>'s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from lskd.errors import LskdError
+from lskd.fileio import sha256_file
+
+ENGINES = ("fairseq", "ctranslate2")
+COMPUTE_TYPES = ("auto", "float32", "int8", "int8_float32", "float16", "int8_float16", "bfloat16", "int8_bfloat16")
+CONVERSION_FORMAT = "fairseq-converter/1"  # bump when the conversion recipe here changes
+
+
+class Unconvertible(Exception):
+    """The checkpoint cannot run on CTranslate2 (ensemble, architecture or option the converter refuses)."""
+
+
+def version() -> str:
+    import ctranslate2
+
+    return ctranslate2.__version__
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LSKD_CACHE") or Path.home() / ".cache" / "lskd") / "ct2"
+
+
+def device_of(cpu: bool) -> str:
+    import ctranslate2
+
+    return "cuda" if not cpu and ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def resolve_compute_type(requested: str, device: str) -> str:
+    """'auto' -> the fastest exact type (float32 on CPU, float16 on GPU); refuse one the device lacks."""
+    import ctranslate2
+
+    if requested not in COMPUTE_TYPES:
+        raise LskdError(f"--compute-type {requested}: expected one of {', '.join(COMPUTE_TYPES)}")
+    chosen = ("float16" if device == "cuda" else "float32") if requested == "auto" else requested
+    supported = sorted(ctranslate2.get_supported_compute_types(device))
+    if chosen not in supported:
+        raise LskdError(f"--compute-type {chosen}: not supported by CTranslate2 on this {device} "
+                        f"(supported: {', '.join(supported)})")
+    return chosen
+
+
+def length_limit(src_len: int, max_len_a: float, max_len_b: int, max_len_cap: int) -> int:
+    """fairseq's SequenceGenerator limit on the words before </s>: min(a * src_len + b, cap - 1), src_len with </s>."""
+    return min(int(max_len_a * src_len + max_len_b), max_len_cap - 1)
+
+
+# ------------------------------------------------------------------------------------------ conversion
+def _cache_key(checkpoint: str, data_dir: str, src: str, tgt: str) -> str:
+    h = hashlib.sha256()
+    h.update(sha256_file(Path(checkpoint)).encode())
+    for lang in (src, tgt):  # the converter takes the vocabularies from the data dir's dictionaries
+        h.update(f"{lang}:".encode() + sha256_file(Path(data_dir) / f"dict.{lang}.txt").encode())
+    h.update(f"{CONVERSION_FORMAT} ctranslate2 {version()}".encode())
+    return h.hexdigest()[:32]
+
+
+def convert(checkpoint: str, data_dir: str, src: str, tgt: str, quiet: bool = False) -> Path:
+    """The checkpoint converted to a CTranslate2 model directory (cached; built atomically on first use)."""
+    from ctranslate2.converters import FairseqConverter
+
+    root = cache_root()
+    final = root / _cache_key(checkpoint, data_dir, src, tgt)
+    if (final / "model.bin").is_file():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
+    try:
+        plugins = str(Path(__file__).resolve().parent)
+        # torch.load(weights_only=True) inside the converter: importing the user dir allow-lists argparse.Namespace
+        converter = FairseqConverter(checkpoint, data_dir, source_lang=src, target_lang=tgt, user_dir=plugins)
+        t0 = time.perf_counter()
+        try:
+            converter.convert(str(tmp / "model"), force=True)
+        except (ValueError, NotImplementedError, KeyError, AttributeError, TypeError) as e:
+            text = " ".join(line.strip(" -") for line in str(e).strip().splitlines() if line.strip())
+            raise Unconvertible(f"{type(e).__name__}: {text[:300]}") from None
+        (tmp / "model" / "lskd-source.txt").write_text(
+            f"{os.path.abspath(checkpoint)}\n{data_dir}\n{src}-{tgt}\nctranslate2 {version()}\n")
+        try:
+            os.rename(tmp / "model", final)
+        except OSError:  # another process finished the same conversion first
+            if not (final / "model.bin").is_file():
+                raise
+        if not quiet:
+            print(f"converted {checkpoint} for CTranslate2 in {time.perf_counter() - t0:.1f} s: {final}", file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def load(model_dir: Path, device: str, compute_type: str):
+    import ctranslate2
+
+    threads = torch.get_num_threads() if device == "cpu" else 1  # follows OMP_NUM_THREADS, as fairseq does
+    return ctranslate2.Translator(str(model_dir), device=device, compute_type=compute_type,
+                                  inter_threads=1, intra_threads=threads)
+
+
+# ------------------------------------------------------------------------------------------ decoding
+class Decoder:
+    """Beam search or sampling with fairseq's semantics on a CTranslate2 Translator, in fairseq token ids."""
+
+    def __init__(self, translator, src_dict, tgt_dict, *, beam: int, nbest: int, lenpen: float, sampling: bool,
+                 temperature: float, sampling_topk: int, max_len_a: float, max_len_b: int, max_len_cap: int,
+                 max_tokens: Optional[int], batch_size: Optional[int]):
+        self.translator, self.src_dict, self.tgt_dict = translator, src_dict, tgt_dict
+        self.beam, self.nbest, self.lenpen, self.sampling = beam, nbest, lenpen, sampling
+        self.temperature, self.sampling_topk = temperature, sampling_topk
+        self.max_len_a, self.max_len_b, self.max_len_cap = max_len_a, max_len_b, max_len_cap
+        self.max_tokens, self.batch_size = max_tokens, batch_size
+        self.eos = tgt_dict.eos()
+        self._tgt_index = {s: i for i, s in enumerate(tgt_dict.symbols)}
+        self._tgt_index["<blank>"] = tgt_dict.pad()  # the converter renames <pad>
+
+    def _source_words(self, tokens: torch.Tensor) -> List[str]:
+        ids = tokens.tolist()
+        if ids and ids[-1] == self.src_dict.eos():
+            ids = ids[:-1]  # CTranslate2 appends </s> itself (add_source_eos)
+        return [self.src_dict[i] for i in ids]
+
+    def _ids(self, words: Sequence[str]) -> List[int]:
+        unk = self.tgt_dict.unk()
+        return [self._tgt_index.get(w, unk) for w in words]
+
+    def _options(self, limit: int) -> dict:
+        opts = dict(max_decoding_length=limit, min_decoding_length=1, return_end_token=True, return_scores=True,
+                    max_input_length=0, length_penalty=self.lenpen)
+        if self.max_tokens:
+            opts.update(max_batch_size=self.max_tokens, batch_type="tokens")
+        if self.batch_size:
+            opts.update(max_batch_size=self.batch_size, batch_type="examples")
+        if self.sampling:
+            # fairseq's -1 (the whole distribution) is CTranslate2's 0; fairseq samples with <pad> (the converter's
+            # <blank>) at probability 0, i.e. from the others renormalised, which suppressing it does. (Beam search
+            # keeps it: suppressing renormalises the log-probabilities, fairseq's scores are not renormalised.)
+            opts.update(suppress_sequences=[["<blank>"]])
+            opts.update(beam_size=1, num_hypotheses=self.nbest, sampling_temperature=self.temperature,
+                        sampling_topk=0 if self.sampling_topk < 0 else self.sampling_topk)
+        else:  # every finished hypothesis back, so that the ones cut by the limit can be rescored and re-ranked
+            opts.update(beam_size=self.beam, num_hypotheses=self.beam)
+        return opts
+
+    def _search(self, words: List[List[str]], steps: int, limit: int) -> List[List[list]]:
+        """CTranslate2's hypotheses [ids ending in </s>, score] with at most `steps` tokens (</s> included); each
+        one without </s> is cut to `limit` words and given </s>, as fairseq forces it, and (beam search) rescored
+        so that its score has fairseq's </s> term."""
+        results = self.translator.translate_batch(words, **self._options(steps))
+        out: List[List[list]] = []
+        cut: List[Tuple[int, int]] = []
+        for i, r in enumerate(results):
+            hyps = []
+            for h, score in zip(r.hypotheses, r.scores):
+                ids = self._ids(h)
+                if not ids or ids[-1] != self.eos:
+                    ids = ids[:limit] + [self.eos]
+                    cut.append((i, len(hyps)))
+                hyps.append([ids, float(score)])
+            out.append(hyps)
+        if not self.sampling and self.beam > 1:
+            # CTranslate2's minimum length 1 disables </s> before its log-softmax at the first step, fairseq sets it
+            # to -inf after: every CTranslate2 score has +log(1 / (1 - p(</s> first))), whose share of the
+            # length-normalised score favours short hypotheses. Taken out (one scoring step per sentence).
+            first = self.translator.score_batch(words, [[] for _ in words], max_input_length=0)
+            for i, f in enumerate(first):
+                shift = -np.log1p(-min(np.exp(f.log_probs[0]), 1 - 1e-7))
+                for h in out[i]:
+                    h[1] -= shift / len(h[0]) ** self.lenpen
+        if cut and not self.sampling:
+            rescored = self.translator.score_batch([words[i] for i, _ in cut],
+                                                   [[self.tgt_dict[t] for t in out[i][j][0][:-1]] for i, j in cut],
+                                                   max_input_length=0)
+            for (i, j), s in zip(cut, rescored):
+                out[i][j][1] = float(sum(s.log_probs)) / (len(out[i][j][0]) ** self.lenpen)
+        return out
+
+    @staticmethod
+    def _ranked(hyps: List[list]) -> List[list]:
+        """Best score first (stable: CTranslate2's order on ties), each token sequence once."""
+        seen, unique = set(), []
+        for ids, score in sorted(hyps, key=lambda h: -h[1]):
+            if tuple(ids) not in seen:
+                seen.add(tuple(ids))
+                unique.append([ids, score])
+        return unique
+
+    def decode_group(self, sources: List[torch.Tensor], limit: int) -> List[List[Tuple[torch.Tensor, float]]]:
+        """n-best (tokens ending in </s>, length-normalised natural-log score) per source, all under one limit.
+        Up to the limit CTranslate2 searches as fairseq does. At the limit fairseq gives every live beam </s>;
+        CTranslate2 picks the `beam` best next words, whose prefixes get </s> here; the live beams without such
+        a word are found (except those that replaced a finished one in the step before) by searching those
+        sentences again one step shorter, where CTranslate2 finalises the `beam` best candidates of that step."""
+        words = [self._source_words(s) for s in sources]
+        out = self._search(words, limit + 1, limit)
+        if not self.sampling:
+            reached = [i for i, hyps in enumerate(out) if any(len(ids) == limit + 1 for ids, _ in hyps)]
+            if reached and self.beam > 1:  # with one beam the live beam is the one extended
+                for i, hyps in zip(reached, self._search([words[i] for i in reached], limit, limit)):
+                    out[i] = out[i] + hyps
+            out = [self._ranked(hyps) for hyps in out]
+        return [[(torch.tensor(ids, dtype=torch.int32), score) for ids, score in hyps[:self.nbest]] for hyps in out]
+
+    def decode(self, sources: List[torch.Tensor], limits: Optional[List[int]] = None) -> List[List[Tuple[torch.Tensor, float]]]:
+        """Any sources: grouped by their length limit (default: per sentence, as the rule says; `limits` gives
+        others, e.g. fairseq-generate's per batch), decoded, put back in order."""
+        if limits is None:
+            limits = [length_limit(len(s), self.max_len_a, self.max_len_b, self.max_len_cap) for s in sources]
+        out: List[Optional[list]] = [None] * len(sources)
+        for limit in sorted(set(limits)):
+            idx = [i for i, lim in enumerate(limits) if lim == limit]
+            for i, hyps in zip(idx, self.decode_group([sources[i] for i in idx], limit)):
+                out[i] = hyps
+        return out
+
+
+def decode_batches(decoder: Decoder, dataset, batches, bar) -> Iterable[Tuple[list, list, list, float]]:
+    """distill-data's decoding loop on CTranslate2: yields (sample ids, hypotheses as fairseq's dicts, source
+    lengths with </s>, seconds) per chunk of fairseq batches (CTranslate2 re-batches them itself)."""
+    ids = [int(i) for batch in batches for i in batch]
+    chunk = 4096  # sentences per call: large enough for CTranslate2's own batching, small enough for progress
+    for lo in range(0, len(ids), chunk):
+        part = ids[lo:lo + chunk]
+        sources = [dataset.src[i] for i in part]
+        t0 = time.perf_counter()
+        hypos = decoder.decode(sources)
+        dt = time.perf_counter() - t0
+        yield part, [[{"tokens": t, "score": s} for t, s in h] for h in hypos], [len(s) for s in sources], dt
+        bar.update(len(part))
+
+
+# ------------------------------------------------------------------------------------------ ct2-generate
+def generate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lskd ct2-generate",
+        description="fairseq-generate's output (S-/T-/H-/D- lines, scores in base 2) decoded by CTranslate2, for "
+                    "`lskd score` and the recipes' evaluate step (DECODE_ENGINE=ctranslate2). Takes the "
+                    "fairseq-generate options listed here.")
+    p.add_argument("data", help="fairseq binarised data dir")
+    p.add_argument("--path", required=True, help="model checkpoint (one; an ensemble is refused)")
+    p.add_argument("--gen-subset", default="test", help="split to translate (default test)")
+    p.add_argument("--user-dir", default=None, help="accepted for fairseq-generate compatibility (lskd's plugins are used)")
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--nbest", type=int, default=1)
+    p.add_argument("--lenpen", type=float, default=1.0)
+    p.add_argument("--max-len-a", type=float, default=0.0)
+    p.add_argument("--max-len-b", type=int, default=200)
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--required-batch-size-multiple", type=int, default=1, help="accepted; every sentence is decoded")
+    p.add_argument("--post-process", "--remove-bpe", default=None, help="sentencepiece, subword_nmt, ... (as fairseq)")
+    p.add_argument("--cpu", action="store_true")
+    p.add_argument("--compute-type", default="auto", choices=COMPUTE_TYPES,
+                   help="CTranslate2 compute type (auto: float32 on CPU, float16 on GPU)")
+    p.add_argument("--quiet", action="store_true", help="only the summary line (as fairseq-generate --quiet)")
+    p.add_argument("--length-limit", choices=["per-batch", "per-sentence"], default="per-batch",
+                   help="a * src_len + b with src_len the longest source of fairseq-generate's batch (per-batch, "
+                        "default: the same outputs as fairseq-generate) or each sentence's own (per-sentence)")
+    return p
+
+
+def write_generate_output(out, task, dataset, order, hypos, args) -> int:
+    """S-/T-/H-/D- lines as fairseq-generate writes them (nothing with --quiet); returns the hypotheses' tokens."""
+    src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
+    n_tokens = 0
+    for sid, hyps in zip(order, hypos):
+        if not args.quiet:
+            out.write(f"S-{sid}\t{src_dict.string(dataset.src[sid], args.post_process)}\n")
+            if dataset.tgt is not None:
+                out.write(f"T-{sid}\t{tgt_dict.string(dataset.tgt[sid], args.post_process, escape_unk=True)}\n")
+        for tokens, score in hyps:
+            n_tokens += len(tokens)
+            if args.quiet:
+                continue
+            text = tgt_dict.string(tokens, args.post_process, extra_symbols_to_ignore={tgt_dict.eos()})
+            out.write(f"H-{sid}\t{score / np.log(2):.6f}\t{text}\n")
+            out.write(f"D-{sid}\t{score / np.log(2):.6f}\t{text}\n")
+    return n_tokens
+
+
+def generate_main(argv: List[str]) -> int:
+    args, unknown = generate_parser().parse_known_args(argv)
+    if unknown:
+        raise LskdError(f"{' '.join(unknown)}: not supported by the CTranslate2 engine (decode with fairseq-generate)")
+    if args.beam < 1 or not 1 <= args.nbest <= args.beam or args.lenpen <= 0:
+        raise LskdError(f"--beam {args.beam} --nbest {args.nbest} --lenpen {args.lenpen}: expected beam >= nbest >= 1 "
+                        "and lenpen > 0")
+    if ":" in args.path:
+        raise LskdError(f"--path {args.path}: an ensemble cannot run on CTranslate2 (decode with fairseq-generate)")
+    from .teacher import TeacherSession
+
+    session = TeacherSession.for_data(args.data, args.path, [args.gen_subset], option="--path")  # checks the dictionaries
+    task, model = session.task, session.models[0]
+    src, tgt = task.cfg.source_lang, task.cfg.target_lang
+    try:
+        model_dir = convert(args.path, args.data, src, tgt)
+    except Unconvertible as e:
+        raise LskdError(f"--path {args.path}: CTranslate2 cannot convert this model ({e}); decode with fairseq-generate")
+    device = device_of(args.cpu)
+    compute_type = resolve_compute_type(args.compute_type, device)
+    max_positions = session.max_positions()
+    dataset = task.dataset(args.gen_subset)
+    decoder = Decoder(load(model_dir, device, compute_type), task.source_dictionary, task.target_dictionary,
+                      beam=args.beam, nbest=args.nbest, lenpen=args.lenpen, sampling=False, temperature=1.0,
+                      sampling_topk=-1, max_len_a=args.max_len_a, max_len_b=args.max_len_b, max_len_cap=model.max_decoder_positions(),
+                      max_tokens=args.max_tokens, batch_size=args.batch_size)
+    indices = dataset.ordered_indices()
+    indices, ignored = dataset.filter_indices_by_size(indices, max_positions)
+    if len(ignored):
+        raise LskdError(f"{len(ignored)} sentences of {args.gen_subset} are longer than the model's max positions "
+                        f"(first id {ignored[0]}); fairseq-generate would refuse them too")
+    order = [int(i) for i in indices]
+    limits = None
+    if args.length_limit == "per-batch":  # fairseq-generate's batches (same options), each with one limit
+        sizes = dataset.src.sizes
+        batches = dataset.batch_by_size(indices, max_tokens=args.max_tokens, max_sentences=args.batch_size,
+                                        required_batch_size_multiple=args.required_batch_size_multiple)
+        order = [int(i) for b in batches for i in b]
+        limits = [length_limit(int(sizes[b].max()), args.max_len_a, args.max_len_b, model.max_decoder_positions())
+                  for b in batches for _ in b]
+    t0 = time.perf_counter()
+    hypos = decoder.decode([dataset.src[i] for i in order], limits)
+    elapsed = time.perf_counter() - t0
+    n_tokens = write_generate_output(sys.stdout, task, dataset, order, hypos, args)
+    print(f"Translated {len(order):,} sentences ({n_tokens:,} tokens) in {elapsed:.1f}s "
+          f"({len(order) / max(elapsed, 1e-9):.2f} sentences/s, {n_tokens / max(elapsed, 1e-9):.2f} tokens/s) "
+          f"with CTranslate2 {version()} {compute_type} on {device}", file=sys.stdout)
+    return 0

@@ -1,0 +1,207 @@
+"""The CTranslate2 engine (fairseq_plugins/ct2_engine.py): same beam search as fairseq on the tiny teacher, sampling
+from the same distribution, the engine switch and manifest of distill-data, the cache, fallbacks and refusals,
+`lskd ct2-generate` in fairseq-generate's format."""
+
+import argparse
+import collections
+import json
+
+import pytest
+import torch
+
+from helpers import PLUGINS, require_fairseq, run, tool
+
+require_fairseq()
+from fairseq import utils  # noqa: E402
+
+utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
+from fairseq_plugins import ct2_engine, distill_data  # noqa: E402
+from lskd.errors import LskdError  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    """Converted models go to a per-session cache, never to the user's ~/.cache."""
+    root = tmp_path_factory.getbasetemp() / "lskd_cache"
+    monkeypatch.setenv("LSKD_CACHE", str(root))
+    return root / "ct2"
+
+
+def distill(data, teacher, out, *extra):
+    argv = ["--data", str(data), "--teacher-path", str(teacher), "--out", str(out), "--cpu", *map(str, extra)]
+    assert distill_data.main(argv) == 0
+    return json.loads((out / "manifest.json").read_text())
+
+
+def rows(out, split):
+    """(sample id, rank, hypothesis, score) per kept pair."""
+    ids = [line.split("\t") for line in (out / "text" / f"{split}.ids").read_text().splitlines()]
+    hyps = (out / "text" / f"{split}.tgt").read_text().splitlines()
+    return [(int(i), int(r), h, float(s)) for (i, r, s), h in zip(ids, hyps)]
+
+
+@pytest.mark.parametrize("split, extra", [
+    ("test", ["--beam", "5"]),  # every test sentence, the default length limit (200)
+    # a limit most hypotheses reach, per sentence (a > 0), n-best 2: fairseq's forced </s> at the limit
+    ("train", ["--beam", "4", "--nbest", "2", "--lenpen", "0.8", "--max-len-a", "0.5", "--max-len-b", "1",
+               "--max-ratio", "0", "--keep-max-len"]),
+])
+def test_beam_search_equals_fairseq(tiny_data, tiny_teacher, tmp_path, split, extra):
+    m_fs = distill(tiny_data / "bin", tiny_teacher, tmp_path / "fs", "--split", split, *extra)
+    m_ct = distill(tiny_data / "bin", tiny_teacher, tmp_path / "ct", "--split", split, "--engine", "ctranslate2", *extra)
+    a, b = rows(tmp_path / "fs", split), rows(tmp_path / "ct", split)
+    best_a, best_b = ({i: (h, s) for i, r, h, s in rs if r == 0} for rs in (a, b))
+    assert sorted(best_a) == sorted(best_b) and len(best_a) == m_fs["counts"]["sources"]
+    differ = [i for i in best_a if best_a[i][0] != best_b[i][0]]
+    same = [i for i in best_a if best_a[i][0] == best_b[i][0]]
+    # the same scores (base 2, length-normalised) up to float32 rounding
+    assert [best_a[i][1] for i in same] == pytest.approx([best_b[i][1] for i in same], abs=1e-3)
+    if "--keep-max-len" not in extra:
+        assert differ == [] and m_fs["counts"]["filtered"] == m_ct["counts"]["filtered"]
+    else:  # most sentences reach the limit: at most 1% differ, each where one engine's best reached it
+        limits = {i: int(0.5 * (len(s.split()) + 1) + 1)
+                  for i, s in enumerate((tiny_data / "raw" / "train.src").read_text().splitlines())}
+        assert sum(len(best_b[i][0].split()) == limits[i] for i in best_b) > 100
+        assert len(differ) <= 4, [(best_a[i], best_b[i]) for i in differ]
+        assert all(limits[i] in (len(best_a[i][0].split()), len(best_b[i][0].split())) for i in differ)
+    assert (tmp_path / "fs" / f"{split}.src-tgt.src.bin").read_bytes() == (tmp_path / "ct" / f"{split}.src-tgt.src.bin").read_bytes()
+
+
+def token_counts(out, split):
+    c = collections.Counter()
+    for line in (out / "text" / f"{split}.tgt").read_text().splitlines():
+        c.update(line.split() + ["</s>"])  # </s> once per hypothesis: the length distribution too
+    return c
+
+
+@pytest.mark.slow
+def test_sampling_matches_fairseq_token_frequencies(tiny_data, tiny_teacher, tmp_path):
+    """1,600 samples per engine (400 sources x 4) at T = 1.5, fixed seeds: a chi-square test of homogeneity of the
+    token frequencies must not reject (p > 0.001), and the same test does reject fairseq at T = 0.7 (p < 1e-6),
+    so it can tell distributions apart."""
+    from scipy.stats import chi2_contingency
+
+    common = ["--split", "train", "--sampling", "--nbest", "4", "--max-ratio", "0", "--keep-max-len", "--seed", "7"]
+    distill(tiny_data / "bin", tiny_teacher, tmp_path / "fs", *common, "--temperature", "1.5")
+    m = distill(tiny_data / "bin", tiny_teacher, tmp_path / "ct", *common, "--temperature", "1.5", "--engine", "ctranslate2")
+    distill(tiny_data / "bin", tiny_teacher, tmp_path / "cold", *common, "--temperature", "0.7")
+    assert m["settings"]["decoding"]["engine"] == "ctranslate2" and m["counts"]["kept"] == 1600
+    fs, ct, cold = (token_counts(tmp_path / d, "train") for d in ("fs", "ct", "cold"))
+    vocab = sorted(set(fs) | set(ct) | set(cold))
+
+    def p_value(x, y):
+        table = [[x[t] for t in vocab if x[t] + y[t]], [y[t] for t in vocab if x[t] + y[t]]]
+        return chi2_contingency(table)[1]
+
+    tv = 0.5 * sum(abs(fs[t] / sum(fs.values()) - ct[t] / sum(ct.values())) for t in vocab)
+    assert p_value(fs, ct) > 1e-3, (tv, fs, ct)
+    assert tv < 0.05
+    assert p_value(fs, cold) < 1e-6
+    assert (tmp_path / "fs" / "text" / "train.tgt").read_text() != (tmp_path / "ct" / "text" / "train.tgt").read_text()
+
+
+def test_manifest_records_engine_and_cache_is_reused(tiny_data, tiny_teacher, tmp_path, cache, capsys):
+    m = distill(tiny_data / "bin", tiny_teacher, tmp_path / "a", "--split", "valid", "--engine", "ctranslate2",
+                "--beam", "2")
+    import ctranslate2
+    engine = m["engine"]
+    assert engine["name"] == "ctranslate2" and engine["version"] == ctranslate2.__version__ == "4.8.5"
+    assert engine["compute_type"] == "float32" and engine["device"] == "cpu"
+    assert m["settings"]["decoding"]["engine"] == "ctranslate2" and m["settings"]["decoding"]["compute_type"] == "float32"
+    # the converted model lives in the cache (keyed by the checkpoint's sha256), nothing beside the teacher
+    model = engine["model"]
+    assert model.startswith(str(cache)) and (cache / model.split("/")[-1] / "model.bin").is_file()
+    assert sorted(p.name for p in cache.iterdir() if p.name.startswith(".")) == []  # no temporary left
+    assert sorted(p.name for p in tiny_teacher.parent.iterdir() if "ct2" in p.name or p.is_dir()) == []
+    capsys.readouterr()
+    m2 = distill(tiny_data / "bin", tiny_teacher, tmp_path / "b", "--split", "valid", "--engine", "ctranslate2",
+                 "--beam", "2", "--compute-type", "int8")
+    assert "converted" not in capsys.readouterr().err  # made once
+    assert m2["engine"]["model"] == model and m2["engine"]["compute_type"] == "int8"
+    # resuming with the other engine is refused: its outputs are not guaranteed equal
+    with pytest.raises(LskdError, match=r"other settings \(decoding\.compute_type: 'float32' there, 'int8' now\)"):
+        distill_data.main(["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher), "--out",
+                           str(tmp_path / "a"), "--cpu", "--split", "valid", "--engine", "ctranslate2", "--beam", "2",
+                           "--compute-type", "int8"])
+    with pytest.raises(LskdError, match=r"other settings \(decoding\.engine: 'ctranslate2' there, 'fairseq' now\)"):
+        distill_data.main(["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher), "--out",
+                           str(tmp_path / "a"), "--cpu", "--split", "valid", "--beam", "2"])
+
+
+def test_conversion_is_atomic(tiny_data, tiny_teacher, tmp_path, monkeypatch):
+    """A conversion that dies leaves no model directory (and no temporary) in the cache; the next one succeeds."""
+    monkeypatch.setenv("LSKD_CACHE", str(tmp_path / "c"))
+    from ctranslate2.converters import FairseqConverter
+
+    def dies(self, output_dir, **kwargs):
+        (tmp_path / "started").touch()
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(FairseqConverter, "convert", dies)
+        with pytest.raises(KeyboardInterrupt):
+            ct2_engine.convert(str(tiny_teacher), str(tiny_data / "bin"), "src", "tgt")
+    assert (tmp_path / "started").exists() and list((tmp_path / "c" / "ct2").iterdir()) == []
+    model = ct2_engine.convert(str(tiny_teacher), str(tiny_data / "bin"), "src", "tgt")
+    assert [p.name for p in (tmp_path / "c" / "ct2").iterdir()] == [model.name]
+
+
+def test_ensemble_falls_back_to_fairseq_with_a_notice(tiny_data, tiny_teacher, tmp_path, capsys):
+    m = distill(tiny_data / "bin", f"{tiny_teacher}:{tiny_teacher}", tmp_path / "o", "--split", "valid",
+                "--engine", "ctranslate2", "--beam", "2")
+    err = capsys.readouterr().err
+    assert "notice: --engine ctranslate2: the teacher is an ensemble; decoding with fairseq" in err
+    assert m["engine"]["name"] == "fairseq" and m["settings"]["decoding"]["engine"] == "fairseq"
+
+
+@pytest.fixture(scope="module")
+def tanh_teacher(tiny_teacher, tmp_path_factory):
+    """The tiny teacher relabelled with --activation-fn tanh: fairseq runs it, CTranslate2's converter refuses it."""
+    state = torch.load(tiny_teacher, weights_only=True)
+    state["cfg"]["model"].activation_fn = "tanh"
+    path = tmp_path_factory.mktemp("tanh") / "checkpoint.pt"
+    torch.save(state, path)
+    return path
+
+
+def test_unconvertible_model_falls_back_or_is_refused(tiny_data, tanh_teacher, tmp_path, capsys):
+    m = distill(tiny_data / "bin", tanh_teacher, tmp_path / "o", "--split", "valid", "--engine", "ctranslate2",
+                "--beam", "2", "--max-len-b", "5")
+    err = capsys.readouterr().err
+    assert "notice: --engine ctranslate2: the teacher is not convertible (ValueError: " in err
+    assert "Option --activation-fn tanh is not supported" in err and m["engine"]["name"] == "fairseq"
+    proc = run([tool("lskd"), "ct2-generate", tiny_data / "bin", "--path", tanh_teacher, "--cpu"], check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"--path {tanh_teacher}: CTranslate2 cannot convert this model (ValueError: " in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--engine", "ctranslate2", "--compute-type", "float16"],
+     "--compute-type float16: not supported by CTranslate2 on this cpu (supported: "),
+    (["--engine", "ctranslate2", "--compute-type", "int4"], "--compute-type int4: expected one of auto, float32"),
+    (["--compute-type", "int8"], "--compute-type int8 needs --engine ctranslate2"),
+])
+def test_refuses_bad_engine_options(tiny_data, tiny_teacher, tmp_path, extra, message):
+    with pytest.raises(LskdError) as info:
+        distill_data.main(["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher),
+                           "--out", str(tmp_path / "out"), "--cpu", *extra])
+    assert message in str(info.value) and not (tmp_path / "out").exists()
+
+
+def test_ct2_generate_is_fairseq_generate_output(tiny_data, tiny_teacher, tmp_path):
+    """Same D- lines as fairseq-generate (beam 5, every test sentence), readable by `lskd score`."""
+    common = [tiny_data / "bin", "--user-dir", PLUGINS, "--path", tiny_teacher, "--gen-subset", "test", "--beam", "5",
+              "--required-batch-size-multiple", "1", "--batch-size", "8", "--cpu"]
+    fs = run([tool("fairseq-generate"), *common]).stdout
+    ct = run([tool("lskd"), "ct2-generate", *common]).stdout
+    lines = lambda out, p: sorted(tuple(l.split("\t")[::2]) for l in out.splitlines() if l.startswith(p))  # noqa: E731,E741
+    for prefix in ("S-", "T-", "D-"):
+        assert lines(fs, prefix) == lines(ct, prefix) and len(lines(ct, prefix)) == 30
+    assert "with CTranslate2 4.8.5 float32 on cpu" in ct.splitlines()[-1]
+    (tmp_path / "gen.out").write_text(ct)
+    run([tool("lskd"), "score", "--generate", tmp_path / "gen.out", "--ref", tiny_data / "raw" / "test.tgt",
+         "--out", tmp_path / "score.json"])
+    assert json.loads((tmp_path / "score.json").read_text())["n_sentences"] == 30
+    bad = run([tool("lskd"), "ct2-generate", *common, "--unkpen", "1"], check=False)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == (
+        "lskd ct2-generate: error: --unkpen 1: not supported by the CTranslate2 engine (decode with fairseq-generate)")
