@@ -8,6 +8,16 @@ import pytest
 from helpers import FAIRSEQ_MISSING, fairseq_installed, preprocess, train, write_tiny_corpus
 
 
+@pytest.fixture(scope="session", autouse=True)
+def lskd_cache(tmp_path_factory):
+    """Downloads, unpacked archives and converted CTranslate2 models of the tests go to a temporary
+    $LSKD_CACHE, never to the user's ~/.cache/lskd."""
+    with pytest.MonkeyPatch.context() as mp:
+        root = tmp_path_factory.mktemp("lskd_cache")
+        mp.setenv("LSKD_CACHE", str(root))
+        yield root
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     if not fairseq_installed():
