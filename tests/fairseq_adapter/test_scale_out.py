@@ -16,7 +16,9 @@ import time
 import pytest
 import torch
 
-from helpers import BIN, TINY_TRAIN, run, tool
+from helpers import BIN, TINY_TRAIN, require_fairseq, run, tool
+
+require_fairseq()  # every test here runs fairseq-train
 
 UPDATES = 8  # an epoch of the tiny corpus is 5 updates of 2 batches: the runs cross an epoch end
 KD = ["--criterion", "ls_kd", "--kd-lambda", "0.9", "--kd-temperature", "2", "--label-smoothing", "0.1"]

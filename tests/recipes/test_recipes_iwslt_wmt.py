@@ -9,9 +9,11 @@ import subprocess
 
 import pytest
 
-from helpers import BIN, REPO
+from helpers import BIN, REPO, require_fairseq
 from corpus_fixtures import wmt_archives, write_iwslt_archive
 from lskd.scoring import read_generate_output
+
+require_fairseq()  # the recipes train with fairseq-train
 
 TINY = {
     "ARCH_ARGS": "--arch transformer --encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 "
