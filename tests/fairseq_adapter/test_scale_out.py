@@ -119,6 +119,16 @@ def test_launcher_refuses_its_own_options(tmp_path):
                                    "drop it (or launch fairseq-train yourself)")
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--nproc", "0", "--", "data"], "--nproc must be >= 1, got 0"),
+    (["--nproc", "2"], "no fairseq-train arguments; usage: lskd train-ranks --nproc N -- DATA [fairseq-train options]"),
+])
+def test_launcher_refuses_bad_arguments(tmp_path, argv, message):
+    proc = run([tool("lskd"), "train-ranks", *argv], check=False, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"lskd train-ranks: error: {message}"
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("victim", ["rank1", "launcher"])
 def test_no_rank_outlives_a_failure(tiny_data, teachers, tmp_path, victim):
