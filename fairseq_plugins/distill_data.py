@@ -66,6 +66,7 @@ import torch
 from lskd.errors import LskdError
 from lskd.fileio import atomic_dir, command_line, read_json, sha256_file, write_json
 
+from .ct2_engine import ENGINES, length_limit
 from .teacher import TeacherSession
 
 FORMAT = "lskd-distill-data/1"
@@ -96,7 +97,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     g.add_argument("--max-len-b", type=int, default=200, help="max output length = a * src_len + b (default b=200)")
     g.add_argument("--seed", type=int, default=1, help="random seed (sampling; shard I uses seed + I) (default 1)")
     # ---- engine switch (issue 12): the decoding engine and CTranslate2's compute type
-    g.add_argument("--engine", choices=["fairseq", "ctranslate2"], default="fairseq",
+    g.add_argument("--engine", choices=ENGINES, default="fairseq",
                    help="decoder: fairseq's SequenceGenerator, or CTranslate2 (the model converted once into "
                         "$LSKD_CACHE/ct2, default ~/.cache/lskd/ct2) (default fairseq)")
     g.add_argument("--compute-type", default="auto",
@@ -480,7 +481,7 @@ def _write_pairs(writer: ShardWriter, results: Dict[int, tuple], dataset, opts: 
     counts = Counts()
     for sid in sorted(results):
         slen, kept = results[sid]
-        limit = min(int(opts.max_len_a * slen + opts.max_len_b), gen_max_len - 1)
+        limit = length_limit(slen, opts.max_len_a, opts.max_len_b, gen_max_len)
         source = dataset.src[sid]
         src_str = None
         for rank, (tokens, score) in enumerate(kept):
