@@ -13,3 +13,4 @@ torch.serialization.add_safe_globals([argparse.Namespace])
 
 from . import checkpoint_io  # noqa: E402,F401  (atomic checkpoint_last.pt copies)
 from . import criterions  # noqa: E402,F401  (registers ls_kd)
+from . import resume_batches  # noqa: E402,F401  (a resumed run draws the uninterrupted run's batches)

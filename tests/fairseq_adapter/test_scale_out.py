@@ -194,14 +194,32 @@ def tensors_named(obj, prefix=""):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("stop", [5, 6])  # the end of epoch 1; mid-epoch 2
+def test_resume_in_a_later_epoch_draws_the_same_batches(tiny_data, teachers, reference, stop, tmp_path):
+    """A run stopped at `stop` updates and resumed to the end equals the uninterrupted run: fairseq alone
+    regroups the examples under the resumed epoch's seed (fairseq_plugins/resume_batches.py)."""
+    ref_dir, ref_out = reference("cache")
+    args = [tool("fairseq-train"), *train_args(tiny_data, teachers, "cache", tmp_path), "--update-freq", "2"]
+    run(args + ["--max-update", str(stop)])
+    resumed = run(args)
+    assert re.search(rf"Loaded checkpoint .* \(epoch 2 @ {stop} updates\)", resumed.stdout)
+    after = losses(resumed.stdout)
+    assert sorted(after) == list(range(stop + 1, UPDATES + 1))
+    assert after == {u: loss for u, loss in losses(ref_out).items() if u > stop}
+    a, b = params(tmp_path), params(ref_dir)
+    assert all(torch.equal(a[k], b[k]) for k in b)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_sigkill_mid_epoch_and_resume(tiny_data, tiny_teacher, teachers, reference, mode, tmp_path):
     ref_dir, ref_out = reference(mode)
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    # a random update of the first 5 and a random moment in the next update or checkpoint save; not at
-    # the end: fairseq resuming a checkpoint already at --max-update trains one update more (docs/SCALING.md)
-    kill_after, delay = rng.randint(2, 5), rng.uniform(0.0, 0.05)
+    # a random update of the first 6 (an epoch is 5) and a random moment in the next update, validation or
+    # checkpoint save; not at the end: fairseq resuming a checkpoint already at --max-update trains one
+    # update more (docs/SCALING.md)
+    kill_after, delay = rng.randint(2, 6), rng.uniform(0.0, 0.05)
     save = tmp_path / "killed"
     cmd = [tool("fairseq-train"), *train_args(tiny_data, teachers, mode, save), "--update-freq", "2"]
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
