@@ -18,6 +18,7 @@ from lskd.errors import LskdError  # noqa: F401  (also importable from here, its
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "score": ("lskd.scoring:main", "score fairseq-generate output (or a hypothesis file) with sacrebleu BLEU and chrF"),
     "cache": ("fairseq_plugins.topk_cache:main", "run a teacher once over a split and store its top-K logits per token"),
+    "teacher-release": ("fairseq_plugins.teacher_release:main", "a trained teacher as a small file, and back to a checkpoint a grid starts from"),
     "distill-data": ("fairseq_plugins.distill_data:main", "sequence-level KD data: decode the train split with a teacher, re-binarise"),
     "ct2-generate": ("fairseq_plugins.ct2_engine:generate_main", "fairseq-generate's output, decoded by CTranslate2 (recipes' DECODE_ENGINE)"),
     "report": ("lskd.report:main", "collect a sweep's scores into an alpha x T table (markdown, CSV, PNG)"),

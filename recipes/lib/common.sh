@@ -19,7 +19,7 @@ load_config_keys() {  # load_config_keys FILE KEY...
   [[ -f $file ]] || die "config $file: no such file"
   while IFS= read -r key; do
     [[ " $* " == *" $key "* ]] || die "config $file: unknown key $key (known: $*)"
-  done < <(sed -n 's/^[[:space:]]*\(export[[:space:]]\+\)\?\([A-Za-z_][A-Za-z0-9_]*\)=.*/\2/p; s/^: "\${\([A-Za-z_][A-Za-z0-9_]*\):[=?].*/\1/p' "$file")
+  done < <(sed -n 's/^[[:space:]]*\(export[[:space:]]\+\)\?\([A-Za-z_][A-Za-z0-9_]*\)=.*/\2/p; s/^: "\${\([A-Za-z_][A-Za-z0-9_]*\):\?[=?].*/\1/p' "$file")
   # shellcheck disable=SC1090
   source "$file"
 }

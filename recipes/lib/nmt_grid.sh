@@ -16,7 +16,7 @@ LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$LIB_DIR/../.." && pwd)"
 CONFIG_KEYS=(OUT SRC TGT PREPARE_CMD ARCH_ARGS OPT_ARGS TEACHER_UPDATES STUDENT_UPDATES TEACHER_ALPHAS
              TEMPERATURES SEEDS KD_LAMBDA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS RANKS
-             DECODE_ENGINE)
+             DECODE_ENGINE TEACHER_RELEASES)
 
 source "$LIB_DIR/common.sh"
 
@@ -30,6 +30,7 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
   : "${TEACHER_ALPHAS:=0 0.1}" "${TEMPERATURES:=1 2 3 64}" "${SEEDS:=1}" "${KD_LAMBDA:=0.9}" "${STUDENT_EPS:=0.1}"
   : "${TOPK:=8}" "${PURE_KD:=0}" "${BEAM:=5}" "${CACHE_ARGS:=}" "${JOBS:=1}" "${STUDENT_SEEDS:=}" "${RANKS:=1}"
   : "${DECODE_ENGINE:=ctranslate2}"  # the evaluate step's decoder (docs/SEQ_KD.md: same BLEU, faster)
+  : "${TEACHER_RELEASES=}"  # a folder of a<alpha>_s<seed>.pt teacher releases to start from; empty: train the teachers
   require_keys "$file" "${CONFIG_KEYS[@]}"
   case "$PURE_KD" in 0|1) ;; *) die "config $file: PURE_KD must be 0 or 1, got $PURE_KD";; esac
   [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "config $file: JOBS must be a positive integer, got $JOBS"
@@ -89,9 +90,14 @@ do_prepare() {  # always run: data_prep skips its own finished steps, and redoes
   step prepare - $PREPARE_CMD --out "$OUT/data"
 }
 
-teacher() {  # teacher ALPHA SEED: train, then decode and score the test set
+teacher() {  # teacher ALPHA SEED: train (or import its release from TEACHER_RELEASES), then decode and score the test set
   local a=$1 s=$2 dir="$OUT/teachers/a$1_s$2"
-  step "teacher_a${a}_s${s}" "$dir/done" train_nmt "$dir" "$TEACHER_UPDATES" "$s" --kd-lambda 0 --label-smoothing "$a"
+  if [[ -n $TEACHER_RELEASES ]]; then
+    step "teacher_a${a}_s${s}" "$dir/done" "${LSKD[@]}" teacher-release import --release "$TEACHER_RELEASES/a${a}_s${s}.pt" \
+      --data "$OUT/data/bin" --save-dir "$dir"
+  else
+    step "teacher_a${a}_s${s}" "$dir/done" train_nmt "$dir" "$TEACHER_UPDATES" "$s" --kd-lambda 0 --label-smoothing "$a"
+  fi
   step "teacher_a${a}_s${s}_score" "$dir/score.json" evaluate "$dir" teacher "$a" null "$s" null
 }
 
