@@ -54,13 +54,12 @@ def _save_atomic(state: dict, path: Path) -> None:
 
 def export_release(checkpoint: str, data_bin: str, out: str) -> None:
     state = read_checkpoint(checkpoint, option="--checkpoint")
-    release = {
-        "cfg": state["cfg"],
+    release = {k: v for k, v in state.items() if k != "last_optimizer_state"}  # "args" too: CTranslate2 reads it
+    release.update({
         "model": {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()},
         "optimizer_history": state["optimizer_history"][-1:],
-        "extra_state": {"train_iterator": state.get("extra_state", {}).get("train_iterator")},
         KEY: {"dictionaries": dictionary_digests(data_bin, state), "from": os.path.basename(checkpoint)},
-    }
+    })
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     _save_atomic(release, Path(out))
 
@@ -79,6 +78,8 @@ def import_release(release_path: str, data_bin: str, save_dir: str) -> None:
     del state[KEY]
     state["model"] = {k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}
     state["cfg"].task.data = str(data_bin)  # the dictionaries are checked identical: point at them
+    if getattr(state.get("args"), "data", None) is not None:
+        state["args"].data = str(data_bin)
     state["last_optimizer_state"] = None
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     for name in ("checkpoint_best.pt", "checkpoint_last.pt"):

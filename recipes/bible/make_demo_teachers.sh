@@ -4,18 +4,21 @@
 # that `make demo` spends its minutes on the students. The demo profile's own settings make them (its
 # PREPARE_CMD, ARCH_ARGS, OPT_ARGS and TEACHER_UPDATES, JOBS=2): rerunning this command retrains them and
 # rewrites the releases (same seeds; bit-identical on the same machine and torch build).
-#   bash recipes/bible/make_demo_teachers.sh        # OUT defaults to runs/bible_demo_teachers
+#   bash recipes/bible/make_demo_teachers.sh [--config FILE]   # default: the demo profile
+# OUT (default runs/bible_demo_teachers) holds the training run; RELEASE_DIR (default demo_teachers/ beside
+# this script) receives a<alpha>_s<seed>.pt per teacher.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../lib/common.sh"
 export OUT="${OUT:-runs/bible_demo_teachers}" TEACHER_RELEASES=""
-bash "$HERE/run_all.sh" --profile demo --only prepare
-bash "$HERE/run_all.sh" --profile demo --only teachers
-mkdir -p "$HERE/demo_teachers"
-for dir in "$OUT"/teachers/a*_s*/; do
+RELEASE_DIR="${RELEASE_DIR:-$HERE/demo_teachers}"
+config=(--profile demo)
+[[ $# -eq 0 ]] || config=("$@")
+bash "$HERE/run_all.sh" "${config[@]}" --only prepare
+bash "$HERE/run_all.sh" "${config[@]}" --only teachers
+mkdir -p "$RELEASE_DIR"
+for dir in "$OUT"/teachers/a*_s*; do
   name=$(basename "$dir")
-  "${LSKD[@]}" teacher-release export --checkpoint "$dir/checkpoint_best.pt" --data "$OUT/data/bin" \
-    --out "$HERE/demo_teachers/$name.pt"
-  echo "wrote $HERE/demo_teachers/$name.pt ($(du -h "$HERE/demo_teachers/$name.pt" | cut -f1)); test BLEU: $(python3 -c \
-    'import json,sys; print(json.load(open(sys.argv[1]))["bleu"])' "$dir/score.json" 2>/dev/null || echo '?')"
+  "${LSKD[@]}" teacher-release export --checkpoint "$dir/checkpoint_best.pt" --data "$OUT/data/bin" --out "$RELEASE_DIR/$name.pt"
+  echo "wrote $RELEASE_DIR/$name.pt ($(du -h "$RELEASE_DIR/$name.pt" | cut -f1)); test scores: $(cat "$dir/score.json")"
 done

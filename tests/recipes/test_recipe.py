@@ -42,7 +42,7 @@ def tiny_config(tmp_path, **overrides):
     }
     keys.update(overrides)
     config = tmp_path / "config.sh"
-    config.write_text("".join(f'{k}="{v}"\n' for k, v in keys.items()))
+    config.write_text("".join(f'{k}="{v}"\n' for k, v in keys.items() if v is not None))  # None: key left out
     return config
 
 
@@ -103,6 +103,32 @@ def test_tiny_grid_end_to_end_and_resume(tmp_path):
     assert "failed: student_a0_T-1_s1" in bad.stderr and "--kd-temperature must be > 0" in bad.stderr
     assert bad.stderr.strip().endswith("error: a step failed (its log's last lines are above); rerun to resume")
     assert bad.stdout.count("skip: student_a0_T2_s1\n") == 1
+
+
+@pytest.mark.slow
+def test_grid_starts_from_teacher_releases(tmp_path):
+    """make_demo_teachers.sh trains the teachers and exports them; a grid with TEACHER_RELEASES imports them
+    (no teacher training) and distils from them; a missing release stops the grid naming the file."""
+    config = tiny_config(tmp_path, OUT=None, TEMPERATURES="2")
+    env = dict(recipe_env(), OUT=str(tmp_path / "made"), RELEASE_DIR=str(tmp_path / "releases"))
+    made = subprocess.run(["bash", str(REPO / "recipes" / "bible" / "make_demo_teachers.sh"), "--config", str(config)],
+                          capture_output=True, text=True, env=env)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert sorted(p.name for p in (tmp_path / "releases").iterdir()) == ["a0.1_s1.pt", "a0_s1.pt"]
+    env = dict(recipe_env(), OUT=str(tmp_path / "grid"), TEACHER_RELEASES=str(tmp_path / "releases"))
+    grid = subprocess.run(["bash", str(RUN_ALL), "--config", str(config)], capture_output=True, text=True, env=env)
+    assert grid.returncode == 0, grid.stdout + grid.stderr
+    for alpha in ("0", "0.1"):
+        assert "fairseq_cli.train" not in (tmp_path / "grid" / "logs" / f"teacher_a{alpha}_s1.log").read_text()
+        made_score = json.loads((tmp_path / "made" / "teachers" / f"a{alpha}_s1" / "score.json").read_text())
+        score = json.loads((tmp_path / "grid" / "teachers" / f"a{alpha}_s1" / "score.json").read_text())
+        assert score["bleu"] == pytest.approx(made_score["bleu"], abs=1.0)  # float16 weights: near, not equal
+        assert (tmp_path / "grid" / "students" / f"a{alpha}_T2_s1" / "score.json").is_file()
+    (tmp_path / "releases" / "a0.1_s1.pt").unlink()
+    env["OUT"] = str(tmp_path / "grid2")
+    missing = subprocess.run(["bash", str(RUN_ALL), "--config", str(config)], capture_output=True, text=True, env=env)
+    assert missing.returncode != 0
+    assert f"--release {tmp_path / 'releases' / 'a0.1_s1.pt'}: no such file" in missing.stderr
 
 
 def test_unknown_config_key_is_refused_before_any_step(tmp_path):
