@@ -170,7 +170,52 @@ def markdown(agg: Dict[Key, dict], metric: str, digits: int = 2, title: Optional
         lines.append(f"{n_files} runs; cells are means over seeds, ± sample std (n = number of seeds) where n > 1.")
     for s in signatures:
         lines.append(f"signature: `{s}`")
+    shown = patterns(agg, metric)
+    if shown:
+        lines += ["", "What the table shows:", *shown]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _cell(agg: Dict[Key, dict], role: str, a: float, t: Optional[float]) -> Optional[float]:
+    c = agg.get((role, a, t))
+    return None if c is None else c["mean"]
+
+
+def patterns(agg: Dict[Key, dict], metric: str) -> List[str]:
+    """What the table shows, in the paper's terms (docs/PAPER.md, patterns 1, 2 and 5), one line each;
+    only the lines the grid has the cells for."""
+    alphas, temps = grid(agg)
+    ls = [a for a in alphas if a > 0]
+    lines = []
+    if 1 in temps:
+        ratios = [f"α={a:g} {100 * s / t:.0f}%" for a in alphas
+                  if (s := _cell(agg, "student", a, 1)) is not None and (t := _cell(agg, "teacher", a, None))]
+        if ratios:
+            lines.append(f"- T=1 students reach {', '.join(ratios)} of their teacher's {metric}.")
+    for a in ls:
+        vals = [(t, v) for t in temps if (v := _cell(agg, "student", a, t)) is not None]
+        if len(vals) >= 3:
+            falls = all(x[1] > y[1] for x, y in zip(vals, vals[1:]))
+            chain = " > ".join(f"T={t:g} {v:.2f}" for t, v in vals) if falls else ", ".join(f"T={t:g} {v:.2f}" for t, v in vals)
+            lines.append(f"- Pattern 1 (the LS teacher's students fall as T rises), α={a:g}: "
+                         f"{'seen' if falls else 'not seen'} ({chain}).")
+    if 0 in alphas and 1 in temps:
+        for a in ls:
+            plain, smooth = agg.get(("student", 0, 1)), agg.get(("student", a, 1))
+            if plain is not None and smooth is not None:
+                spread = (f"seed std {smooth['std']:.2f} and {plain['std']:.2f}" if min(plain["n"], smooth["n"]) > 1
+                          else "one seed in a cell: no spread to compare the margin with")
+                lines.append(f"- Pattern 2 (at T=1 the LS teacher's student beats the non-LS teacher's): "
+                             f"{'seen' if smooth['mean'] > plain['mean'] else 'not seen'} (α={a:g} {smooth['mean']:.2f} "
+                             f"vs α=0 {plain['mean']:.2f}, {smooth['mean'] - plain['mean']:+.2f}; {spread}).")
+    if 1 in temps and 64 in temps:
+        pairs = [(a, _cell(agg, "student", a, 1), _cell(agg, "student", a, 64)) for a in alphas]
+        pairs = [(a, one, high) for a, one, high in pairs if one is not None and high is not None]
+        if pairs:
+            collapsed = all(high < 0.5 * one for _, one, high in pairs)
+            lines.append(f"- Pattern 5 (T=64 collapses: below half of T=1): {'seen' if collapsed else 'not seen'} ("
+                         + ", ".join(f"α={a:g} {high:.2f} vs {one:.2f}" for a, one, high in pairs) + ").")
+    return lines
 
 
 def csv_text(agg: Dict[Key, dict], metric: str) -> str:

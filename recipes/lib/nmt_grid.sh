@@ -16,7 +16,7 @@ LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$LIB_DIR/../.." && pwd)"
 CONFIG_KEYS=(OUT SRC TGT PREPARE_CMD ARCH_ARGS OPT_ARGS TEACHER_UPDATES STUDENT_UPDATES TEACHER_ALPHAS
              TEMPERATURES SEEDS KD_LAMBDA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS RANKS
-             DECODE_ENGINE TEACHER_RELEASES)
+             DECODE_ENGINE TEACHER_RELEASES STUDENT_OPT_ARGS)
 
 source "$LIB_DIR/common.sh"
 
@@ -30,6 +30,7 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
   : "${TEACHER_ALPHAS:=0 0.1}" "${TEMPERATURES:=1 2 3 64}" "${SEEDS:=1}" "${KD_LAMBDA:=0.9}" "${STUDENT_EPS:=0.1}"
   : "${TOPK:=8}" "${PURE_KD:=0}" "${BEAM:=5}" "${CACHE_ARGS:=}" "${JOBS:=1}" "${STUDENT_SEEDS:=}" "${RANKS:=1}"
   : "${DECODE_ENGINE:=ctranslate2}"  # the evaluate step's decoder (docs/SEQ_KD.md: same BLEU, faster)
+  : "${STUDENT_OPT_ARGS=}"  # fairseq-train options for the students only, after OPT_ARGS (the later value wins)
   : "${TEACHER_RELEASES=}"  # a folder of a<alpha>_s<seed>.pt teacher releases to start from; empty: train the teachers
   require_keys "$file" "${CONFIG_KEYS[@]}"
   case "$PURE_KD" in 0|1) ;; *) die "config $file: PURE_KD must be 0 or 1, got $PURE_KD";; esac
@@ -123,7 +124,7 @@ student() {  # student TEACHER_ALPHA T TEACHER_SEED STUDENT_SEED: train from tha
   local dir="$OUT/students/$name"
   # shellcheck disable=SC2046
   step "student_$name" "$dir/done" train_nmt "$dir" "$STUDENT_UPDATES" "$r" $(student_args) \
-    --kd-temperature "$t" --kd-topk-cache "$OUT/caches/a${a}_s${s}"
+    --kd-temperature "$t" --kd-topk-cache "$OUT/caches/a${a}_s${s}" $STUDENT_OPT_ARGS
   step "student_${name}_score" "$dir/score.json" evaluate "$dir" student "$a" "$t" "$seed" "$(student_lambda)"
 }
 

@@ -46,6 +46,12 @@ GOLDEN = f"""\
 
 10 runs; cells are means over seeds, ± sample std (n = number of seeds) where n > 1.
 signature: `{SIG}`
+
+What the table shows:
+- T=1 students reach α=0 94%, α=0.1 94% of their teacher's bleu.
+- Pattern 1 (the LS teacher's students fall as T rises), α=0.1: seen (T=1 25.09 > T=2 23.42 > T=64 6.46).
+- Pattern 2 (at T=1 the LS teacher's student beats the non-LS teacher's): seen (α=0.1 25.09 vs α=0 25.00, +0.09; one seed in a cell: no spread to compare the margin with).
+- Pattern 5 (T=64 collapses: below half of T=1): seen (α=0 6.56 vs 25.00, α=0.1 6.46 vs 25.09).
 """
 
 
@@ -63,6 +69,27 @@ def test_report_golden_table_csv_png(sweep, tmp_path, capsys):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     man = json.loads((tmp_path / "res" / "grid.json").read_text())
     assert len(man["inputs"]) == 10 and man["metric"] == "bleu"
+
+
+def test_patterns_name_what_is_not_seen():
+    from lskd.report import patterns
+
+    def cells(**means):  # s<alpha*10>_<T>=mean, t<alpha*10>=teacher mean; n=2 with std 0.5 everywhere
+        agg = {}
+        for k, v in means.items():
+            role, a, t = ("teacher", int(k[1:]) / 10, None) if k[0] == "t" else ("student", int(k[1]) / 10, float(k[3:]))
+            agg[(role, a, t)] = {"mean": v, "std": 0.5, "n": 2}
+        return agg
+
+    lines = patterns(cells(t0=10, t1=10, s0_1=5, s1_1=4, s1_2=4.5, s1_3=3, s0_64=3, s1_64=1), "bleu")
+    assert lines == [
+        "- T=1 students reach α=0 50%, α=0.1 40% of their teacher's bleu.",
+        "- Pattern 1 (the LS teacher's students fall as T rises), α=0.1: not seen (T=1 4.00, T=2 4.50, T=3 3.00, T=64 1.00).",
+        "- Pattern 2 (at T=1 the LS teacher's student beats the non-LS teacher's): not seen (α=0.1 4.00 vs α=0 5.00, "
+        "-1.00; seed std 0.50 and 0.50).",
+        "- Pattern 5 (T=64 collapses: below half of T=1): not seen (α=0 3.00 vs 5.00, α=0.1 1.00 vs 4.00).",
+    ]
+    assert patterns(cells(t1=10, s1_2=4), "bleu") == []  # no T=1, no alpha 0, fewer than three temperatures
 
 
 def test_report_other_metric(sweep, tmp_path, capsys):
