@@ -20,5 +20,6 @@ mkdir -p "$RELEASE_DIR"
 for dir in "$OUT"/teachers/a*_s*; do
   name=$(basename "$dir")
   "${LSKD[@]}" teacher-release export --checkpoint "$dir/checkpoint_best.pt" --data "$OUT/data/bin" --out "$RELEASE_DIR/$name.pt"
-  echo "wrote $RELEASE_DIR/$name.pt ($(du -h "$RELEASE_DIR/$name.pt" | cut -f1)); test scores: $(cat "$dir/score.json")"
+  echo "wrote $RELEASE_DIR/$name.pt ($(du -h "$RELEASE_DIR/$name.pt" | cut -f1)); test BLEU $("${PYTHON:-python3}" -c \
+    'import json, sys; print(json.load(open(sys.argv[1]))["bleu"])' "$dir/score.json")"
 done
