@@ -40,12 +40,13 @@ train_phase() {  # train_phase NAME SECONDS_OF_TRAINING HARD_LIMIT: a recipe ste
 }
 
 # teachers: their training time, then decoding; what is left must hold the caches, the students and the report
-left=$(seconds_left); t=$(( left - 250 < TEACHER_SECONDS ? left - 250 : TEACHER_SECONDS ))
-trained=0
-if (( t > 0 )) && train_phase teachers "$t" $(( left - 120 )) && phase caches $(( $(seconds_left) - 120 )) "${RECIPE[@]}" --only caches; then
+trained=0 t=$(smaller "$TEACHER_SECONDS" $(( $(seconds_left) - 250 )))
+positive "$t" || printf 'teachers\t0\tskipped: no time left in the budget\n' >> "$RESULTS/timing.tsv"
+if positive "$t" && train_phase teachers "$t" $(( $(seconds_left) - 120 )) \
+   && phase caches $(( $(seconds_left) - 120 )) "${RECIPE[@]}" --only caches; then
   # students: train while the budget keeps about 100 s for their start-up and decoding and the report
-  left=$(seconds_left); s=$(( left - 100 < STUDENT_SECONDS ? left - 100 : STUDENT_SECONDS ))
-  if (( s > 0 )); then train_phase students "$s" $(( left - 30 )) && trained=1; fi
+  s=$(smaller "$STUDENT_SECONDS" $(( $(seconds_left) - 100 )))
+  if positive "$s" && train_phase students "$s" $(( $(seconds_left) - 30 )); then trained=1; fi
 fi
 (( trained )) || echo "[gpu] the grid is incomplete (see timing.tsv); the table shows what finished"
 if compgen -G "$WORK/teachers/*/score.json" > /dev/null; then

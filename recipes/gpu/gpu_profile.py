@@ -47,7 +47,7 @@ def student_epochs(phase_seconds: float, teacher_epochs: int, teachers: int, stu
 # ------------------------------------------------------------------ what each run trained
 
 _UPDATES = re.compile(r"num_updates[ =](\d+)")
-_WPS = re.compile(r"\| wps (\d+(?:\.\d+)?) \|")
+_TRAIN_WPS = re.compile(r"\| train \| epoch \d+ \|.*\| wps (\d+(?:\.\d+)?) \|")  # an epoch's training words/s
 
 
 def nmt_training(log: Path) -> dict:
@@ -56,7 +56,7 @@ def nmt_training(log: Path) -> dict:
         return {"state": "not started"}
     text = log.read_text(errors="replace")
     updates = _UPDATES.findall(text)
-    wps = _WPS.findall(text)
+    wps = _TRAIN_WPS.findall(text)
     if "Stopping training due to cumulative_training_time" in text:
         state = "stopped by the time guard"
     elif "Stopping training due to num_updates" in text or "already at" in text:
@@ -72,7 +72,7 @@ def nmt_rows(work: Path) -> List[List[str]]:
         for run in sorted((work / folder).glob("*")) if (work / folder).is_dir() else []:
             t = nmt_training(work / "logs" / f"{role}_{run.name}.log")
             score = _read(run / "score.json")
-            rows.append([role, run.name, f"{t.get('updates', 0)} updates", t["state"],
+            rows.append([role, run.name, str(t.get("updates", 0)), t["state"],
                          _fmt(t.get("wps"), 0), _fmt(score.get("bleu"), 2), _fmt(score.get("chrf"), 2)])
     return rows
 
@@ -88,7 +88,7 @@ def vision_rows(work: Path) -> List[List[str]]:
         planned = config.get("epochs", "?")
         state = "finished" if final else ("unfinished" if metrics else "not started")
         last = metrics[-1] if metrics else {}
-        rows.append([run.name.split("_")[0], run.name, f"{len(metrics)}/{planned} epochs", state,
+        rows.append([run.name.split("_")[0], run.name, f"{len(metrics)}/{planned}", state,
                      _fmt(last.get("images_per_s"), 0), _fmt(final.get("final_top1", last.get("val_top1")), 2)])
     return rows
 
@@ -116,10 +116,10 @@ def summary(kind: str, work: Path, timing: Path, card: str, budget: float, title
            f"(time budget {budget:.0f} s; the device's start and the file transfers are not included)", "",
            "## Steps", "", markdown_table(["step", "seconds", "status"], steps), "## Runs", ""]
     if kind == "nmt":
-        out.append(markdown_table(["role", "run", "trained", "stopped because", "last words/s", "test BLEU", "test chrF"],
+        out.append(markdown_table(["role", "run", "updates", "stopped because", "train words/s (last epoch)", "test BLEU", "test chrF"],
                                   nmt_rows(work)))
     else:
-        out.append(markdown_table(["role", "run", "trained", "state", "last images/s", "test top-1"], vision_rows(work)))
+        out.append(markdown_table(["role", "run", "epochs (done/planned)", "state", "train images/s (last epoch)", "test top-1"], vision_rows(work)))
     if headline is not None and headline.is_file():
         out += ["## Table", "", headline.read_text()]
     else:

@@ -8,6 +8,7 @@
 #   phase NAME LIMIT CMD...   CMD under a hard limit of LIMIT seconds (its process group is killed then; LIMIT "-":
 #                             a shell function, run in this shell without one); a row "NAME<TAB>seconds<TAB>status" in
 #                             $RESULTS/timing.tsv; returns CMD's status
+#   hours S, smaller A B, positive A   decimal arithmetic (seconds may have decimals)
 #   config_value KEY          a key of $CONFIG as the recipe will see it (the environment overrides the file)
 #   pack_results KIND TITLE HEADLINE_PREFIX   summary.md, the headline table, logs.tar.gz into $RESULTS
 #   finish_output             last: flush console.log
@@ -46,8 +47,9 @@ profile_args() {  # profile_args DEFAULT_CONFIG TOY_CONFIG NAME ARGS...
   mkdir -p "$RESULTS" "$WORK"
   RESULTS="$(cd "$RESULTS" && pwd)" WORK="$(cd "$WORK" && pwd)"
   rm -f "$RESULTS/timing.tsv"
-  exec > >(tee "$RESULTS/console.log") 2>&1
-  TEE_PID=$!
+  : > "$RESULTS/console.log"  # stdout and stderr stay apart, each also appended to console.log
+  exec > >(tee -a "$RESULTS/console.log") && TEE_OUT=$!
+  exec 2> >(tee -a "$RESULTS/console.log" >&2) && TEE_ERR=$!
   echo "[gpu] $name: config $CONFIG, work $WORK, results $RESULTS, budget ${BUDGET}s, $(date -u '+%F %T') UTC"
 }
 
@@ -89,6 +91,8 @@ config_value() {  # config_value KEY: sourced in a subshell, so the environment'
 }
 
 hours() { awk -v s="$1" 'BEGIN { printf "%.8f", s / 3600 }'; }
+smaller() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 < b + 0 ? a : b) }'; }  # of two (decimal) numbers
+positive() { awk -v a="$1" 'BEGIN { exit !(a + 0 > 0) }'; }
 
 pack_results() {  # pack_results KIND TITLE HEADLINE_PREFIX: $RESULTS gets summary.md, the headline .md/.csv/.png, logs.tar.gz
   local kind=$1 title=$2 headline=$3 ext
@@ -104,5 +108,5 @@ pack_results() {  # pack_results KIND TITLE HEADLINE_PREFIX: $RESULTS gets summa
 
 finish_output() {  # close the output so that tee has written all of console.log before the script ends
   exec > /dev/null 2>&1
-  wait "$TEE_PID" 2> /dev/null || true
+  wait "$TEE_OUT" "$TEE_ERR" 2> /dev/null || true
 }
