@@ -36,7 +36,8 @@ copy_data() {  # the prepared data (recipes/gpu/prepare.sh) into the grid folder
 phase data - copy_data
 
 train_phase() {  # train_phase NAME SECONDS_OF_TRAINING HARD_LIMIT: a recipe step whose runs stop after that much training
-  phase "$1" "$3" env OPT_ARGS="$BASE_OPT_ARGS --stop-time-hours $(hours "$2")" "${RECIPE[@]}" --only "$1"
+  phase "$1" "$3" env OPT_ARGS="$BASE_OPT_ARGS --stop-time-hours $(hours "$2")" \
+    ${STUDENT_UPDATES:+STUDENT_UPDATES=$STUDENT_UPDATES} "${RECIPE[@]}" --only "$1"
 }
 
 # teachers: their training time, then decoding; what is left must hold the caches, the students and the report
@@ -44,9 +45,13 @@ trained=0 t=$(smaller "$TEACHER_SECONDS" $(( $(seconds_left) - 250 )))
 positive "$t" || printf 'teachers\t0\tskipped: no time left in the budget\n' >> "$RESULTS/timing.tsv"
 if positive "$t" && train_phase teachers "$t" $(( $(seconds_left) - 120 )) \
    && phase caches $(( $(seconds_left) - 120 )) "${RECIPE[@]}" --only caches; then
-  # students: train while the budget keeps about 100 s for their start-up and decoding and the report
+  # students: as many updates as their teachers reached (the paper's protocol), unless their training time runs
+  # out first: STUDENT_SECONDS, or less so that the budget keeps about 100 s for their decoding and the report
+  updates=$(smaller "$(config_value STUDENT_UPDATES)" "$("$PYTHON" "$GPU_DIR/gpu_profile.py" teacher-updates --work "$WORK")")
+  (( updates > 0 )) || updates=$(config_value STUDENT_UPDATES)  # no teacher log (0 would mean no limit to fairseq)
   s=$(smaller "$STUDENT_SECONDS" $(( $(seconds_left) - 100 )))
-  if positive "$s" && train_phase students "$s" $(( $(seconds_left) - 30 )); then trained=1; fi
+  echo "[gpu] students: at most $updates updates each (as many as their teachers) or ${s}s of training"
+  if positive "$s" && STUDENT_UPDATES=$updates train_phase students "$s" $(( $(seconds_left) - 30 )); then trained=1; fi
 fi
 (( trained )) || echo "[gpu] the grid is incomplete (see timing.tsv); the table shows what finished"
 if compgen -G "$WORK/teachers/*/score.json" > /dev/null; then

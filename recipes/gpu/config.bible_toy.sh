@@ -8,7 +8,7 @@
 : "${ARCH_ARGS:=--arch transformer --encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 --encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --encoder-attention-heads 2 --decoder-attention-heads 2}"
 : "${OPT_ARGS:=--optimizer adam --lr 1e-2 --lr-scheduler inverse_sqrt --warmup-updates 10 --max-tokens 400 --cpu --num-workers 0}"
 : "${TEACHER_UPDATES:=20}"
-: "${STUDENT_UPDATES:=10}"
+: "${STUDENT_UPDATES:=40}"   # a cap: the students train as many updates as their teachers reach (20)
 : "${TEMPERATURES:=1}"
 : "${TOPK:=4}"
 : "${JOBS:=2}"

@@ -2,11 +2,13 @@
 
     python3 recipes/gpu/gpu_profile.py student-epochs --runs RUNS --phase-seconds S --teacher-epochs E \
         --teachers 2 --students 8 --jobs 8 --seconds-left L --cap N
+    python3 recipes/gpu/gpu_profile.py teacher-updates --work DIR
     python3 recipes/gpu/gpu_profile.py summary --kind nmt|vision --work DIR --timing FILE --card TEXT \
         --budget S --title TEXT [--headline FILE.md] --out summary.md
 
 student-epochs: how many epochs the image students can train in the time left, from the teachers' phase as
 measured on this machine (the time guard of the vision profile, whose runs cannot stop mid-schedule).
+teacher-updates: the fewest updates a teacher of an NMT grid trained (the students' budget: as long as their teachers).
 summary: one Markdown page with the card, the wall time of each step, what every run trained (updates or
 epochs, and whether the time guard stopped it) with its score, and the headline table.
 """
@@ -64,6 +66,12 @@ def nmt_training(log: Path) -> dict:
     else:
         state = "unfinished"
     return {"state": state, "updates": int(updates[-1]) if updates else 0, "wps": float(wps[-1]) if wps else None}
+
+
+def teacher_updates(work: Path) -> int:
+    """The fewest updates any teacher of the grid in `work` reached (0 without teachers)."""
+    runs = sorted((work / "teachers").glob("*")) if (work / "teachers").is_dir() else []
+    return min((nmt_training(work / "logs" / f"teacher_{run.name}.log").get("updates", 0) for run in runs), default=0)
 
 
 def nmt_rows(work: Path) -> List[List[str]]:
@@ -138,6 +146,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     e.add_argument("--jobs", type=int, required=True, help="runs at once (the recipe's JOBS)")
     e.add_argument("--seconds-left", type=float, required=True)
     e.add_argument("--cap", type=int, required=True, help="the configuration's epochs (never more)")
+    u = sub.add_parser("teacher-updates", help="the fewest updates a teacher trained")
+    u.add_argument("--work", type=Path, required=True, help="the grid's folder")
     s = sub.add_parser("summary", help="the results page")
     s.add_argument("--kind", choices=("nmt", "vision"), required=True)
     s.add_argument("--work", type=Path, required=True, help="the grid's folder")
@@ -152,6 +162,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if min(a.teacher_epochs, a.teachers, a.students, a.jobs) < 1:
             p.error("--teacher-epochs, --teachers, --students and --jobs must be at least 1")
         print(student_epochs(a.phase_seconds, a.teacher_epochs, a.teachers, a.students, a.jobs, a.seconds_left, a.cap))
+        return 0
+    if a.cmd == "teacher-updates":
+        print(teacher_updates(a.work))
         return 0
     text = summary(a.kind, a.work, a.timing, a.card, a.budget, a.title, a.headline)
     tmp = a.out.with_name(a.out.name + ".tmp")

@@ -117,14 +117,17 @@ def test_bible_profile_at_toy_size_with_the_student_time_guard(tmp_path):
     assert (data / "bin" / "train.src-tgt.tgt.bin").is_file() and (data / "spm" / "spm.model").is_file()
     assert len((data / "raw" / "test.tgt").read_text().splitlines()) == 30
 
-    # students may train for a millisecond: fairseq's --stop-time-hours stops each after its first update
+    # students get as many updates as their teachers reached (20, under the toy config's cap of 40) and may train
+    # for a millisecond: fairseq's --stop-time-hours stops each after its first update
     proc = script("bible.sh", "--toy", "--results", results, "--work", work, "--carry", carry,
                   "--student-seconds", "0.001", **corpus)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary, archived = check_results_folder(results, "results_bleu")
     assert [(name, status) for name, _, status in steps(results)] == [
         ("setup", "ok"), ("data", "ok"), ("teachers", "ok"), ("caches", "ok"), ("students", "ok"), ("report", "ok")]
+    assert "[gpu] students: at most 20 updates each (as many as their teachers) or 0.001s of training" in proc.stdout
     for a in ("0", "0.1"):
+        assert "'max_update': 20," in (work / "logs" / f"student_a{a}_T1_s1.log").read_text()
         assert f"| teacher | a{a}_s1 | 20 | max-update reached |" in summary
         assert f"| student | a{a}_T1_s1 | 1 | stopped by the time guard |" in summary
         assert f"./students/a{a}_T1_s1/score.json" in archived and f"./logs/student_a{a}_T1_s1.log" in archived
@@ -181,3 +184,13 @@ def test_training_state_is_read_from_fairseq_logs(tmp_path):
                    "fairseq_cli.train | Stopping training due to num_updates: 20 >= max_update: 20\n")
     assert read(log) == {"state": "max-update reached", "updates": 50, "wps": None}
     assert read(tmp_path / "none.log") == {"state": "not started"}
+
+
+def test_students_get_the_fewest_updates_a_teacher_reached(tmp_path):
+    gp = load_gpu_profile()
+    assert gp.teacher_updates(tmp_path) == 0
+    (tmp_path / "logs").mkdir()
+    for name, updates in (("a0_s1", 211), ("a0.1_s1", 190)):
+        (tmp_path / "teachers" / name).mkdir(parents=True)
+        (tmp_path / "logs" / f"teacher_{name}.log").write_text(f"| train | epoch 009 | loss 2.1 | num_updates {updates} | lr 1e-3\n")
+    assert gp.teacher_updates(tmp_path) == 190
