@@ -194,3 +194,38 @@ def test_students_get_the_fewest_updates_a_teacher_reached(tmp_path):
         (tmp_path / "teachers" / name).mkdir(parents=True)
         (tmp_path / "logs" / f"teacher_{name}.log").write_text(f"| train | epoch 009 | loss 2.1 | num_updates {updates} | lr 1e-3\n")
     assert gp.teacher_updates(tmp_path) == 190
+
+
+def test_prepare_fetches_each_pinned_wheel_once_for_python_312(tmp_path):
+    """The wheel part with a stand-in for `python -m pip` (the real one needs the network): the pip commands,
+    the versions of requirements*.txt, one version per package, nothing fetched twice."""
+    log, fake, carry = tmp_path / "pip.log", tmp_path / "fakepython", tmp_path / "carry"
+    fake.write_text(f"""#!/usr/bin/env bash
+echo "$*" >> {log}
+dir="" prev=""
+for a in "$@"; do if [[ $prev == -d || $prev == -w ]]; then dir=$a; fi; prev=$a; done
+spec=${{@: -1}} tag=cp312-cp312-manylinux_2_28_x86_64
+[[ $3 == wheel ]] && tag=py3-none-any
+touch "$dir/$(echo "${{spec%%==*}}" | tr 'A-Z-' 'a-z_')-${{spec##*==}}-$tag.whl"
+""")
+    fake.chmod(0o755)
+    pins = {line.split("==")[0].lower(): line.strip() for f in ("requirements.txt", "requirements-fairseq.txt")
+            for line in (REPO / f).read_text().splitlines() if "==" in line and not line.startswith("#")}
+    wanted = [pins[n] for n in ("ve_fairseq", "hydra-core", "omegaconf", "bitarray", "sacremoses")]
+
+    first = script("prepare.sh", "--only", "wheels", "--carry", carry, PYTHON=str(fake))
+    assert first.returncode == 0, first.stdout + first.stderr
+    calls = log.read_text().splitlines()
+    assert [c.split()[-1] for c in calls] == wanted + ["antlr4-python3-runtime==4.9.3"]
+    for call in calls[:-1]:
+        assert call.startswith("-m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp ")
+        assert "--platform manylinux_2_28_x86_64" in call and "--platform manylinux2014_x86_64" in call
+    assert calls[-1].startswith("-m pip wheel -q --no-deps -w ")
+    assert len(list((carry / "wheels").iterdir())) == 6
+
+    (carry / "wheels" / "hydra_core-1.0.0-py3-none-any.whl").touch()  # a stale version would break the install
+    again = script("prepare.sh", "--only", "wheels", "--carry", carry, PYTHON=str(fake))
+    assert again.returncode == 0 and log.read_text().splitlines() == calls  # nothing fetched again
+    assert again.stdout.count("[prepare] have ") == 6 and "removing " in again.stdout
+    assert sorted(p.name.split("-")[0] for p in (carry / "wheels").iterdir()) == [
+        "antlr4_python3_runtime", "bitarray", "hydra_core", "omegaconf", "sacremoses", "ve_fairseq"]
