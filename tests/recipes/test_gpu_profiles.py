@@ -76,7 +76,8 @@ def test_fashion_mnist_profile_at_toy_size(tmp_path):
         assert (carry / "fashion_mnist" / f"{name}.gz").read_bytes() == (tmp_path / "fm" / f"{name}.gz").read_bytes()
     assert f'carry: ["{carry}/fashion_mnist"]' in prep.stdout and "bash recipes/gpu/fashion_mnist.sh --results \"$OUT\"" in prep.stdout
 
-    proc = script("fashion_mnist.sh", "--toy", "--results", results, "--work", work, "--carry", carry)
+    # a budget that a slow CI machine cannot exhaust (the planning itself is tested with hand-computed values)
+    proc = script("fashion_mnist.sh", "--toy", "--results", results, "--work", work, "--carry", carry, "--budget", 3000)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary, archived = check_results_folder(results, "table")
     # the students' epochs come from the teachers' measured time: all of the configured 2 fit in the budget
@@ -120,7 +121,7 @@ def test_bible_profile_at_toy_size_with_the_student_time_guard(tmp_path):
     # students get as many updates as their teachers reached (20, under the toy config's cap of 40) and may train
     # for a millisecond: fairseq's --stop-time-hours stops each after its first update
     proc = script("bible.sh", "--toy", "--results", results, "--work", work, "--carry", carry,
-                  "--student-seconds", "0.001", **corpus)
+                  "--student-seconds", "0.001", "--budget", 3000, **corpus)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary, archived = check_results_folder(results, "results_bleu")
     assert [(name, status) for name, _, status in steps(results)] == [
