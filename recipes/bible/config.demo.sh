@@ -16,7 +16,7 @@
 : "${OPT_ARGS:=--optimizer adam --adam-betas (0.9,0.98) --lr 3e-3 --lr-scheduler inverse_sqrt --warmup-updates 80 --max-tokens 4096 --cpu --num-workers 0}"
 : "${TEACHER_UPDATES:=1000}"   # what the shipped teachers were trained for (make_demo_teachers.sh)
 : "${TEACHER_RELEASES=$REPO/recipes/bible/demo_teachers}"
-: "${STUDENT_UPDATES:=600}"
+: "${STUDENT_UPDATES:=2000}"
 : "${STUDENT_OPT_ARGS:=--max-tokens 1024 --lr-scheduler polynomial_decay --total-num-update $STUDENT_UPDATES --end-learning-rate 0 --warmup-updates 60}"
 : "${JOBS:=2}"
 : "${BEAM:=1}"
