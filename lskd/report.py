@@ -5,8 +5,8 @@
 
 Input: RUNS_DIR is searched recursively for files named `score.json`, one per trained model:
 
-    {"role": "student",        # or "teacher"
-     "teacher_alpha": 0.1,     # label smoothing of the teacher (of this model itself when role = teacher)
+    {"role": "student",        # or "teacher", or "baseline" (the student's model trained on gold data alone)
+     "teacher_alpha": 0.1,     # label smoothing of the teacher (of this model itself when role = teacher; none for a baseline)
      "temperature": 2.0,       # KD temperature T (students only; omitted or null for teachers)
      "seed": 1,                # optional, default 0; several seeds of one cell are averaged
      "bleu": 12.3, "chrf": 40.1, "signature": "nrefs:1|case:mixed|...",   # any metric keys
@@ -19,7 +19,8 @@ error, so that one table never mixes conventions. Other keys are ignored. Two fi
 teacher_alpha, temperature, seed) are an error.
 
 Output:
-  PREFIX.md   rows: the teacher on top, then T = 1, 2, 3, 64, ... (ascending); columns: teacher alpha
+  PREFIX.md   rows: the teacher on top, then T = 1, 2, 3, 64, ... (ascending), then "no KD" (the baselines'
+              mean, the same in every column: what each column's students are compared with); columns: teacher alpha
               (ascending). A cell is the mean over seeds, "mean ± std (n=N)" when N > 1 (sample std);
               "–" where no run exists. The heading names the convention; the sacrebleu signature(s) of the
               metric and the input count are listed below the table.
@@ -76,17 +77,17 @@ def load_scores(runs: Path, metric: str) -> List[dict]:
         if not isinstance(d, dict):
             raise LskdError(f"{f}: expected a JSON object")
         role = d.get("role")
-        if role not in ("student", "teacher"):
-            raise LskdError(f"{f}: 'role' is {role!r}, expected \"student\" or \"teacher\"")
+        if role not in ("student", "teacher", "baseline"):
+            raise LskdError(f"{f}: 'role' is {role!r}, expected \"student\", \"teacher\" or \"baseline\"")
         if metric not in d:
             raise LskdError(f"{f}: no {metric!r} key (--metric); keys there: {', '.join(sorted(d))}")
         value = _num(f, d, metric)
-        alpha = _num(f, d, "teacher_alpha")
+        alpha = None if role == "baseline" else _num(f, d, "teacher_alpha")
         temp = _num(f, d, "temperature", required=(role == "student")) if role == "student" else None
         seed = d.get("seed", 0)
         k = (role, alpha, temp, seed)
         if k in seen:
-            raise LskdError(f"{f}: duplicate run (role {role}, teacher_alpha {alpha:g}, "
+            raise LskdError(f"{f}: duplicate run (role {role}, teacher_alpha {alpha if alpha is None else format(alpha, 'g')}, "
                             f"temperature {temp if temp is None else format(temp, 'g')}, seed {seed}) also in {seen[k]}")
         seen[k] = f
         conventions = d.get("conventions") if isinstance(d.get("conventions"), dict) else {}
@@ -147,7 +148,7 @@ def _fmt(cell: Optional[dict], digits: int) -> str:
 
 
 def grid(agg: Dict[Key, dict]) -> Tuple[List[float], List[float]]:
-    alphas = sorted({k[1] for k in agg})
+    alphas = sorted({k[1] for k in agg if k[1] is not None})
     temps = sorted({k[2] for k in agg if k[0] == "student"})
     return alphas, temps
 
@@ -165,6 +166,8 @@ def markdown(agg: Dict[Key, dict], metric: str, digits: int = 2, title: Optional
     lines.append("| teacher | " + " | ".join(_fmt(agg.get(("teacher", a, None)), digits) for a in alphas) + " |")
     for t in temps:
         lines.append(f"| T={t:g} | " + " | ".join(_fmt(agg.get(("student", a, t)), digits) for a in alphas) + " |")
+    if ("baseline", None, None) in agg:
+        lines.append("| no KD | " + " | ".join(_fmt(agg[("baseline", None, None)], digits) for _ in alphas) + " |")
     lines.append("")
     if n_files is not None:
         lines.append(f"{n_files} runs; cells are means over seeds, ± sample std (n = number of seeds) where n > 1.")
@@ -192,6 +195,11 @@ def patterns(agg: Dict[Key, dict], metric: str) -> List[str]:
                   if (s := _cell(agg, "student", a, 1)) is not None and (t := _cell(agg, "teacher", a, None))]
         if ratios:
             lines.append(f"- T=1 students reach {', '.join(ratios)} of their teacher's {metric}.")
+    base = agg.get(("baseline", None, None))
+    if base is not None and 1 in temps:
+        gains = [f"α={a:g} {v - base['mean']:+.2f}" for a in alphas if (v := _cell(agg, "student", a, 1)) is not None]
+        if gains:
+            lines.append(f"- KD at T=1 against no KD ({base['mean']:.2f}, n={base['n']}): {', '.join(gains)}.")
     for a in ls:
         vals = [(t, v) for t in temps if (v := _cell(agg, "student", a, t)) is not None]
         if len(vals) >= 3:
@@ -222,8 +230,9 @@ def csv_text(agg: Dict[Key, dict], metric: str) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["role", "teacher_alpha", "temperature", "metric", "mean", "std", "n", "seeds"])
-    for (role, a, t), c in sorted(agg.items(), key=lambda kv: (kv[0][0] != "teacher", kv[0][2] or 0.0, kv[0][1])):
-        w.writerow([role, f"{a:g}", "" if t is None else f"{t:g}", metric, repr(round(c["mean"], 6)),
+    order = {"teacher": 0, "student": 1, "baseline": 2}
+    for (role, a, t), c in sorted(agg.items(), key=lambda kv: (order[kv[0][0]], kv[0][2] or 0.0, kv[0][1] or 0.0)):
+        w.writerow([role, "" if a is None else f"{a:g}", "" if t is None else f"{t:g}", metric, repr(round(c["mean"], 6)),
                     "" if c["std"] is None else repr(round(c["std"], 6)), c["n"], " ".join(map(str, c["seeds"]))])
     return buf.getvalue()
 
@@ -244,6 +253,8 @@ def plot(agg: Dict[Key, dict], metric: str, path: Path, title: Optional[str] = N
                         marker="o", capsize=3, color=color, label=f"student, teacher α={a:g}")
         if ("teacher", a, None) in agg:
             ax.axhline(agg[("teacher", a, None)]["mean"], color=color, ls="--", lw=1, label=f"teacher α={a:g}")
+    if ("baseline", None, None) in agg:
+        ax.axhline(agg[("baseline", None, None)]["mean"], color="k", ls=":", lw=1, label="no KD (gold only)")
     if temps and min(temps) > 0:
         ax.set_xscale("log", base=2)
         ax.set_xticks(temps)

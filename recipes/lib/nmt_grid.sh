@@ -16,7 +16,7 @@ LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$LIB_DIR/../.." && pwd)"
 CONFIG_KEYS=(OUT SRC TGT PREPARE_CMD ARCH_ARGS OPT_ARGS TEACHER_UPDATES STUDENT_UPDATES TEACHER_ALPHAS
              TEMPERATURES SEEDS KD_LAMBDA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS RANKS
-             DECODE_ENGINE TEACHER_RELEASES STUDENT_OPT_ARGS)
+             DECODE_ENGINE TEACHER_RELEASES STUDENT_OPT_ARGS BASELINE_SEEDS)
 
 source "$LIB_DIR/common.sh"
 
@@ -30,6 +30,7 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
   : "${TEACHER_ALPHAS:=0 0.1}" "${TEMPERATURES:=1 2 3 64}" "${SEEDS:=1}" "${KD_LAMBDA:=0.9}" "${STUDENT_EPS:=0.1}"
   : "${TOPK:=8}" "${PURE_KD:=0}" "${BEAM:=5}" "${CACHE_ARGS:=}" "${JOBS:=1}" "${STUDENT_SEEDS:=}" "${RANKS:=1}"
   : "${DECODE_ENGINE:=ctranslate2}"  # the evaluate step's decoder (docs/SEQ_KD.md: same BLEU, faster)
+  : "${BASELINE_SEEDS=}"  # seeds of the no-KD baseline (the students' model and budget on gold data alone); empty: none
   : "${STUDENT_OPT_ARGS=}"  # fairseq-train options for the students only, after OPT_ARGS (the later value wins)
   : "${TEACHER_RELEASES=}"  # a folder of a<alpha>_s<seed>.pt teacher releases to start from; empty: train the teachers
   require_keys "$file" "${CONFIG_KEYS[@]}"
@@ -136,6 +137,19 @@ do_students() {  # every teacher seed x student seed (STUDENT_SEEDS; empty = the
   pool_wait
 }
 
+baseline() {  # baseline SEED: the students' model, options and budget trained on gold data alone (no teacher)
+  local dir="$OUT/baselines/s$1"
+  # shellcheck disable=SC2086
+  step "baseline_s$1" "$dir/done" train_nmt "$dir" "$STUDENT_UPDATES" "$1" --kd-lambda 0 --label-smoothing "$STUDENT_EPS" $STUDENT_OPT_ARGS
+  step "baseline_s$1_score" "$dir/score.json" evaluate "$dir" baseline null null "$1" 0
+}
+
+do_baselines() {
+  local r
+  for r in $BASELINE_SEEDS; do pool_run baseline "$r"; done
+  pool_wait
+}
+
 do_report() {  # one table per score the runs carry (their BLEU conventions: lskd score --help), headline first
   local metric metrics
   metrics=$("${LSKD[@]}" report --runs "$OUT" --list-metrics)
@@ -182,7 +196,7 @@ do_diffusion() {  # not in the default sequence (--only diffusion): penultimate-
 
 run_grid() {  # run_grid RECIPE_DIR [--profile NAME] [--config FILE] [--only STEP]
   local dir=$1; shift
-  local config="$dir/config.demo.sh" only="" steps="prepare teachers caches students report" extra="diffusion"
+  local config="$dir/config.demo.sh" only="" steps="prepare teachers caches students baselines report" extra="diffusion"
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --profile) [[ $# -ge 2 ]] || die "--profile needs a name"; config="$dir/config.$2.sh"

@@ -147,3 +147,13 @@ def test_report_names_the_runs_convention_and_refuses_a_mix(tmp_path, capsys):
            conventions={"bleu_tok": "tokenised BLEU on cased text"})
     with pytest.raises(LskdError, match=r"s2/score.json: 'bleu_tok' is .* one table cannot mix BLEU conventions"):
         main(["--runs", str(runs), "--metric", "bleu_tok", "--out", str(tmp_path / "r")])
+
+
+def test_baseline_is_a_row_and_a_comparison(sweep, tmp_path, capsys):
+    for seed, v in ((1, 19.0), (2, 21.0)):  # the student's model on gold data alone, two seeds
+        _score(sweep, f"baseline_s{seed}", role="baseline", seed=seed, bleu=v, chrf=v + 20)
+    assert main(["--runs", str(sweep), "--out", str(tmp_path / "b"), "--no-plot"]) == 0
+    md = (tmp_path / "b.md").read_text().splitlines()
+    assert md[md.index("| T=64 | 6.56 | 6.46 |") + 1] == "| no KD | 20.00 ± 1.41 (n=2) | 20.00 ± 1.41 (n=2) |"
+    assert "- KD at T=1 against no KD (20.00, n=2): α=0 +5.00, α=0.1 +5.09." in md
+    assert (tmp_path / "b.csv").read_text().splitlines()[-1] == "baseline,,,bleu,20.0,1.414214,2,1 2"
