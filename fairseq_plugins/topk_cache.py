@@ -225,6 +225,17 @@ def _write_rows(ids_out: NpyRows, val_out: NpyRows, top: np.ndarray, values: np.
     return pos
 
 
+def _layout(session: TeacherSession, split: str, max_tokens: int, num_shards: int, shard_id: Optional[int]):
+    """(target sizes of the whole split, the sentences this build holds, their sizes, row offsets over them)."""
+    all_sizes = np.asarray(session.task.dataset(split).tgt_sizes, dtype=np.int64)
+    sentences = (shard_sentences(session, split, max_tokens, num_shards, shard_id) if shard_id is not None
+                 else np.arange(len(all_sizes), dtype=np.int64))
+    sizes = all_sizes[sentences]
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    return all_sizes, sentences, sizes, offsets
+
+
 def build_split(session: TeacherSession, split: str, out: Path, k: int, max_tokens: int, device: torch.device,
                 num_workers: int = 0, num_shards: int = 1, shard_id: Optional[int] = None) -> Path:
     """Write CACHE/<split>/ (or, with a shard_id, the shard CACHE/<split>.shards/I-of-N/) atomically; returns its path.
@@ -239,14 +250,8 @@ def build_split(session: TeacherSession, split: str, out: Path, k: int, max_toke
     final = _shard_dir(out, split, num_shards, shard_id) if sharded else out / split
     for stale in glob.glob(str(final.parent / f".{final.name}.*.tmp")):
         shutil.rmtree(stale, ignore_errors=True)
-    dataset = task.dataset(split)
     dictionary = task.target_dictionary
-    all_sizes = np.asarray(dataset.tgt_sizes, dtype=np.int64)
-    sentences = (shard_sentences(session, split, max_tokens, num_shards, shard_id) if sharded
-                 else np.arange(len(all_sizes), dtype=np.int64))
-    sizes = all_sizes[sentences]
-    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
+    all_sizes, sentences, sizes, offsets = _layout(session, split, max_tokens, num_shards, shard_id)
     n_tokens = int(offsets[-1])
     if k > len(dictionary):
         raise LskdError(f"--k {k} is larger than the target vocabulary ({len(dictionary)} symbols)")
