@@ -12,17 +12,16 @@ to the students.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import torch
 from fairseq.data import data_utils
 from omegaconf import OmegaConf
 
 from fairseq_plugins.teacher import read_checkpoint
 from lskd.errors import LskdError
+from lskd.fileio import sha256_file, write_torch
 
 KEY = "lskd_release"
 
@@ -40,16 +39,13 @@ def dictionary_digests(data_bin: str, state: dict) -> Dict[str, str]:
         path = Path(data_bin) / f"dict.{lang}.txt"
         if not path.is_file():
             raise LskdError(f"--data {data_bin}: no {path.name} (expected the binarised data the teacher was trained on)")
-        digests[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        digests[path.name] = sha256_file(path)
     return digests
 
 
-def _save_atomic(state: dict, path: Path) -> None:
-    """torch.save as fairseq saves a checkpoint (its config as plain containers), renamed into place whole."""
-    state = dict(state, cfg=OmegaConf.to_container(state["cfg"], resolve=True, enum_to_str=True))
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+def _as_saved(state: dict) -> dict:
+    """The checkpoint dict as fairseq saves it: its config as plain containers (torch's weights-only load)."""
+    return dict(state, cfg=OmegaConf.to_container(state["cfg"], resolve=True, enum_to_str=True))
 
 
 def export_release(checkpoint: str, data_bin: str, out: str) -> None:
@@ -60,8 +56,7 @@ def export_release(checkpoint: str, data_bin: str, out: str) -> None:
         "optimizer_history": state["optimizer_history"][-1:],
         KEY: {"dictionaries": dictionary_digests(data_bin, state), "from": os.path.basename(checkpoint)},
     })
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    _save_atomic(release, Path(out))
+    write_torch(Path(out), _as_saved(release))
 
 
 def import_release(release_path: str, data_bin: str, save_dir: str) -> None:
@@ -81,9 +76,9 @@ def import_release(release_path: str, data_bin: str, save_dir: str) -> None:
     if getattr(state.get("args"), "data", None) is not None:
         state["args"].data = str(data_bin)
     state["last_optimizer_state"] = None
-    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    state = _as_saved(state)
     for name in ("checkpoint_best.pt", "checkpoint_last.pt"):
-        _save_atomic(state, Path(save_dir) / name)
+        write_torch(Path(save_dir) / name, state)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
