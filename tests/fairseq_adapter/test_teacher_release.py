@@ -59,3 +59,16 @@ def test_import_refuses_a_plain_checkpoint(tiny_data, tiny_teacher, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (f"lskd teacher-release: error: --release {tiny_teacher}: not a teacher release "
                                    "(made by `lskd teacher-release export`)")
+
+
+def test_import_refuses_data_without_dictionaries(tiny_data, tiny_teacher, tmp_path):
+    release = tmp_path / "r.pt"
+    export(tiny_data, tiny_teacher, release)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run([tool("lskd"), "teacher-release", "import", "--release", release, "--data", empty,
+                "--save-dir", tmp_path / "out"], check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (f"lskd teacher-release: error: --data {empty}: no binarised train "
+                                                    "split to tell its language pair from")
+    assert not (tmp_path / "out").exists()
