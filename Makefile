@@ -21,7 +21,7 @@ demo: venv
 	@echo "Above: test BLEU of the two shipped teachers (label smoothing alpha 0 and 0.1, recipes/bible/demo_teachers/)"
 	@echo "and of their students distilled at T = 1, 2, 3, 64, read in the paper's terms under 'What the table shows'"
 	@echo "(docs/PAPER.md). One seed, a 2+2-layer model, 12k verse pairs: docs/RESULTS.md has the demo's measured run."
-	@echo "Full scale: bash recipes/bible/run_all.sh --profile cpu (longer CPU grid, two seeds), docs/GPU.md (GPU"
+	@echo "Full scale: bash recipes/bible/run_all.sh --profile cpu (equal-budget CPU grid with seeds), docs/GPU.md (GPU"
 	@echo "profiles), recipes/iwslt14_de_en and recipes/wmt_en_de (the paper's corpora, GPUs). Outputs: runs/bible_demo/"
 
 lint: venv

@@ -16,7 +16,7 @@ LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$LIB_DIR/../.." && pwd)"
 CONFIG_KEYS=(OUT SRC TGT PREPARE_CMD ARCH_ARGS OPT_ARGS TEACHER_UPDATES STUDENT_UPDATES TEACHER_ALPHAS
              TEMPERATURES SEEDS KD_LAMBDA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS RANKS
-             DECODE_ENGINE TEACHER_RELEASES STUDENT_OPT_ARGS BASELINE_SEEDS)
+             DECODE_ENGINE TEACHER_RELEASES STUDENT_OPT_ARGS BASELINE_SEEDS T1_STUDENT_SEEDS)
 
 source "$LIB_DIR/common.sh"
 
@@ -30,6 +30,7 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
   : "${TEACHER_ALPHAS:=0 0.1}" "${TEMPERATURES:=1 2 3 64}" "${SEEDS:=1}" "${KD_LAMBDA:=0.9}" "${STUDENT_EPS:=0.1}"
   : "${TOPK:=8}" "${PURE_KD:=0}" "${BEAM:=5}" "${CACHE_ARGS:=}" "${JOBS:=1}" "${STUDENT_SEEDS:=}" "${RANKS:=1}"
   : "${DECODE_ENGINE:=ctranslate2}"  # the evaluate step's decoder (docs/SEQ_KD.md: same BLEU, faster)
+  : "${T1_STUDENT_SEEDS=$STUDENT_SEEDS}"  # the student seeds of the T = 1 cells (pattern 2 compares the teachers there)
   : "${BASELINE_SEEDS=}"  # seeds of the no-KD baseline (the students' model and budget on gold data alone); empty: none
   : "${STUDENT_OPT_ARGS=}"  # fairseq-train options for the students only, after OPT_ARGS (the later value wins)
   : "${TEACHER_RELEASES=}"  # a folder of a<alpha>_s<seed>.pt teacher releases to start from; empty: train the teachers
@@ -129,9 +130,15 @@ student() {  # student TEACHER_ALPHA T TEACHER_SEED STUDENT_SEED: train from tha
   step "student_${name}_score" "$dir/score.json" evaluate "$dir" student "$a" "$t" "$seed" "$(student_lambda)"
 }
 
-do_students() {  # every teacher seed x student seed (STUDENT_SEEDS; empty = the teacher's own seed) x alpha x T
+student_seeds() {  # student_seeds T TEACHER_SEED: the student seeds of that cell (empty = the teacher's own seed)
+  local seeds=$STUDENT_SEEDS
+  if [[ $1 == 1 ]]; then seeds=$T1_STUDENT_SEEDS; fi
+  echo "${seeds:-$2}"
+}
+
+do_students() {  # every teacher seed x alpha x T x student seed of that cell (student_seeds)
   local a s r t
-  for s in $SEEDS; do for r in ${STUDENT_SEEDS:-$s}; do for a in $TEACHER_ALPHAS; do for t in $TEMPERATURES; do
+  for s in $SEEDS; do for a in $TEACHER_ALPHAS; do for t in $TEMPERATURES; do for r in $(student_seeds "$t" "$s"); do
     pool_run student "$a" "$t" "$s" "$r"
   done; done; done; done
   pool_wait
@@ -178,7 +185,7 @@ do_diffusion() {  # not in the default sequence (--only diffusion): penultimate-
     specs=()
     for t in $TEMPERATURES; do
       files=()
-      for s in $SEEDS; do for r in ${STUDENT_SEEDS:-$s}; do
+      for s in $SEEDS; do for r in $(student_seeds "$t" "$s"); do
         run="$OUT/students/a${a}_T${t}_s${s}"; [[ $r != "$s" ]] && run+="_r$r"
         diffusion_features "$run"; files+=("$out/$(basename "$run").pt")
       done; done

@@ -108,9 +108,10 @@ def test_tiny_grid_end_to_end_and_resume(tmp_path):
 @pytest.mark.slow
 def test_grid_starts_from_teacher_releases(tmp_path):
     """make_demo_teachers.sh trains the teachers and exports them; a grid with TEACHER_RELEASES imports them
-    (no teacher training) and distils from them, and trains the no-KD baseline (BASELINE_SEEDS); a missing
-    release stops the grid naming the file."""
-    config = tiny_config(tmp_path, OUT=None, TEMPERATURES="2", BASELINE_SEEDS="1")
+    (no teacher training) and distils from them, with T1_STUDENT_SEEDS students at T = 1 and the teacher's
+    seed elsewhere, and trains the no-KD baseline (BASELINE_SEEDS); a missing release stops the grid naming
+    the file."""
+    config = tiny_config(tmp_path, OUT=None, TEMPERATURES="1 2", T1_STUDENT_SEEDS="1 2", BASELINE_SEEDS="1")
     env = dict(recipe_env(), OUT=str(tmp_path / "made"), RELEASE_DIR=str(tmp_path / "releases"))
     made = subprocess.run(["bash", str(REPO / "recipes" / "bible" / "make_demo_teachers.sh"), "--config", str(config)],
                           capture_output=True, text=True, env=env)
@@ -124,7 +125,9 @@ def test_grid_starts_from_teacher_releases(tmp_path):
         made_score = json.loads((tmp_path / "made" / "teachers" / f"a{alpha}_s1" / "score.json").read_text())
         score = json.loads((tmp_path / "grid" / "teachers" / f"a{alpha}_s1" / "score.json").read_text())
         assert score["bleu"] == pytest.approx(made_score["bleu"], abs=1.0)  # float16 weights: near, not equal
-        assert (tmp_path / "grid" / "students" / f"a{alpha}_T2_s1" / "score.json").is_file()
+        students = sorted(p.name for p in (tmp_path / "grid" / "students").glob(f"a{alpha}_T*"))
+        assert students == [f"a{alpha}_T1_s1", f"a{alpha}_T1_s1_r2", f"a{alpha}_T2_s1"]
+        assert all((tmp_path / "grid" / "students" / name / "score.json").is_file() for name in students)
     baseline = json.loads((tmp_path / "grid" / "baselines" / "s1" / "score.json").read_text())
     assert baseline["role"] == "baseline" and baseline["teacher_alpha"] is None and baseline["kd_lambda"] == 0
     assert "kd_loss 0 " in (tmp_path / "grid" / "logs" / "baseline_s1.log").read_text()  # no teacher term
