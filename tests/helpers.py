@@ -1,13 +1,16 @@
 """What the tests share besides fixtures (those are in conftest.py): paths, the tiny corpus and model,
 running commands, and the fairseq helpers. Import it as `from helpers import ...`."""
 
+import gzip
 import importlib.util
 import os
 import random
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,3 +142,18 @@ def run_vision_cli(argv, capsys):
     rc = main(["vision"] + list(argv))
     out, err = capsys.readouterr()
     return rc, out, err
+
+
+def write_fake_fashion_mnist(folder, n_train=300, n_test=100):
+    """The four idx files in the real format (gzip), random images with a class-dependent bright band."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n)
+        images = rng.integers(0, 60, (n, 28, 28))
+        for i, c in enumerate(labels):
+            images[i, 2 * c:2 * c + 6] += 150
+        for name, arr in ((f"{split}-images-idx3-ubyte", images), (f"{split}-labels-idx1-ubyte", labels)):
+            header = struct.pack(">I", 0x0800 + arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
+            with gzip.open(folder / f"{name}.gz", "wb") as f:
+                f.write(header + arr.astype(np.uint8).tobytes())

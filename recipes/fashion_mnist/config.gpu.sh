@@ -15,7 +15,9 @@
 : "${TEMPS:=1 2 3 64}"
 : "${TEACHER_SEEDS:=0}"
 : "${STUDENT_SEEDS:=0}"
+: "${T1_STUDENT_SEEDS:=$STUDENT_SEEDS}"  # the student seeds of the T = 1 cells
 : "${THREADS:=2}"
 : "${JOBS:=8}"
 : "${TEACHER_ARGS:=--arch resnet50 --epochs 8 --batch-size 512 --eval-batch-size 1000 --lr 0.2 --nesterov --weight-decay 5e-4 --schedule cosine --warmup-epochs 0.5 --precision bf16 --channels-last --num-workers 2}"
 : "${STUDENT_ARGS:=--arch resnet18 --epochs 8 --batch-size 512 --eval-batch-size 1000 --lr 0.2 --nesterov --weight-decay 5e-4 --schedule cosine --warmup-epochs 0.5 --precision bf16 --channels-last --num-workers 1 --clip-grad-norm 1}"
+: "${TITLE:=ResNet-50 teachers -> ResNet-18 students (pure KD)}"

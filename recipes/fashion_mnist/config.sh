@@ -11,7 +11,9 @@
 : "${TEMPS:=1 2 3 64}"
 : "${TEACHER_SEEDS:=0}"                # one teacher per alpha, shared by all student seeds
 : "${STUDENT_SEEDS:=0 1}"
+: "${T1_STUDENT_SEEDS:=$STUDENT_SEEDS}"  # the student seeds of the T = 1 cells
 : "${THREADS:=1}"                      # torch threads per run
 : "${JOBS:=2}"                         # runs in parallel
 : "${TEACHER_ARGS:=--arch smallcnn --width 0.5 --epochs 4 --batch-size 128 --lr 0.1 --weight-decay 5e-4 --schedule cosine --warmup-epochs 0.2}"
 : "${STUDENT_ARGS:=--arch mlp --width 4 --no-augment --teacher-cache --epochs 10 --batch-size 128 --lr 0.1 --weight-decay 5e-4 --schedule cosine --clip-grad-norm 1}"
+: "${TITLE:=SmallCNN teachers -> MLP students (pure KD)}"

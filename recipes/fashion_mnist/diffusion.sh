@@ -2,7 +2,8 @@
 # Penultimate-layer analysis of a finished Fashion-MNIST grid (run_all.sh first): features of the test split
 # for each teacher and every student seed, then per teacher alpha one `lskd diffusion` table + panel plot.
 #   bash recipes/fashion_mnist/diffusion.sh        # -> RUNS/diffusion/a<alpha>.{md,png,json}
-# Cells: T<T> = the STUDENT_SEEDS students of that teacher at T (seeds resampled in the intervals), baseline T1.
+# Cells: T<T> = the students of that teacher at T (cell_seeds: T1_STUDENT_SEEDS at T = 1, else STUDENT_SEEDS;
+# seeds resampled in the intervals), baseline T1.
 # One reference for the similar classes of every table: the softmax of REFERENCE (default: the first alpha's
 # teacher, i.e. the non-LS one), or SIMILAR_PAIRS="2:4,0:6" to give them.
 # Classes of the projection: Pullover (2), Coat (4) -- similar -- and Ankle boot (9), dissimilar.
@@ -33,7 +34,7 @@ for a in $ALPHAS; do
   specs=()
   for T in $TEMPS; do
     files=()
-    for seed in $STUDENT_SEEDS; do features "student_a${a}_T${T}_s${seed}"; files+=("$out/student_a${a}_T${T}_s${seed}.pt"); done
+    for seed in $(cell_seeds "$T"); do features "student_a${a}_T${T}_s${seed}"; files+=("$out/student_a${a}_T${T}_s${seed}.pt"); done
     specs+=("T$T=$(IFS=,; echo "${files[*]}")")
   done
   # shellcheck disable=SC2086

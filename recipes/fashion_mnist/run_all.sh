@@ -27,12 +27,13 @@ for seed in $TEACHER_SEEDS; do
 done
 pool_wait
 
-# --- students: student seed s uses teacher seed number (s mod #TEACHER_SEEDS), its final checkpoint
+# --- students (cell_seeds: T1_STUDENT_SEEDS at T = 1, STUDENT_SEEDS elsewhere): student seed s uses teacher
+# seed number (s mod #TEACHER_SEEDS), its final checkpoint
 read -r -a TSEEDS <<< "$TEACHER_SEEDS"
-for seed in $STUDENT_SEEDS; do
-  tseed="${TSEEDS[$(( seed % ${#TSEEDS[@]} ))]}"
-  for a in $ALPHAS; do
-    for T in $TEMPS; do
+for a in $ALPHAS; do
+  for T in $TEMPS; do
+    for seed in $(cell_seeds "$T"); do
+      tseed="${TSEEDS[$(( seed % ${#TSEEDS[@]} ))]}"
       # shellcheck disable=SC2086
       pool_run run_one "student_a${a}_T${T}_s${seed}" train-student $STUDENT_ARGS \
         --teacher "$RUNS/teacher_a${a}_s${tseed}/last.pt" --temperature "$T" --seed "$seed"
@@ -41,6 +42,6 @@ for seed in $STUDENT_SEEDS; do
 done
 pool_wait
 
-"${LSKD[@]}" report --runs "$RUNS" --metric top1 --out "$RUNS/table" --title "Fashion-MNIST: SmallCNN teachers -> MLP students (pure KD), test top-1"
-"${LSKD[@]}" report --runs "$RUNS" --metric best_top1 --out "$RUNS/table_best" --title "Fashion-MNIST (best epoch, selected on the test set)" > /dev/null
+"${LSKD[@]}" report --runs "$RUNS" --metric top1 --out "$RUNS/table" --title "Fashion-MNIST: $TITLE, test top-1"
+"${LSKD[@]}" report --runs "$RUNS" --metric best_top1 --out "$RUNS/table_best" --title "Fashion-MNIST: $TITLE (best epoch, selected on the test set)" > /dev/null
 echo "[fashion_mnist] done: $RUNS/table.md $RUNS/table.csv $RUNS/table.png"

@@ -7,7 +7,9 @@
 : "${TEMPS:=1 64}"
 : "${TEACHER_SEEDS:=0}"
 : "${STUDENT_SEEDS:=0}"
+: "${T1_STUDENT_SEEDS:=$STUDENT_SEEDS}"  # the student seeds of the T = 1 cells
 : "${THREADS:=1}"
 : "${JOBS:=2}"
 : "${TEACHER_ARGS:=--arch resnet50 --width 0.125 --epochs 1 --batch-size 32 --lr 0.05 --train-subset 256 --schedule cosine}"
 : "${STUDENT_ARGS:=--arch resnet18 --width 0.125 --epochs 2 --batch-size 32 --lr 0.05 --train-subset 256 --schedule cosine --clip-grad-norm 1}"
+: "${TITLE:=ResNet-50 -> ResNet-18 at width 1/8 (toy)}"

@@ -1,18 +1,15 @@
 """The GPU profiles (recipes/gpu/, docs/GPU.md) at toy size on a CPU: prepare.sh's data part, each entry
 script end to end with its time guard, and the results folder that a device call brings back."""
 
-import gzip
 import importlib.util
 import json
 import os
-import struct
 import subprocess
 import tarfile
 
-import numpy as np
 import pytest
 
-from helpers import BIN, REPO, fairseq_installed, FAIRSEQ_MISSING, write_tiny_corpus
+from helpers import BIN, REPO, fairseq_installed, FAIRSEQ_MISSING, write_fake_fashion_mnist, write_tiny_corpus
 
 GPU = REPO / "recipes" / "gpu"
 IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -30,21 +27,6 @@ def script(name, *args, **env):
     e = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONWARNINGS="ignore", **env)
     e.pop("OUT", None)
     return subprocess.run(["bash", str(GPU / name), *map(str, args)], capture_output=True, text=True, env=e, cwd=REPO)
-
-
-def write_fake_fashion_mnist(folder, n_train=300, n_test=100):
-    """The four idx files in the real format (gzip), random images with a class-dependent bright band."""
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_train), ("t10k", n_test)):
-        labels = rng.integers(0, 10, n)
-        images = rng.integers(0, 60, (n, 28, 28))
-        for i, c in enumerate(labels):
-            images[i, 2 * c:2 * c + 6] += 150
-        for name, arr in ((f"{split}-images-idx3-ubyte", images), (f"{split}-labels-idx1-ubyte", labels)):
-            header = struct.pack(">I", 0x0800 + arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
-            with gzip.open(folder / f"{name}.gz", "wb") as f:
-                f.write(header + arr.astype(np.uint8).tobytes())
 
 
 def steps(results):
