@@ -14,9 +14,9 @@
 : "${OPT_ARGS:=--optimizer adam --adam-betas (0.9,0.98) --lr 3e-3 --lr-scheduler polynomial_decay --total-num-update 2000 --end-learning-rate 0 --warmup-updates 60 --max-tokens 1024 --cpu --num-workers 0}"
 : "${TEACHER_UPDATES:=2000}"
 : "${STUDENT_UPDATES:=2000}"
-: "${T1_STUDENT_SEEDS:=1 2 3}"
-: "${STUDENT_SEEDS:=1 2}"
-: "${BASELINE_SEEDS:=1 2}"
+: "${T1_STUDENT_SEEDS=1 2 3}"
+: "${STUDENT_SEEDS=1 2}"
+: "${BASELINE_SEEDS=1 2}"   # seed keys: an empty value from the environment means none
 : "${JOBS:=2}"
 : "${BEAM:=1}"
 : "${GEN_ARGS:=--batch-size 128 --max-len-a 1.2 --max-len-b 10 --cpu}"
