@@ -9,8 +9,14 @@
 #   pool_run CMD...             run CMD in the background, at most $JOBS at once (JOBS <= 1: in the foreground), each
 #                               with nproc/JOBS threads; a slot frees as soon as ANY job ends
 #   pool_wait                   wait for every job; die if one failed
+#   cell_seeds T                the student seeds of the cells at temperature T (T1_STUDENT_SEEDS at T = 1, else
+#                               STUDENT_SEEDS): the NMT and image grids give pattern 2's cells more seeds
 #   LSKD                        the lskd command as an array: `lskd` on PATH, else python -m lskd.cli
 # Recipes never install system packages: a missing dependency is named with its install command, and they stop.
+
+cell_seeds() {  # cell_seeds T
+  if [[ $1 == 1 ]]; then echo "$T1_STUDENT_SEEDS"; else echo "$STUDENT_SEEDS"; fi
+}
 
 die() { echo "error: $*" >&2; exit 2; }
 

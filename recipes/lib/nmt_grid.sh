@@ -131,8 +131,8 @@ student() {  # student TEACHER_ALPHA T TEACHER_SEED STUDENT_SEED: train from tha
 }
 
 student_seeds() {  # student_seeds T TEACHER_SEED: the student seeds of that cell (empty = the teacher's own seed)
-  local seeds=$STUDENT_SEEDS
-  if [[ $1 == 1 ]]; then seeds=$T1_STUDENT_SEEDS; fi
+  local seeds
+  seeds=$(cell_seeds "$1")
   echo "${seeds:-$2}"
 }
 

@@ -5,7 +5,6 @@
 #   run_one NAME ARGS...: one `lskd vision` run through LAUNCH with COMMON, logged to $RUNS/logs/NAME.log,
 #       skipped when $RUNS/NAME/final.json exists (the run writes it last)
 #   student_tables TITLE: one `lskd report` table per student architecture in $STUDENTS
-#   cell_seeds T: the student seeds of the cells at temperature T (T1_STUDENT_SEEDS at T = 1, else STUDENT_SEEDS)
 declare -A VISION_KEYS=(
   [fashion_mnist]="RUNS DATA_ROOT ALPHAS TEMPS TEACHER_SEEDS STUDENT_SEEDS T1_STUDENT_SEEDS THREADS JOBS TEACHER_ARGS STUDENT_ARGS TITLE"
   [imagenet]="DATA_ROOT RUNS NGPUS WORKERS ALPHAS TEMPS STUDENTS SEEDS TEACHER_ARGS STUDENT_ARGS COMMON_ARGS"
@@ -26,10 +25,6 @@ load_vision_config() {  # load_vision_config DIR NAME [--config FILE]
   require_keys "$config" ${VISION_KEYS[$name]}
   LOG_DIR="$RUNS/logs"
   mkdir -p "$LOG_DIR"
-}
-
-cell_seeds() {  # cell_seeds T
-  if [[ $1 == 1 ]]; then echo "$T1_STUDENT_SEEDS"; else echo "$STUDENT_SEEDS"; fi
 }
 
 run_one() {  # run_one NAME ARGS...
