@@ -12,5 +12,6 @@ import torch
 torch.serialization.add_safe_globals([argparse.Namespace])
 
 from . import checkpoint_io  # noqa: E402,F401  (atomic checkpoint_last.pt copies)
+from . import clean_exit  # noqa: E402,F401  (no SIGABRT at exit after stopping mid-epoch)
 from . import criterions  # noqa: E402,F401  (registers ls_kd)
 from . import resume_batches  # noqa: E402,F401  (a resumed run draws the uninterrupted run's batches)

@@ -3,6 +3,8 @@ a truncated teacher checkpoint, KD under half precision."""
 
 import argparse
 import shutil
+import sys
+import threading
 
 import pytest
 import torch
@@ -174,3 +176,49 @@ def test_checkpoint_copies_are_atomic(tmp_path, monkeypatch):
     assert dst.read_bytes() == b"old checkpoint" and sorted(p.name for p in tmp_path.iterdir()) == [src.name, dst.name]
     monkeypatch.undo()
     assert PathManager.copy(str(src), str(dst), overwrite=True) and dst.read_bytes() == src.read_bytes()
+
+
+# fairseq's prefetch thread, stopped after one batch while it is busy in torch (a run ending mid-epoch)
+PREFETCH_THEN_EXIT = """
+import sys, threading, torch
+from fairseq.data.iterators import BufferedIterator
+if sys.argv[1] == "plugins":
+    import argparse
+    from fairseq import utils
+    utils.import_user_module(argparse.Namespace(user_dir=sys.argv[2]))
+
+def batches():
+    a = torch.randn(400, 400)
+    while True:
+        a = torch.tanh(a @ a)
+        yield a
+
+iterator = BufferedIterator(1000, list(range(10 ** 6)))
+iterator._iterable = batches()
+next(iterator)
+print("stopped after one batch")
+"""
+
+
+def test_a_run_stopped_mid_epoch_exits_cleanly():
+    """Python finalization ends a daemon thread busy in torch with pthread_exit, and torch's C++ frames turn that
+    into SIGABRT (exit 134) after the run finished; with the user dir the prefetch thread is stopped first."""
+    proc = run([sys.executable, "-c", PREFETCH_THEN_EXIT, "plugins", PLUGINS], check=False)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "stopped after one batch"), proc.stderr[-2000:]
+    assert "terminate called" not in proc.stderr
+
+
+def test_stopping_prefetch_threads_ends_them_and_keeps_other_threads():
+    from fairseq.data.iterators import BufferedIterator
+    from fairseq_plugins.clean_exit import stop_background_consumers
+
+    iterator = BufferedIterator(2, list(range(100)))
+    assert next(iterator) == 0
+    other = threading.Event()
+    bystander = threading.Thread(target=other.wait, daemon=True)
+    bystander.start()
+    consumer = iterator._consumer
+    assert consumer.is_alive()  # blocked on its full queue
+    stop_background_consumers()
+    assert not consumer.is_alive() and bystander.is_alive()
+    other.set()
