@@ -11,8 +11,11 @@ update at lr 1e-9 (randomly initialised for speed; its BLEU is meaningless, show
 The configurations are interleaved: every round runs each (model, beam, engine) once in turn, so a load change
 on a shared machine hits all alike. Speeds come from each tool's own "Translated N sentences (T tokens) in Xs"
 timer (decoding only, no start-up); the median over rounds is printed with the median over rounds of the ratio
-to fairseq-generate of the same model and beam in the same round, BLEU (sacrebleu, detokenised, vs --ref) beside each, and the share of hypotheses identical
-to fairseq's. Table as markdown (stdout and --out .md), ratios as a PNG (--out .png).
+to fairseq-generate of the same model and beam in the same round, BLEU (sacrebleu, detokenised, vs --ref) beside
+each, and the share of hypotheses identical to fairseq's. Table as markdown (stdout and --out .md), ratios as a
+PNG (--out .png). The CTranslate2 engine sets glibc's malloc to keep freed memory (ct2_engine.keep_freed_memory);
+--allocator-rows adds fairseq-generate under the same settings (as environment variables) and CTranslate2 without
+them, so that the table shows what the allocator alone is worth to each.
 """
 
 from __future__ import annotations
@@ -54,13 +57,22 @@ def random_iwslt(data: Path, dest: Path) -> Path:
     return ckpt
 
 
-def decode(engine: str, data: Path, ckpt: Path, split: str, beam: int, gen_args: list, compute_type: str):
+# glibc malloc settings equal to what the CTranslate2 engine sets in-process (ct2_engine.keep_freed_memory)
+TUNED_MALLOC = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2 ** 31 - 1)}
+# the allocator rows (--allocator-rows): each engine under the other one's allocator settings
+ALLOCATOR_ROWS = {"fairseq+tuned-malloc": TUNED_MALLOC, "ct2-float32+glibc-malloc": {"LSKD_CT2_MALLOC": "0"}}
+
+
+def decode(engine: str, data: Path, ckpt: Path, split: str, beam: int, gen_args: list):
+    """(sentences/s, tokens/s, hypotheses in corpus order) of one engine row: fairseq, ct2-TYPE, or an allocator row."""
     common = [data, "--user-dir", REPO / "fairseq_plugins", "--path", ckpt, "--gen-subset", split, "--beam", beam,
               "--required-batch-size-multiple", "1", "--post-process", "sentencepiece", *gen_args]
-    if engine == "fairseq":
-        out = run([BIN / "fairseq-generate", *common])
+    base, _, _ = engine.partition("+")
+    env = ALLOCATOR_ROWS.get(engine)
+    if base == "fairseq":
+        out = run([BIN / "fairseq-generate", *common], env)
     else:
-        out = run([BIN / "lskd", "ct2-generate", *common, "--compute-type", compute_type])
+        out = run([BIN / "lskd", "ct2-generate", *common, "--compute-type", base.split("-", 1)[1]], env)
     m = TIMER.search(out)
     if not m:
         sys.exit(f"no 'Translated ...' timer line in the output of {engine}")
@@ -82,6 +94,8 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=300, help="first N sentences of --split (default 300)")
     p.add_argument("--beams", type=int, nargs="+", default=[1, 5])
     p.add_argument("--compute-types", nargs="+", default=["float32", "int8"])
+    p.add_argument("--allocator-rows", action="store_true",
+                   help="also fairseq-generate under the engine's malloc settings, and CTranslate2 float32 without them")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS for both engines (default 2)")
     p.add_argument("--gen-args", default="--max-len-a 1.2 --max-len-b 10 --batch-size 128 --cpu")
@@ -106,18 +120,18 @@ def main(argv=None) -> int:
         models[name] = random_iwslt(args.data, work / name) if path == "random" else Path(path)
     supported = ctranslate2.get_supported_compute_types("cpu")
     engines = ["fairseq"] + [f"ct2-{t}" for t in args.compute_types if t in supported]
+    if args.allocator_rows:
+        engines += list(ALLOCATOR_ROWS)
     skipped = [t for t in args.compute_types if t not in supported]
     gen_args = shlex.split(args.gen_args)
     for name, ckpt in models.items():  # convert once before timing (the cache makes later runs reuse it)
-        decode("ct2-float32", data, ckpt, "train", 1, gen_args + ["--max-len-b", "1"], "float32")
+        decode("ct2-float32", data, ckpt, "train", 1, gen_args + ["--max-len-b", "1"])
     results = {}
     for r in range(args.rounds):
         for name, ckpt in models.items():
             for beam in args.beams:
                 for engine in engines:
-                    ct = engine.split("-", 1)[1] if engine != "fairseq" else None
-                    sps, tps, hyps = decode(engine.split("-")[0] if ct else engine, data, ckpt, "train", beam,
-                                            gen_args, ct)
+                    sps, tps, hyps = decode(engine, data, ckpt, "train", beam, gen_args)
                     results.setdefault((name, beam, engine), []).append((sps, tps, hyps))
                     print(f"round {r + 1}: {name} beam {beam} {engine}: {sps:.1f} sentences/s, {tps:.0f} tokens/s",
                           file=sys.stderr, flush=True)
@@ -158,7 +172,8 @@ def main(argv=None) -> int:
         fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(keys), 3.5))
         ax.bar(range(len(keys)), [ratios[k] for k in keys], color="tab:blue")
         ax.axhline(1.0, color="black", lw=0.8)
-        ax.set_xticks(range(len(keys)), [f"{m}\nbeam {b}\n{e[4:]}" for m, b, e in keys], fontsize=8)
+        labels = [f"{m}\nbeam {b}\n" + e.replace("+", "\n") for m, b, e in keys]
+        ax.set_xticks(range(len(keys)), labels, fontsize=7)
         ax.set_ylabel("sentences/s, x fairseq-generate")
         ax.set_title(f"CTranslate2 vs fairseq-generate ({args.threads} threads)", fontsize=10)
         fig.tight_layout()

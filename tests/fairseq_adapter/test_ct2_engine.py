@@ -5,11 +5,12 @@ from the same distribution, the engine switch and manifest of distill-data, the 
 import argparse
 import collections
 import json
+import sys
 
 import pytest
 import torch
 
-from helpers import PLUGINS, require_fairseq, run, tool
+from helpers import PLUGINS, REPO, require_fairseq, run, tool
 
 require_fairseq()
 from fairseq import utils  # noqa: E402
@@ -205,3 +206,42 @@ def test_ct2_generate_is_fairseq_generate_output(tiny_data, tiny_teacher, tmp_pa
     bad = run([tool("lskd"), "ct2-generate", *common, "--unkpen", "1"], check=False)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == (
         "lskd ct2-generate: error: --unkpen 1: not supported by the CTranslate2 engine (decode with fairseq-generate)")
+
+
+FREED_BLOCK_RSS = """
+import ctypes, sys
+from fairseq_plugins import ct2_engine
+kept = ct2_engine.keep_freed_memory() if sys.argv[1] == "keep" else None
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+page = 4096
+rss = lambda: int(open("/proc/self/statm").read().split()[1]) * page // 2 ** 20  # noqa: E731
+before = rss()
+block = libc.malloc(256 * 2 ** 20)
+ctypes.memset(block, 1, 256 * 2 ** 20)
+libc.free(ctypes.c_void_p(block))
+print(kept, rss() - before)
+"""
+
+
+def test_keep_freed_memory_keeps_a_freed_block_for_reuse():
+    """glibc's default hands a freed 256 MiB block back to the kernel (the next one page-faults in again); after
+    keep_freed_memory() it stays in the process for the next allocation."""
+    kept, default = (run([sys.executable, "-c", FREED_BLOCK_RSS, mode]).stdout.split() for mode in ("keep", "default"))
+    assert kept[0] == "True" and int(kept[1]) >= 250
+    assert default[0] == "None" and int(default[1]) < 16
+
+
+@pytest.mark.slow
+def test_decode_speed_benchmark_table(tiny_data, tiny_teacher, tmp_path):
+    """benchmarks/decode_speed.py on the tiny teacher: every engine row, ratios to fairseq, equal outputs in float32."""
+    run([sys.executable, REPO / "benchmarks" / "decode_speed.py", "--data", tiny_data / "bin", "--ref",
+         tiny_data / "raw" / "test.tgt", "--model", f"tiny={tiny_teacher}", "--n", "12", "--rounds", "1", "--beams", "5",
+         "--compute-types", "float32", "--allocator-rows", "--threads", "1", "--work", tmp_path / "w",
+         "--out", tmp_path / "table"])
+    rows = [line.split(" | ") for line in (tmp_path / "table.md").read_text().splitlines() if line.startswith("| tiny")]
+    assert [(r[1], r[2]) for r in rows] == [("5", e) for e in
+                                           ("fairseq", "ct2-float32", "fairseq+tuned-malloc", "ct2-float32+glibc-malloc")]
+    assert rows[0][5] == "1.00" and all(float(r[5]) > 0 for r in rows)
+    assert all(r[7] == "100.0% |" for r in rows)  # float32 outputs equal fairseq's, whatever the allocator
+    assert (tmp_path / "table.png").stat().st_size > 0
