@@ -15,7 +15,7 @@
 # Recipes never install system packages: a missing dependency is named with its install command, and they stop.
 
 cell_seeds() {  # cell_seeds T
-  if [[ $1 == 1 ]]; then echo "$T1_STUDENT_SEEDS"; else echo "$STUDENT_SEEDS"; fi
+  if [[ $1 =~ ^1(\.0*)?$ ]]; then echo "$T1_STUDENT_SEEDS"; else echo "$STUDENT_SEEDS"; fi  # 1, 1.0, 1.00
 }
 
 die() { echo "error: $*" >&2; exit 2; }

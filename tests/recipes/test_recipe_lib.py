@@ -47,3 +47,10 @@ def test_no_recipe_installs_system_packages():
     for script in (REPO / "recipes").rglob("*.sh"):
         text = script.read_text()
         assert "apt-get install -y" not in text and "apt install -y" not in text, script
+
+
+def test_cell_seeds_gives_the_t1_cells_their_own_seeds():
+    proc = bash('T1_STUDENT_SEEDS="1 2 3"; STUDENT_SEEDS="1 2"; for t in 1 1.0 1.00 10 2 0.1 64; do '
+                'echo "$t: $(cell_seeds $t)"; done')
+    assert proc.stdout.splitlines() == ["1: 1 2 3", "1.0: 1 2 3", "1.00: 1 2 3", "10: 1 2", "2: 1 2", "0.1: 1 2",
+                                        "64: 1 2"], proc.stderr
