@@ -2,7 +2,7 @@
 
 fairseq prefetches batches in a daemon thread (`fairseq.data.iterators.BackgroundConsumer`, for any
 `--data-buffer-size` > 0, the default 10). When training ends before the epoch does (`--max-update`,
-`--stop-time-hours`), that thread is still collating batches as the interpreter exits; on Python <= 3.13 a
+`--stop-time-hours`), that thread is still collating batches as the interpreter exits; on CPython 3.11-3.12 a
 daemon thread that wakes from a torch call during finalization is ended with `pthread_exit`, whose
 unwinding through torch's C++ frames calls `std::terminate`: "terminate called without an active
 exception", exit status 134, after the checkpoint was written. Recipes then see a failed step (seen in
