@@ -150,12 +150,25 @@ def keep_freed_memory() -> bool:
                ((m_arena_max, 1), (m_mmap_max, 0), (m_trim_threshold, 2 ** 31 - 1)))
 
 
-def load(model_dir: Path, device: str, compute_type: str):
+def take_threads_from_torch() -> int:
+    """Set torch to one thread and return the count it had (OMP_NUM_THREADS, as fairseq uses): CTranslate2's.
+
+    Once torch has run a CPU op on two or more OpenMP threads (building the fairseq model that the callers load
+    for their checks does), CTranslate2 decodes about 15% slower in the same process (docs/SEQ_KD.md); with
+    torch on one thread its OpenMP pool never starts. Callers that decode with torch after all restore it.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return threads
+
+
+def load(model_dir: Path, device: str, compute_type: str, threads: Optional[int] = None):
+    """A Translator on `threads` CPU threads (default torch's count, i.e. OMP_NUM_THREADS, as fairseq)."""
     import ctranslate2
 
     if device == "cpu" and os.environ.get("LSKD_CT2_MALLOC", "1") != "0":
         keep_freed_memory()
-    threads = torch.get_num_threads() if device == "cpu" else 1  # follows OMP_NUM_THREADS, as fairseq does
+    threads = (threads or torch.get_num_threads()) if device == "cpu" else 1
     return ctranslate2.Translator(str(model_dir), device=device, compute_type=compute_type,
                                   inter_threads=1, intra_threads=threads)
 
@@ -349,6 +362,14 @@ def generate_main(argv: List[str]) -> int:
                         "and lenpen > 0")
     if ":" in args.path:
         raise LskdError(f"--path {args.path}: an ensemble cannot run on CTranslate2 (decode with fairseq-generate)")
+    threads = take_threads_from_torch()  # torch only loads the model for the checks
+    try:
+        return _generate(args, threads)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _generate(args: argparse.Namespace, threads: int) -> int:
     from .teacher import TeacherSession
 
     session = TeacherSession.for_data(args.data, args.path, [args.gen_subset], option="--path")  # checks the dictionaries
@@ -362,7 +383,7 @@ def generate_main(argv: List[str]) -> int:
     compute_type = resolve_compute_type(args.compute_type, device)
     max_positions = session.max_positions()
     dataset = task.dataset(args.gen_subset)
-    decoder = Decoder(load(model_dir, device, compute_type), task.source_dictionary, task.target_dictionary,
+    decoder = Decoder(load(model_dir, device, compute_type, threads), task.source_dictionary, task.target_dictionary,
                       beam=args.beam, nbest=args.nbest, lenpen=args.lenpen, sampling=False, temperature=1.0,
                       sampling_topk=-1, max_len_a=args.max_len_a, max_len_b=args.max_len_b, max_len_cap=model.max_decoder_positions(),
                       max_tokens=args.max_tokens, batch_size=args.batch_size)

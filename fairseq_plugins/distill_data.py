@@ -680,6 +680,7 @@ def choose_engine(opts: DistillOptions, info) -> Tuple[DistillOptions, Optional[
 
     device = ct2_engine.device_of(opts.cpu)
     compute_type = ct2_engine.resolve_compute_type(opts.compute_type, device)
+    threads = ct2_engine.take_threads_from_torch()  # run() gives them back to torch when it ends
     reason = "an ensemble" if len(info["paths"]) > 1 else None
     if reason is None:
         try:
@@ -688,8 +689,9 @@ def choose_engine(opts: DistillOptions, info) -> Tuple[DistillOptions, Optional[
             reason = f"not convertible ({e})"
     if reason is not None:
         print(f"notice: --engine ctranslate2: the teacher is {reason}; decoding with fairseq", file=sys.stderr)
+        torch.set_num_threads(threads)
         return fairseq_opts, None
-    return dataclasses.replace(opts, compute_type=compute_type), {"model": model, "device": device}
+    return dataclasses.replace(opts, compute_type=compute_type), {"model": model, "device": device, "threads": threads}
 
 
 def engine_record(opts: DistillOptions, engine: Optional[Dict]) -> Dict:
@@ -704,7 +706,14 @@ def engine_record(opts: DistillOptions, engine: Optional[Dict]) -> Dict:
 
 # ------------------------------------------------------------------------------------------ entry point
 def run(args: argparse.Namespace) -> Path:
-    opts = validate(args)
+    threads = torch.get_num_threads()  # the CTranslate2 engine takes them from torch while it decodes
+    try:
+        return _run(validate(args))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(opts: DistillOptions) -> Path:
     info = check_inputs(opts)
     opts, engine = choose_engine(opts, info)
     out = Path(opts.out)
@@ -736,7 +745,8 @@ def run(args: argparse.Namespace) -> Path:
         if engine is not None:
             from . import ct2_engine
             engine["decoder"] = ct2_engine.Decoder(
-                ct2_engine.load(engine["model"], engine["device"], opts.compute_type), session.task.source_dictionary,
+                ct2_engine.load(engine["model"], engine["device"], opts.compute_type, engine["threads"]),
+                session.task.source_dictionary,
                 session.task.target_dictionary, beam=opts.beam, nbest=opts.nbest, lenpen=opts.lenpen, sampling=opts.sampling,
                 temperature=opts.temperature, sampling_topk=opts.sampling_topk, max_len_a=opts.max_len_a,
                 max_len_b=opts.max_len_b, max_len_cap=min(m.max_decoder_positions() for m in session.models),

@@ -245,3 +245,26 @@ def test_decode_speed_benchmark_table(tiny_data, tiny_teacher, tmp_path):
     assert rows[0][5] == "1.00" and all(float(r[5]) > 0 for r in rows)
     assert all(r[7] == "100.0% |" for r in rows)  # float32 outputs equal fairseq's, whatever the allocator
     assert (tmp_path / "table.png").stat().st_size > 0
+
+
+def test_the_engine_takes_torch_threads_while_it_decodes(tiny_data, tiny_teacher, tmp_path, monkeypatch):
+    """CTranslate2 gets torch's thread count and torch stays on one thread while it decodes (its OpenMP pool slows
+    CTranslate2 down); torch has its threads back afterwards, also when the teacher falls back to fairseq."""
+    seen = []
+    load = ct2_engine.load
+
+    def spy(model_dir, device, compute_type, threads=None):
+        seen.append((threads, torch.get_num_threads()))
+        return load(model_dir, device, compute_type, threads)
+
+    monkeypatch.setattr(ct2_engine, "load", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        distill(tiny_data / "bin", tiny_teacher, tmp_path / "ct", "--split", "valid", "--engine", "ctranslate2")
+        assert seen == [(2, 1)] and torch.get_num_threads() == 2
+        ensemble = f"{tiny_teacher}:{tiny_teacher}"
+        distill(tiny_data / "bin", ensemble, tmp_path / "fb", "--split", "valid", "--engine", "ctranslate2")
+        assert seen == [(2, 1)] and torch.get_num_threads() == 2  # fell back to fairseq: no CTranslate2 loaded
+    finally:
+        torch.set_num_threads(before)
