@@ -19,8 +19,9 @@ not be), score ties and float rounding (another GEMM library, approximate exp/lo
 beam that replaced a finished one in the step before and has none of CTranslate2's `beam` best next words.
 Sampled scores are CTranslate2's (log-probabilities at T; a sample cut by the limit keeps its last sampled
 word's term instead of </s>'s).
-On CPU, loading a model also sets glibc's malloc to keep freed memory for reuse (`keep_freed_memory`; 3x faster
-beam search on a 6+6/512 model, docs/SEQ_KD.md); LSKD_CT2_MALLOC=0 leaves the allocator as it was.
+On CPU, loading a model also sets glibc's malloc to keep freed memory for reuse (`keep_freed_memory`: 3x faster
+beam search on a 6+6/512 model whose hypotheses run to the length limit, little gain on short outputs,
+docs/SEQ_KD.md); LSKD_CT2_MALLOC=0 leaves the allocator as it was.
 """
 
 from __future__ import annotations
@@ -134,9 +135,10 @@ def keep_freed_memory() -> bool:
 
     CTranslate2 reallocates its beams' attention caches at every step. Under glibc's defaults the big ones are
     mmap'ed and unmapped, and the decoding thread gets an arena of its own whose heaps are handed back, so every
-    step page-faults them in again: at beam 5 on a 6+6/512 model over half the time went to the kernel, and
-    these settings made beam search 3x faster (docs/SEQ_KD.md). Process-wide; the memory kept is at most the
-    peak the process had anyway.
+    step page-faults them in again: at beam 5 on a 6+6/512 model whose hypotheses ran to the length limit over
+    half the time went to the kernel, and these settings made beam search 3x faster (little on short outputs,
+    whose caches stay small; docs/SEQ_KD.md). Process-wide; the memory kept is at most the peak the process had
+    anyway.
     """
     import ctypes
     import ctypes.util
