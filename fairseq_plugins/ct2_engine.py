@@ -176,6 +176,8 @@ def load(model_dir: Path, device: str, compute_type: str, threads: Optional[int]
 
 
 # ------------------------------------------------------------------------------------------ decoding
+UNNORMALISED = 1e-6  # a CTranslate2 length penalty that ranks by the raw score (0 would change its stopping rule)
+
 class Decoder:
     """Beam search or sampling with fairseq's semantics on a CTranslate2 Translator, in fairseq token ids."""
 
@@ -201,9 +203,9 @@ class Decoder:
         unk = self.tgt_dict.unk()
         return [self._tgt_index.get(w, unk) for w in words]
 
-    def _options(self, limit: int) -> dict:
+    def _options(self, limit: int, lenpen: float) -> dict:
         opts = dict(max_decoding_length=limit, min_decoding_length=1, return_end_token=True, return_scores=True,
-                    max_input_length=0, length_penalty=self.lenpen)
+                    max_input_length=0, length_penalty=lenpen)
         if self.max_tokens:
             opts.update(max_batch_size=self.max_tokens, batch_type="tokens")
         if self.batch_size:
@@ -219,22 +221,32 @@ class Decoder:
             opts.update(beam_size=self.beam, num_hypotheses=self.beam)
         return opts
 
-    def _search(self, words: List[List[str]], steps: int, limit: int) -> List[List[list]]:
+    def _search(self, words: List[List[str]], steps: int, limit: int,
+                rank_lenpen: Optional[float] = None) -> Tuple[List[List[list]], List[List[float]]]:
         """CTranslate2's hypotheses [ids ending in </s>, score] with at most `steps` tokens (</s> included); each
         one without </s> is cut to `limit` words and given </s>, as fairseq forces it, and (beam search) rescored
-        so that its score has fairseq's </s> term."""
-        results = self.translator.translate_batch(words, **self._options(steps))
+        so that its score has fairseq's </s> term. Also, per sentence, CTranslate2's own scores of the returned
+        hypotheses it registered at its last step (`steps` tokens; none if the sentence finished before).
+        `rank_lenpen` (default --lenpen) chooses which `beam` hypotheses come back: CTranslate2's length penalty
+        only ranks the finished ones (the search is the same for any penalty > 0); scores are --lenpen's."""
+        rank_lenpen = self.lenpen if rank_lenpen is None else rank_lenpen
+        results = self.translator.translate_batch(words, **self._options(steps, rank_lenpen))
         out: List[List[list]] = []
+        last: List[List[float]] = []
         cut: List[Tuple[int, int]] = []
         for i, r in enumerate(results):
-            hyps = []
+            hyps, at_last = [], []
             for h, score in zip(r.hypotheses, r.scores):
                 ids = self._ids(h)
+                score = score * len(h) ** (rank_lenpen - self.lenpen)
+                if len(h) == steps:
+                    at_last.append(float(score))
                 if not ids or ids[-1] != self.eos:
                     ids = ids[:limit] + [self.eos]
                     cut.append((i, len(hyps)))
                 hyps.append([ids, float(score)])
             out.append(hyps)
+            last.append(at_last)
         if not self.sampling and self.beam > 1:
             # CTranslate2's minimum length 1 disables </s> before its log-softmax at the first step, fairseq sets it
             # to -inf after: every CTranslate2 score has +log(1 / (1 - p(</s> first))), whose share of the
@@ -250,7 +262,26 @@ class Decoder:
                                                    max_input_length=0)
             for (i, j), s in zip(cut, rescored):
                 out[i][j][1] = float(sum(s.log_probs)) / (len(out[i][j][0]) ** self.lenpen)
-        return out
+        return out, last
+
+    def _unseen(self, hyps: List[list], at_last: List[float], limit: int) -> Tuple[bool, bool]:
+        """For a sentence searched to the limit: whether fairseq's n-best may hold (a hypothesis that finished
+        earlier, a live beam) that the search did not return. CTranslate2 registers at its last step (`limit`
+        tokens) its `beam` best candidates: fairseq's live beams, which fairseq gives </s> next, unless </s>
+        candidates took some of those places; and it returns only the `beam` best of all it registered, so the
+        long ones can push out some that finished earlier. If all `beam` of the last step came back without </s>,
+        every live beam was seen. Anything unseen has a CTranslate2 score at most the lowest returned from the
+        last step, so (scores <= 0, one more token for </s>, the first-step correction only lowers it) a final
+        score at most that times (limit / (limit + 1)) ** lenpen: if the n-best are above that, nothing unseen
+        can enter them."""
+        if not at_last:
+            return False, False  # finished before the limit: nothing registered at the limit, nothing left out
+        bound = min(at_last) * (limit / (limit + 1)) ** self.lenpen
+        scores = sorted((score for _, score in hyps), reverse=True)
+        if len(scores) >= self.nbest and scores[self.nbest - 1] > bound:
+            return False, False
+        live_seen = len(at_last) == self.beam and sum(len(ids) == limit + 1 for ids, _ in hyps) == self.beam
+        return True, not live_seen
 
     @staticmethod
     def _ranked(hyps: List[list]) -> List[list]:
@@ -264,17 +295,23 @@ class Decoder:
 
     def decode_group(self, sources: List[torch.Tensor], limit: int) -> List[List[Tuple[torch.Tensor, float]]]:
         """n-best (tokens ending in </s>, length-normalised natural-log score) per source, all under one limit.
-        Up to the limit CTranslate2 searches as fairseq does. At the limit fairseq gives every live beam </s>;
-        CTranslate2 picks the `beam` best next words, whose prefixes get </s> here; the live beams without such
-        a word are found (except those that replaced a finished one in the step before) by searching those
-        sentences again one step shorter, where CTranslate2 finalises the `beam` best candidates of that step."""
+        Up to the limit CTranslate2 searches as fairseq does, and stops there: its last step's candidates without
+        </s> are fairseq's live beams, which get </s> here (as fairseq forces it). Where that may miss part of
+        fairseq's n-best (_unseen), the sentence is searched again: to the limit with a length penalty near 0,
+        which returns the hypotheses with the best unnormalised scores, i.e. those that finished early; and, if
+        live beams were not all seen, one step longer, where every live beam is extended and the `beam` best
+        next words are registered (their prefixes get </s>)."""
         words = [self._source_words(s) for s in sources]
-        out = self._search(words, limit + 1, limit)
+        out, at_last = self._search(words, limit, limit)
         if not self.sampling:
-            reached = [i for i, hyps in enumerate(out) if any(len(ids) == limit + 1 for ids, _ in hyps)]
-            if reached and self.beam > 1:  # with one beam the live beam is the one extended
-                for i, hyps in zip(reached, self._search([words[i] for i in reached], limit, limit)):
-                    out[i] = out[i] + hyps
+            if self.beam > 1:  # with one beam the live beam is the one returned
+                unseen = [self._unseen(out[i], at_last[i], limit) for i in range(len(out))]
+                for position, (steps, lenpen) in enumerate([(limit, UNNORMALISED), (limit + 1, None)]):
+                    again = [i for i, flags in enumerate(unseen) if flags[position]]
+                    if again:
+                        more, _ = self._search([words[i] for i in again], steps, limit, rank_lenpen=lenpen)
+                        for i, hyps in zip(again, more):
+                            out[i] = out[i] + hyps
             out = [self._ranked(hyps) for hyps in out]
         return [[(torch.tensor(ids, dtype=torch.int32), score) for ids, score in hyps[:self.nbest]] for hyps in out]
 

@@ -208,6 +208,61 @@ def test_ct2_generate_is_fairseq_generate_output(tiny_data, tiny_teacher, tmp_pa
         "lskd ct2-generate: error: --unkpen 1: not supported by the CTranslate2 engine (decode with fairseq-generate)")
 
 
+def decoder(translator=None, **kw):
+    opts = dict(beam=3, nbest=1, lenpen=1.0, sampling=False, temperature=1.0, sampling_topk=-1, max_len_a=0,
+                max_len_b=200, max_len_cap=1024, max_tokens=None, batch_size=None)
+    opts.update(kw)
+    from fairseq.data import Dictionary
+    return ct2_engine.Decoder(translator, Dictionary(), Dictionary(), **opts)
+
+
+@pytest.mark.parametrize("hyps, at_last, nbest, expected", [
+    # finished before the limit (nothing registered at the last step): nothing unseen
+    ([([5, 2], -0.5), ([6, 2], -0.6), ([7, 2], -0.9)], [], 1, (False, False)),
+    # best -0.3 above the bound -1.0 * (4 / 5): nothing unseen can beat it
+    ([([5, 2], -0.3), ([1, 1, 1, 1, 2], -1.2), ([1, 1, 1, 2, 2], -1.3)], [-1.0, -1.1], 1, (False, False)),
+    # ... but the second of an n-best of 2 (-1.2) is below it
+    ([([5, 2], -0.3), ([1, 1, 1, 1, 2], -1.2), ([1, 1, 1, 2, 2], -1.3)], [-1.0, -1.1], 2, (True, True)),
+    # all 3 live beams came back (cut, given </s>): only early finishers may be missing
+    ([([1, 1, 1, 1, 2], -1.2), ([1, 1, 1, 3, 2], -1.3), ([1, 1, 3, 3, 2], -1.4)], [-0.7, -0.75, -0.8], 1, (True, False)),
+    # 3 from the last step, one of them </s> (4 tokens): a live beam was pushed out
+    ([([1, 1, 1, 1, 2], -1.2), ([1, 1, 1, 2], -1.3), ([1, 1, 3, 3, 2], -1.4)], [-0.7, -0.75, -0.8], 1, (True, True)),
+    # a bound of exactly the best score: a tie may go either way, searched again
+    ([([5, 2], -1.0), ([1, 1, 1, 1, 2], -1.2), ([1, 1, 1, 3, 2], -1.3)], [-1.0, -1.25], 1, (True, True)),
+])
+def test_what_the_search_to_the_limit_may_have_left_out(hyps, at_last, nbest, expected):
+    """Golden cases of Decoder._unseen at limit 4 (beam 3, lenpen 1): (early finishers, live beams) to search for."""
+    assert decoder(nbest=nbest)._unseen([list(h) for h in hyps], at_last, 4) == expected
+
+
+def test_ranking_by_raw_score_keeps_fairseq_scores(tiny_data, tiny_teacher):
+    """The search that ranks by the unnormalised score (to find early finishers) reports --lenpen's scores: a
+    hypothesis both rankings return has the same score in both; and it returns the shortest ones."""
+    from fairseq_plugins.teacher import TeacherSession
+
+    session = TeacherSession.for_data(str(tiny_data / "bin"), str(tiny_teacher), ["train"], option="--teacher-path")
+    task = session.task
+    model_dir = ct2_engine.convert(str(tiny_teacher), str(tiny_data / "bin"), task.cfg.source_lang,
+                                   task.cfg.target_lang, quiet=True)
+    translator = ct2_engine.load(model_dir, "cpu", "float32", 1)
+    dec = ct2_engine.Decoder(translator, task.source_dictionary, task.target_dictionary, beam=4, nbest=1, lenpen=0.8,
+                             sampling=False, temperature=1.0, sampling_topk=-1, max_len_a=0, max_len_b=200,
+                             max_len_cap=1024, max_tokens=None, batch_size=None)
+    dataset = task.dataset("train")
+    words = [dec._source_words(dataset.src[i]) for i in range(40)]
+    normal, _ = dec._search(words, 12, 12)
+    raw, _ = dec._search(words, 12, 12, rank_lenpen=ct2_engine.UNNORMALISED)
+    both = 0
+    for a, b in zip(normal, raw):
+        scores = {tuple(ids): score for ids, score in a}
+        for ids, score in b:
+            if tuple(ids) in scores:
+                assert score == pytest.approx(scores[tuple(ids)], abs=1e-4)
+                both += 1
+        assert min(len(ids) for ids, _ in b) <= min(len(ids) for ids, _ in a)
+    assert both >= 40
+
+
 FREED_BLOCK_RSS = """
 import ctypes, sys
 from fairseq_plugins import ct2_engine
