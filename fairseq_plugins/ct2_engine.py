@@ -164,15 +164,23 @@ def take_threads_from_torch() -> int:
     return threads
 
 
-def load(model_dir: Path, device: str, compute_type: str, threads: Optional[int] = None):
-    """A Translator on `threads` CPU threads (default torch's count, i.e. OMP_NUM_THREADS, as fairseq)."""
+def load(model_dir: Path, device: str, compute_type: str, threads: Optional[int] = None, parallel: bool = True):
+    """A Translator on `threads` CPU threads (default torch's count, i.e. OMP_NUM_THREADS, as fairseq).
+
+    `parallel` (CPU): one single-threaded worker per thread, each decoding its own batches (Decoder._batching);
+    on 2 cores 1.4x the beam-search speed of one worker on 2 threads (docs/SEQ_KD.md); the workers share the
+    weights. Sampling keeps one worker: which worker draws which batch would otherwise vary from run to run.
+    """
     import ctranslate2
 
     if device == "cpu" and os.environ.get("LSKD_CT2_MALLOC", "1") != "0":
         keep_freed_memory()
-    threads = (threads or torch.get_num_threads()) if device == "cpu" else 1
+    if device != "cpu":
+        return ctranslate2.Translator(str(model_dir), device=device, compute_type=compute_type)
+    threads = threads or torch.get_num_threads()
+    workers = threads if parallel else 1
     return ctranslate2.Translator(str(model_dir), device=device, compute_type=compute_type,
-                                  inter_threads=1, intra_threads=threads)
+                                  inter_threads=workers, intra_threads=threads // workers)
 
 
 # ------------------------------------------------------------------------------------------ decoding
@@ -203,13 +211,21 @@ class Decoder:
         unk = self.tgt_dict.unk()
         return [self._tgt_index.get(w, unk) for w in words]
 
+    def _batching(self, words: List[List[str]]) -> dict:
+        """CTranslate2's batches for `words`, all submitted at once: at most --max-tokens / --batch-size each, and,
+        with several workers (CPU), small enough that every worker gets about two, so that none idles while a
+        long one runs."""
+        workers = self.translator.num_translators
+        if self.max_tokens:
+            total = sum(len(w) + 1 for w in words)
+            share = -(-total // (2 * workers)) if workers > 1 else self.max_tokens
+            return dict(max_batch_size=max(1, min(self.max_tokens, share)), batch_type="tokens")
+        share = -(-len(words) // (2 * workers)) if workers > 1 else len(words)
+        return dict(max_batch_size=max(1, min(self.batch_size or share, share)), batch_type="examples")
+
     def _options(self, limit: int, lenpen: float) -> dict:
         opts = dict(max_decoding_length=limit, min_decoding_length=1, return_end_token=True, return_scores=True,
                     max_input_length=0, length_penalty=lenpen)
-        if self.max_tokens:
-            opts.update(max_batch_size=self.max_tokens, batch_type="tokens")
-        if self.batch_size:
-            opts.update(max_batch_size=self.batch_size, batch_type="examples")
         if self.sampling:
             # fairseq's -1 (the whole distribution) is CTranslate2's 0; fairseq samples with <pad> (the converter's
             # <blank>) at probability 0, i.e. from the others renormalised, which suppressing it does. (Beam search
@@ -221,20 +237,31 @@ class Decoder:
             opts.update(beam_size=self.beam, num_hypotheses=self.beam)
         return opts
 
-    def _search(self, words: List[List[str]], steps: int, limit: int,
-                rank_lenpen: Optional[float] = None) -> Tuple[List[List[list]], List[List[float]]]:
-        """CTranslate2's hypotheses [ids ending in </s>, score] with at most `steps` tokens (</s> included); each
-        one without </s> is cut to `limit` words and given </s>, as fairseq forces it, and (beam search) rescored
-        so that its score has fairseq's </s> term. Also, per sentence, CTranslate2's own scores of the returned
-        hypotheses it registered at its last step (`steps` tokens; none if the sentence finished before).
+    def _submit(self, words: List[List[str]], steps: int, batching: dict, rank_lenpen: Optional[float] = None):
+        """Start CTranslate2's search of `words` with at most `steps` tokens (</s> included), and the first-step
+        scoring that beam search needs, without waiting: what is submitted runs on all workers at once.
         `rank_lenpen` (default --lenpen) chooses which `beam` hypotheses come back: CTranslate2's length penalty
-        only ranks the finished ones (the search is the same for any penalty > 0); scores are --lenpen's."""
+        only ranks the finished ones (the search is the same for any penalty > 0); scores stay --lenpen's."""
         rank_lenpen = self.lenpen if rank_lenpen is None else rank_lenpen
-        results = self.translator.translate_batch(words, **self._options(steps, rank_lenpen))
+        search = self.translator.translate_batch(words, asynchronous=True, **batching,
+                                                 **self._options(steps, rank_lenpen))
+        first = None
+        if not self.sampling and self.beam > 1:
+            first = self.translator.score_batch(words, [[] for _ in words], max_input_length=0, asynchronous=True,
+                                                **batching)
+        return words, steps, rank_lenpen, search, first
+
+    def _collect(self, job, limit: int, batching: dict) -> Tuple[List[List[list]], List[List[float]]]:
+        """A submitted search's hypotheses [ids ending in </s>, score]; each one without </s> is cut to `limit`
+        words and given </s>, as fairseq forces it, and (beam search) rescored so that its score has fairseq's
+        </s> term. Also, per sentence, CTranslate2's own scores of the returned hypotheses it registered at its
+        last step (`steps` tokens; none if the sentence finished before)."""
+        words, steps, rank_lenpen, search, first = job
         out: List[List[list]] = []
         last: List[List[float]] = []
         cut: List[Tuple[int, int]] = []
-        for i, r in enumerate(results):
+        for i, pending in enumerate(search):
+            r = pending.result()
             hyps, at_last = [], []
             for h, score in zip(r.hypotheses, r.scores):
                 ids = self._ids(h)
@@ -247,22 +274,27 @@ class Decoder:
                 hyps.append([ids, float(score)])
             out.append(hyps)
             last.append(at_last)
-        if not self.sampling and self.beam > 1:
+        if first is not None:
             # CTranslate2's minimum length 1 disables </s> before its log-softmax at the first step, fairseq sets it
             # to -inf after: every CTranslate2 score has +log(1 / (1 - p(</s> first))), whose share of the
             # length-normalised score favours short hypotheses. Taken out (one scoring step per sentence).
-            first = self.translator.score_batch(words, [[] for _ in words], max_input_length=0)
-            for i, f in enumerate(first):
-                shift = -np.log1p(-min(np.exp(f.log_probs[0]), 1 - 1e-7))
+            for i, pending in enumerate(first):
+                shift = -np.log1p(-min(np.exp(pending.result().log_probs[0]), 1 - 1e-7))
                 for h in out[i]:
                     h[1] -= shift / len(h[0]) ** self.lenpen
         if cut and not self.sampling:
             rescored = self.translator.score_batch([words[i] for i, _ in cut],
                                                    [[self.tgt_dict[t] for t in out[i][j][0][:-1]] for i, j in cut],
-                                                   max_input_length=0)
+                                                   max_input_length=0, **batching)
             for (i, j), s in zip(cut, rescored):
                 out[i][j][1] = float(sum(s.log_probs)) / (len(out[i][j][0]) ** self.lenpen)
         return out, last
+
+    def _search(self, words: List[List[str]], steps: int, limit: int,
+                rank_lenpen: Optional[float] = None) -> Tuple[List[List[list]], List[List[float]]]:
+        """_submit and _collect, for one set of sentences."""
+        batching = self._batching(words)
+        return self._collect(self._submit(words, steps, batching, rank_lenpen), limit, batching)
 
     def _unseen(self, hyps: List[list], at_last: List[float], limit: int) -> Tuple[bool, bool]:
         """For a sentence searched to the limit: whether fairseq's n-best may hold (a hypothesis that finished
@@ -293,39 +325,41 @@ class Decoder:
                 unique.append([ids, score])
         return unique
 
-    def decode_group(self, sources: List[torch.Tensor], limit: int) -> List[List[Tuple[torch.Tensor, float]]]:
-        """n-best (tokens ending in </s>, length-normalised natural-log score) per source, all under one limit.
-        Up to the limit CTranslate2 searches as fairseq does, and stops there: its last step's candidates without
-        </s> are fairseq's live beams, which get </s> here (as fairseq forces it). Where that may miss part of
-        fairseq's n-best (_unseen), the sentence is searched again: to the limit with a length penalty near 0,
-        which returns the hypotheses with the best unnormalised scores, i.e. those that finished early; and, if
-        live beams were not all seen, one step longer, where every live beam is extended and the `beam` best
-        next words are registered (their prefixes get </s>)."""
+    def decode(self, sources: List[torch.Tensor], limits: Optional[List[int]] = None) -> List[List[Tuple[torch.Tensor, float]]]:
+        """n-best (tokens ending in </s>, length-normalised natural-log score) per source, in order. Sources are
+        grouped by their length limit (default: per sentence, as the rule says; `limits` gives others, e.g.
+        fairseq-generate's per batch), every group submitted at once. Up to its limit CTranslate2 searches as
+        fairseq does, and stops there: its last step's candidates without </s> are fairseq's live beams, which
+        get </s> here (as fairseq forces it). Where that may miss part of fairseq's n-best (_unseen), the
+        sentence is searched again: to the limit with a length penalty near 0, which returns the hypotheses with
+        the best unnormalised scores, i.e. those that finished early; and, if live beams were not all seen, one
+        step longer, where every live beam is extended and the `beam` best next words are registered (their
+        prefixes get </s>)."""
+        if limits is None:
+            limits = [length_limit(len(s), self.max_len_a, self.max_len_b, self.max_len_cap) for s in sources]
+        groups = {limit: [i for i, lim in enumerate(limits) if lim == limit] for limit in sorted(set(limits))}
         words = [self._source_words(s) for s in sources]
-        out, at_last = self._search(words, limit, limit)
+        batching = self._batching(words)
+        jobs = {limit: self._submit([words[i] for i in idx], limit, batching) for limit, idx in groups.items()}
+        out: List[list] = [None] * len(sources)
+        at_last: List[list] = [None] * len(sources)
+        for limit, idx in groups.items():
+            for i, hyps, last in zip(idx, *self._collect(jobs[limit], limit, batching)):
+                out[i], at_last[i] = hyps, last
         if not self.sampling:
             if self.beam > 1:  # with one beam the live beam is the one returned
-                unseen = [self._unseen(out[i], at_last[i], limit) for i in range(len(out))]
-                for position, (steps, lenpen) in enumerate([(limit, UNNORMALISED), (limit + 1, None)]):
-                    again = [i for i, flags in enumerate(unseen) if flags[position]]
-                    if again:
-                        more, _ = self._search([words[i] for i in again], steps, limit, rank_lenpen=lenpen)
-                        for i, hyps in zip(again, more):
+                unseen = [self._unseen(out[i], at_last[i], limits[i]) for i in range(len(sources))]
+                for position, (extra, lenpen) in enumerate([(0, UNNORMALISED), (1, None)]):
+                    again = {limit: [i for i in idx if unseen[i][position]] for limit, idx in groups.items()}
+                    again = {limit: idx for limit, idx in again.items() if idx}
+                    batching = self._batching([words[i] for idx in again.values() for i in idx])
+                    jobs = {limit: self._submit([words[i] for i in idx], limit + extra, batching, lenpen)
+                            for limit, idx in again.items()}
+                    for limit, idx in again.items():
+                        for i, hyps in zip(idx, self._collect(jobs[limit], limit, batching)[0]):
                             out[i] = out[i] + hyps
             out = [self._ranked(hyps) for hyps in out]
         return [[(torch.tensor(ids, dtype=torch.int32), score) for ids, score in hyps[:self.nbest]] for hyps in out]
-
-    def decode(self, sources: List[torch.Tensor], limits: Optional[List[int]] = None) -> List[List[Tuple[torch.Tensor, float]]]:
-        """Any sources: grouped by their length limit (default: per sentence, as the rule says; `limits` gives
-        others, e.g. fairseq-generate's per batch), decoded, put back in order."""
-        if limits is None:
-            limits = [length_limit(len(s), self.max_len_a, self.max_len_b, self.max_len_cap) for s in sources]
-        out: List[Optional[list]] = [None] * len(sources)
-        for limit in sorted(set(limits)):
-            idx = [i for i, lim in enumerate(limits) if lim == limit]
-            for i, hyps in zip(idx, self.decode_group([sources[i] for i in idx], limit)):
-                out[i] = hyps
-        return out
 
 
 def decode_batches(decoder: Decoder, dataset, batches, bar) -> Iterable[Tuple[list, list, list, float]]:

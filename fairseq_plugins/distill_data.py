@@ -745,7 +745,8 @@ def _run(opts: DistillOptions) -> Path:
         if engine is not None:
             from . import ct2_engine
             engine["decoder"] = ct2_engine.Decoder(
-                ct2_engine.load(engine["model"], engine["device"], opts.compute_type, engine["threads"]),
+                ct2_engine.load(engine["model"], engine["device"], opts.compute_type, engine["threads"],
+                                parallel=not opts.sampling),
                 session.task.source_dictionary,
                 session.task.target_dictionary, beam=opts.beam, nbest=opts.nbest, lenpen=opts.lenpen, sampling=opts.sampling,
                 temperature=opts.temperature, sampling_topk=opts.sampling_topk, max_len_a=opts.max_len_a,

@@ -308,9 +308,9 @@ def test_the_engine_takes_torch_threads_while_it_decodes(tiny_data, tiny_teacher
     seen = []
     load = ct2_engine.load
 
-    def spy(model_dir, device, compute_type, threads=None):
+    def spy(model_dir, device, compute_type, threads=None, parallel=True):
         seen.append((threads, torch.get_num_threads()))
-        return load(model_dir, device, compute_type, threads)
+        return load(model_dir, device, compute_type, threads, parallel)
 
     monkeypatch.setattr(ct2_engine, "load", spy)
     before = torch.get_num_threads()
