@@ -290,12 +290,6 @@ class Decoder:
                 out[i][j][1] = float(sum(s.log_probs)) / (len(out[i][j][0]) ** self.lenpen)
         return out, last
 
-    def _search(self, words: List[List[str]], steps: int, limit: int,
-                rank_lenpen: Optional[float] = None) -> Tuple[List[List[list]], List[List[float]]]:
-        """_submit and _collect, for one set of sentences."""
-        batching = self._batching(words)
-        return self._collect(self._submit(words, steps, batching, rank_lenpen), limit, batching)
-
     def _unseen(self, hyps: List[list], at_last: List[float], limit: int) -> Tuple[bool, bool]:
         """For a sentence searched to the limit: whether fairseq's n-best may hold (a hypothesis that finished
         earlier, a live beam) that the search did not return. CTranslate2 registers at its last step (`limit`

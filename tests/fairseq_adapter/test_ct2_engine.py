@@ -250,8 +250,9 @@ def test_ranking_by_raw_score_keeps_fairseq_scores(tiny_data, tiny_teacher):
                              max_len_cap=1024, max_tokens=None, batch_size=None)
     dataset = task.dataset("train")
     words = [dec._source_words(dataset.src[i]) for i in range(40)]
-    normal, _ = dec._search(words, 12, 12)
-    raw, _ = dec._search(words, 12, 12, rank_lenpen=ct2_engine.UNNORMALISED)
+    batching = dec._batching(words)
+    normal, _ = dec._collect(dec._submit(words, 12, batching), 12, batching)
+    raw, _ = dec._collect(dec._submit(words, 12, batching, ct2_engine.UNNORMALISED), 12, batching)
     both = 0
     for a, b in zip(normal, raw):
         scores = {tuple(ids): score for ids, score in a}
