@@ -243,23 +243,26 @@ class Decoder:
         `rank_lenpen` (default --lenpen) chooses which `beam` hypotheses come back: CTranslate2's length penalty
         only ranks the finished ones (the search is the same for any penalty > 0); scores stay --lenpen's."""
         rank_lenpen = self.lenpen if rank_lenpen is None else rank_lenpen
-        search = self.translator.translate_batch(words, asynchronous=True, **batching,
-                                                 **self._options(steps, rank_lenpen))
         first = None
-        if not self.sampling and self.beam > 1:
+        if not self.sampling and self.beam > 1:  # first: short, it fills no tail
             first = self.translator.score_batch(words, [[] for _ in words], max_input_length=0, asynchronous=True,
                                                 **batching)
+        search = self.translator.translate_batch(words, asynchronous=True, **batching,
+                                                 **self._options(steps, rank_lenpen))
         return words, steps, rank_lenpen, search, first
 
-    def _collect(self, job, limit: int, batching: dict) -> Tuple[List[List[list]], List[List[float]]]:
+    def _collect(self, job, limit: int, batching: dict,
+                 known: Optional[List[dict]] = None) -> Tuple[List[List[list]], List[List[float]]]:
         """A submitted search's hypotheses [ids ending in </s>, score]; each one without </s> is cut to `limit`
         words and given </s>, as fairseq forces it, and (beam search) rescored so that its score has fairseq's
-        </s> term. Also, per sentence, CTranslate2's own scores of the returned hypotheses it registered at its
-        last step (`steps` tokens; none if the sentence finished before)."""
+        </s> term, unless `known` (per sentence, {ids: score}) has it already. Also, per sentence, CTranslate2's
+        own scores of the returned hypotheses it registered at its last step (`steps` tokens; none if the
+        sentence finished before)."""
         words, steps, rank_lenpen, search, first = job
         out: List[List[list]] = []
         last: List[List[float]] = []
         cut: List[Tuple[int, int]] = []
+        reused: List[Tuple[int, int, float]] = []
         for i, pending in enumerate(search):
             r = pending.result()
             hyps, at_last = [], []
@@ -270,7 +273,10 @@ class Decoder:
                     at_last.append(float(score))
                 if not ids or ids[-1] != self.eos:
                     ids = ids[:limit] + [self.eos]
-                    cut.append((i, len(hyps)))
+                    if known and tuple(ids) in known[i]:  # rescored before: same hypothesis, same score
+                        reused.append((i, len(hyps), known[i][tuple(ids)]))
+                    else:
+                        cut.append((i, len(hyps)))
                 hyps.append([ids, float(score)])
             out.append(hyps)
             last.append(at_last)
@@ -283,11 +289,14 @@ class Decoder:
                 for h in out[i]:
                     h[1] -= shift / len(h[0]) ** self.lenpen
         if cut and not self.sampling:
-            rescored = self.translator.score_batch([words[i] for i, _ in cut],
+            sources = [words[i] for i, _ in cut]
+            rescored = self.translator.score_batch(sources,
                                                    [[self.tgt_dict[t] for t in out[i][j][0][:-1]] for i, j in cut],
-                                                   max_input_length=0, **batching)
+                                                   max_input_length=0, **self._batching(sources))
             for (i, j), s in zip(cut, rescored):
                 out[i][j][1] = float(sum(s.log_probs)) / (len(out[i][j][0]) ** self.lenpen)
+        for i, j, score in reused:
+            out[i][j][1] = score
         return out, last
 
     def _unseen(self, hyps: List[list], at_last: List[float], limit: int) -> Tuple[bool, bool]:
@@ -350,7 +359,8 @@ class Decoder:
                     jobs = {limit: self._submit([words[i] for i in idx], limit + extra, batching, lenpen)
                             for limit, idx in again.items()}
                     for limit, idx in again.items():
-                        for i, hyps in zip(idx, self._collect(jobs[limit], limit, batching)[0]):
+                        known = [{tuple(ids): score for ids, score in out[i]} for i in idx]
+                        for i, hyps in zip(idx, self._collect(jobs[limit], limit, batching, known)[0]):
                             out[i] = out[i] + hyps
             out = [self._ranked(hyps) for hyps in out]
         return [[(torch.tensor(ids, dtype=torch.int32), score) for ids, score in hyps[:self.nbest]] for hyps in out]
