@@ -164,14 +164,20 @@ def take_threads_from_torch() -> int:
     return threads
 
 
-def load(model_dir: Path, device: str, compute_type: str, threads: Optional[int] = None, parallel: bool = True):
+def load(model_dir: Path, device: str, compute_type: str, threads: Optional[int] = None, parallel: bool = True,
+         seed: Optional[int] = None):
     """A Translator on `threads` CPU threads (default torch's count, i.e. OMP_NUM_THREADS, as fairseq).
 
     `parallel` (CPU): one single-threaded worker per thread, each decoding its own batches (Decoder._batching);
     on 2 cores 1.4x the beam-search speed of one worker on 2 threads (docs/SEQ_KD.md); the workers share the
     weights. Sampling keeps one worker: which worker draws which batch would otherwise vary from run to run.
+    `seed`: CTranslate2's sampling seed. Its workers seed their generator once, when they first sample, so a
+    new seed needs a new Translator.
     """
     import ctranslate2
+
+    if seed is not None:
+        ctranslate2.set_random_seed(seed)
 
     if device == "cpu" and os.environ.get("LSKD_CT2_MALLOC", "1") != "0":
         keep_freed_memory()

@@ -40,8 +40,8 @@ killed run leaves nothing that looks finished; a rerun skips finished shards and
 shard directories together); without it every missing shard is decoded in turn. When all shards are
 finished the merge runs (concatenation in sample-id order, atomic per file, manifest.json written last);
 --merge runs only the merge. Beam search is deterministic: N shards + merge == 1 shard. Sampling seeds
-shard I with --seed + I, so a sampled set is reproducible for a given --seed and --num-shards (with one
-shard it is what fairseq-generate --seed gives).
+shard I with --seed + I, so a sampled set is reproducible for a given --seed and --num-shards with either
+engine (with one shard and --engine fairseq it is what fairseq-generate --seed gives).
 """
 
 from __future__ import annotations
@@ -511,13 +511,18 @@ def decode_shard(opts: DistillOptions, settings, session, shard_id: int, out: Pa
     final = out / "shards" / name
     for stale in glob.glob(str(out / "shards" / f".{name}.*.tmp")):
         shutil.rmtree(stale, ignore_errors=True)
+    # seeded before batching: the dataset breaks length ties at random, and a sample's draws depend on its batch
+    np.random.seed(opts.seed + shard_id)
+    utils.set_torch_seed(opts.seed + shard_id)
     dataset = session.task.dataset(split)
     lo, hi = shard_range(len(dataset), opts.num_shards, shard_id)
     generator = session.task.build_generator(session.models, generation_config(opts))
     strip = getattr(generator, "symbols_to_strip_from_output", None) or {generator.eos}
     batches, too_long = _batches(dataset, lo, hi, session.max_positions(), opts.max_tokens, opts.batch_size, opts.max_len_a)
-    np.random.seed(opts.seed + shard_id)
-    utils.set_torch_seed(opts.seed + shard_id)
+    if engine is not None and opts.sampling:  # CTranslate2 seeds a worker once, when it first samples: a new one
+        from . import ct2_engine
+        engine["decoder"].translator = ct2_engine.load(engine["model"], engine["device"], opts.compute_type,
+                                                       engine["threads"], parallel=False, seed=opts.seed + shard_id)
 
     start = time.perf_counter()
     bar = tqdm(total=hi - lo - len(too_long), unit="sent", desc=f"distill {name}", dynamic_ncols=True, mininterval=1.0)

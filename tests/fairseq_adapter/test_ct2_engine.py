@@ -101,6 +101,19 @@ def test_sampling_matches_fairseq_token_frequencies(tiny_data, tiny_teacher, tmp
     assert (tmp_path / "fs" / "text" / "train.tgt").read_text() != (tmp_path / "ct" / "text" / "train.tgt").read_text()
 
 
+@pytest.mark.parametrize("engine", ["fairseq", "ctranslate2"])
+def test_sampling_is_reproducible_per_seed(tiny_data, tiny_teacher, tmp_path, engine):
+    """The same --seed (and --num-shards) gives the same samples, another seed others, with either engine (runs
+    in one process: the dataset's random tie-breaking of lengths and CTranslate2's per-worker generators)."""
+    common = ["--split", "valid", "--sampling", "--nbest", "2", "--temperature", "1.5", "--max-ratio", "0",
+              "--keep-max-len", "--engine", engine]
+    for run_dir, seed, shards in (("a", 3, 1), ("b", 3, 1), ("c", 4, 1), ("d", 3, 2), ("e", 3, 2)):
+        distill(tiny_data / "bin", tiny_teacher, tmp_path / run_dir, *common, "--seed", seed, "--num-shards", shards)
+    text = {d: (tmp_path / d / "text" / "valid.tgt").read_text() for d in "abcde"}
+    assert text["a"] == text["b"] != text["c"]
+    assert text["d"] == text["e"] != text["a"]  # shard 1 is seeded 3 + 1
+
+
 def test_manifest_records_engine_and_cache_is_reused(tiny_data, tiny_teacher, tmp_path, cache, capsys):
     m = distill(tiny_data / "bin", tiny_teacher, tmp_path / "a", "--split", "valid", "--engine", "ctranslate2",
                 "--beam", "2")
