@@ -749,9 +749,11 @@ def _run(opts: DistillOptions) -> Path:
             m.prepare_for_inference_(SimpleNamespace(generation=generation_config(opts)))
         if engine is not None:
             from . import ct2_engine
+            # sampling: a seeded Translator per shard (decode_shard)
+            translator = None if opts.sampling else ct2_engine.load(engine["model"], engine["device"],
+                                                                     opts.compute_type, engine["threads"])
             engine["decoder"] = ct2_engine.Decoder(
-                ct2_engine.load(engine["model"], engine["device"], opts.compute_type, engine["threads"],
-                                parallel=not opts.sampling),
+                translator,
                 session.task.source_dictionary,
                 session.task.target_dictionary, beam=opts.beam, nbest=opts.nbest, lenpen=opts.lenpen, sampling=opts.sampling,
                 temperature=opts.temperature, sampling_topk=opts.sampling_topk, max_len_a=opts.max_len_a,
