@@ -27,6 +27,7 @@ docs/SEQ_KD.md); LSKD_CT2_MALLOC=0 leaves the allocator as it was.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import shutil
@@ -157,11 +158,22 @@ def take_threads_from_torch() -> int:
 
     Once torch has run a CPU op on two or more OpenMP threads (building the fairseq model that the callers load
     for their checks does), CTranslate2 decodes about 15% slower in the same process (docs/SEQ_KD.md); with
-    torch on one thread its OpenMP pool never starts. Callers that decode with torch after all restore it.
+    torch on one thread its OpenMP pool never starts. Callers that decode with torch after all restore it;
+    torch_threads_restored gives them back at the end.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     return threads
+
+
+@contextlib.contextmanager
+def torch_threads_restored():
+    """torch's thread count after the block as it was before, whatever take_threads_from_torch did inside."""
+    threads = torch.get_num_threads()
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)
 
 
 def load(model_dir: Path, device: str, compute_type: str, threads: Optional[int] = None, parallel: bool = True,
@@ -445,11 +457,8 @@ def generate_main(argv: List[str]) -> int:
                         "and lenpen > 0")
     if ":" in args.path:
         raise LskdError(f"--path {args.path}: an ensemble cannot run on CTranslate2 (decode with fairseq-generate)")
-    threads = take_threads_from_torch()  # torch only loads the model for the checks
-    try:
-        return _generate(args, threads)
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads_restored():
+        return _generate(args, take_threads_from_torch())  # torch only loads the model for the checks
 
 
 def _generate(args: argparse.Namespace, threads: int) -> int:

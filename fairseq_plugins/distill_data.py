@@ -711,11 +711,10 @@ def engine_record(opts: DistillOptions, engine: Optional[Dict]) -> Dict:
 
 # ------------------------------------------------------------------------------------------ entry point
 def run(args: argparse.Namespace) -> Path:
-    threads = torch.get_num_threads()  # the CTranslate2 engine takes them from torch while it decodes
-    try:
+    from .ct2_engine import torch_threads_restored
+
+    with torch_threads_restored():  # the CTranslate2 engine takes them from torch while it decodes
         return _run(validate(args))
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(opts: DistillOptions) -> Path:
