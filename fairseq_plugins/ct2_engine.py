@@ -8,20 +8,22 @@ the recipes' evaluation). What makes the outputs equal to fairseq's (float32):
     sha256 (`$LSKD_CACHE/ct2`, default ~/.cache/lskd/ct2), written in a temporary directory and renamed;
   - the length limit is fairseq's min(a * src_len + b, max positions - 1) with src_len counting </s>, applied
     per sentence: sentences are decoded in groups that share one limit;
-  - scores are normalised by length ** lenpen with </s> counted (return_end_token), the minimum length is 1,
-    and a hypothesis cut by the limit ends like fairseq's: after `limit` words fairseq forces </s> on every live
-    beam, CTranslate2 picks the best next words, so those words are replaced by </s>, the sentences that reach
-    the limit are searched once more a step shorter (to find the live beams that CTranslate2 did not extend),
-    and (beam search) those hypotheses are rescored with CTranslate2's scorer and the n-best list re-ranked.
+  - scores are normalised by length ** lenpen with </s> counted (return_end_token), the minimum length is 1
+    (its renormalisation of the first step taken out), and a hypothesis cut by the limit ends like fairseq's:
+    CTranslate2 searches up to the limit, its last step's candidates without </s> are fairseq's live beams,
+    which get </s> and are rescored with CTranslate2's scorer; a sentence whose n-best may hold something that
+    search did not return (Decoder._unseen: early finishers pushed out of the `beam` returned, live beams
+    displaced by </s> candidates) is searched again, and the n-best list is re-ranked over all of it.
 What can still differ: the n-best list below the first (fairseq keeps the first `beam` finished hypotheses,
-finalised step by step; CTranslate2 ranks all of the last step's: the best is the same, those after it may
-not be), score ties and float rounding (another GEMM library, approximate exp/log), and at the length limit a live
-beam that replaced a finished one in the step before and has none of CTranslate2's `beam` best next words.
+finalised step by step; CTranslate2 ranks all it finished: the best is the same, those after it may not be),
+score ties and float rounding (another GEMM library, approximate exp/log; the search path also depends slightly
+on how CTranslate2's batches are made up), and at the length limit whatever the second searches still miss.
 Sampled scores are CTranslate2's (log-probabilities at T; a sample cut by the limit keeps its last sampled
 word's term instead of </s>'s).
-On CPU, loading a model also sets glibc's malloc to keep freed memory for reuse (`keep_freed_memory`: 3x faster
-beam search on a 6+6/512 model whose hypotheses run to the length limit, little gain on short outputs,
-docs/SEQ_KD.md); LSKD_CT2_MALLOC=0 leaves the allocator as it was.
+On CPU, beam search runs one single-threaded CTranslate2 worker per thread (`load`), and loading a model sets
+glibc's malloc to keep freed memory for reuse (`keep_freed_memory`: 3x faster beam search on a 6+6/512 model
+whose hypotheses run to the length limit, little gain on short outputs, docs/SEQ_KD.md); LSKD_CT2_MALLOC=0
+leaves the allocator as it was.
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ def torch_threads_restored():
     """torch's thread count after the block as it was before, whatever take_threads_from_torch did inside."""
     threads = torch.get_num_threads()
     try:
-        yield threads
+        yield
     finally:
         torch.set_num_threads(threads)
 

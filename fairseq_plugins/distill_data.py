@@ -7,9 +7,9 @@
 Decoding is fairseq's own SequenceGenerator (task.build_generator + task.inference_step, as fairseq-generate
 does, with required_batch_size_multiple=1 so no sentence is dropped), or with --engine ctranslate2 the same
 search on CTranslate2 (fairseq_plugins/ct2_engine.py: same outputs in float32 up to score ties, 3-6x
-faster on 2 CPU cores at beam 5, docs/SEQ_KD.md; an ensemble or a model CTranslate2 cannot convert falls back to
-fairseq with a one-line notice). The length limit min(a * src_len + b, max positions - 1) holds per sentence with both engines (with a > 0 a batch
-holds one source length). The hypotheses are put back in corpus
+faster on 2 CPU cores at beam 5, docs/SEQ_KD.md; an ensemble or a model CTranslate2 cannot convert falls back
+to fairseq with a one-line notice). The length limit min(a * src_len + b, max positions - 1) holds per
+sentence with both engines (with a > 0 a batch holds one source length). The hypotheses are put back in corpus
 order (by sample id; each source decoded exactly once, --nbest N hypotheses kept per source, rank order),
 filtered, and binarised with the teacher's dictionaries (the data dir's dict.*.txt, checked against the
 teacher's; no new dictionary is built), so OUT is a fairseq data dir ready for fairseq-train:

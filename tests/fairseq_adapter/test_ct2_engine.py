@@ -221,12 +221,15 @@ def test_ct2_generate_is_fairseq_generate_output(tiny_data, tiny_teacher, tmp_pa
         "lskd ct2-generate: error: --unkpen 1: not supported by the CTranslate2 engine (decode with fairseq-generate)")
 
 
-def decoder(translator=None, **kw):
+def decoder(translator=None, src_dict=None, tgt_dict=None, **kw):
+    """A beam-search Decoder (beam 3, lenpen 1, n-best 1 unless `kw` says otherwise)."""
+    from fairseq.data import Dictionary
+
     opts = dict(beam=3, nbest=1, lenpen=1.0, sampling=False, temperature=1.0, sampling_topk=-1, max_len_a=0,
                 max_len_b=200, max_len_cap=1024, max_tokens=None, batch_size=None)
     opts.update(kw)
-    from fairseq.data import Dictionary
-    return ct2_engine.Decoder(translator, Dictionary(), Dictionary(), **opts)
+    return ct2_engine.Decoder(translator, Dictionary() if src_dict is None else src_dict,
+                              Dictionary() if tgt_dict is None else tgt_dict, **opts)
 
 
 @pytest.mark.parametrize("hyps, at_last, nbest, expected", [
@@ -257,10 +260,8 @@ def test_ranking_by_raw_score_keeps_fairseq_scores(tiny_data, tiny_teacher):
     task = session.task
     model_dir = ct2_engine.convert(str(tiny_teacher), str(tiny_data / "bin"), task.cfg.source_lang,
                                    task.cfg.target_lang, quiet=True)
-    translator = ct2_engine.load(model_dir, "cpu", "float32", 1)
-    dec = ct2_engine.Decoder(translator, task.source_dictionary, task.target_dictionary, beam=4, nbest=1, lenpen=0.8,
-                             sampling=False, temperature=1.0, sampling_topk=-1, max_len_a=0, max_len_b=200,
-                             max_len_cap=1024, max_tokens=None, batch_size=None)
+    dec = decoder(ct2_engine.load(model_dir, "cpu", "float32", 1), task.source_dictionary, task.target_dictionary,
+                  beam=4, lenpen=0.8)
     dataset = task.dataset("train")
     words = [dec._source_words(dataset.src[i]) for i in range(40)]
     batching = dec._batching(words)
