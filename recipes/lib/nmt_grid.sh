@@ -67,7 +67,7 @@ train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED CRITERION_ARGS...  (RANKS > 
     --log-format simple --log-interval 50
 }
 
-evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED KD_LAMBDA -> RUN_DIR/score.json
+evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED KD_LAMBDA TEACHER_SEED -> RUN_DIR/score.json
   local run=$1 generate=(fairseq-generate)
   # DECODE_ENGINE=ctranslate2: the same search, batches, length limits and output format on CTranslate2
   if [[ $DECODE_ENGINE == ctranslate2 ]]; then generate=("${LSKD[@]}" ct2-generate); fi
@@ -77,7 +77,7 @@ evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED KD_LAMBDA -
     > "$run/generate-test.txt.tmp"
   mv "$run/generate-test.txt.tmp" "$run/generate-test.txt"
   "${LSKD[@]}" score --generate "$run/generate-test.txt" --ref "$OUT/data/raw/test.$TGT" --out "$run/score.json" \
-    --meta "role=$2" "teacher_alpha=$3" "temperature=$4" "seed=$5" "kd_lambda=$6"
+    --meta "role=$2" "teacher_alpha=$3" "temperature=$4" "seed=$5" "kd_lambda=$6" "teacher_seed=$7"
 }
 
 student_lambda() {  # the students' KD weight: KD_LAMBDA (Tan et al. mixing), or 1 with PURE_KD=1 (the paper's pure KD)
@@ -101,7 +101,7 @@ teacher() {  # teacher ALPHA SEED: train (or import its release from TEACHER_REL
   else
     step "teacher_a${a}_s${s}" "$dir/done" train_nmt "$dir" "$TEACHER_UPDATES" "$s" --kd-lambda 0 --label-smoothing "$a"
   fi
-  step "teacher_a${a}_s${s}_score" "$dir/score.json" evaluate "$dir" teacher "$a" null "$s" null
+  step "teacher_a${a}_s${s}_score" "$dir/score.json" evaluate "$dir" teacher "$a" null "$s" null "$s"
 }
 
 do_teachers() {
@@ -127,7 +127,7 @@ student() {  # student TEACHER_ALPHA T TEACHER_SEED STUDENT_SEED: train from tha
   # shellcheck disable=SC2046
   step "student_$name" "$dir/done" train_nmt "$dir" "$STUDENT_UPDATES" "$r" $(student_args) \
     --kd-temperature "$t" --kd-topk-cache "$OUT/caches/a${a}_s${s}" $STUDENT_OPT_ARGS
-  step "student_${name}_score" "$dir/score.json" evaluate "$dir" student "$a" "$t" "$seed" "$(student_lambda)"
+  step "student_${name}_score" "$dir/score.json" evaluate "$dir" student "$a" "$t" "$seed" "$(student_lambda)" "$s"
 }
 
 student_seeds() {  # student_seeds T TEACHER_SEED: the student seeds of that cell (empty = the teacher's own seed)
@@ -148,7 +148,7 @@ baseline() {  # baseline SEED: the students' model, options and budget trained o
   local dir="$OUT/baselines/s$1"
   # shellcheck disable=SC2086
   step "baseline_s$1" "$dir/done" train_nmt "$dir" "$STUDENT_UPDATES" "$1" --kd-lambda 0 --label-smoothing "$STUDENT_EPS" $STUDENT_OPT_ARGS
-  step "baseline_s$1_score" "$dir/score.json" evaluate "$dir" baseline null null "$1" 0
+  step "baseline_s$1_score" "$dir/score.json" evaluate "$dir" baseline null null "$1" 0 null
 }
 
 do_baselines() {

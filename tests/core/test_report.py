@@ -8,6 +8,7 @@ import pytest
 from lskd.cli import main as cli_main
 from lskd.errors import LskdError
 from lskd.report import main
+from lskd.verdicts import RULES
 
 SIG = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.4.0"
 
@@ -48,11 +49,16 @@ GOLDEN = f"""\
 signature: `{SIG}`
 
 What the table shows:
-- T=1 students reach α=0 94%, α=0.1 94% of their teacher's bleu.
-- Pattern 1 (the LS teacher's students fall as T rises), α=0.1: seen (T=1 25.09 > T=2 23.42 > T=64 6.46).
-- Pattern 2 (at T=1 the LS teacher's student beats the non-LS teacher's): seen (α=0.1 25.09 vs α=0 25.00, +0.09; one seed in a cell: no spread to compare the margin with).
-- Pattern 5 (T=64 collapses: below half of T=1): seen (α=0 6.56 vs 25.00, α=0.1 6.46 vs 25.09).
-"""
+- T=1 students reach α=0 94.5%, α=0.1 93.8% of their teacher's bleu (no test: a description).
+- Pattern 1 (the LS teacher's students fall as T rises), α=0.1: **one seed cannot tell** (T=1 25.09, T=2 23.42, T=64 6.46; steps with a one-seed cell: T=1→2, T=2→64).
+- Pattern 2 (at T=1 the LS teacher's student beats the non-LS teacher's), α=0.1: **one seed cannot tell** (α=0.1 − α=0 +0.09).
+- Pattern 4 (with the non-LS teacher a moderate T can help; the paper: CUB yes, ImageNet no), T=2: **one seed cannot tell** (T=2 − T=1 -1.90).
+- Pattern 4 (with the non-LS teacher a moderate T can help; the paper: CUB yes, ImageNet no), T=3: **one seed cannot tell** (T=3 − T=1 -3.00).
+- Pattern 5 (T=64 collapses: below half of T=1), α=0: **one seed cannot tell** (6.56 vs 25.00).
+- Pattern 5 (T=64 collapses: below half of T=1), α=0.1: **one seed cannot tell** (6.46 vs 25.09).
+
+How the verdicts are decided:
+""" + "".join(f"- {rule}\n" for rule in RULES)
 
 
 def test_report_golden_table_csv_png(sweep, tmp_path, capsys):
@@ -65,31 +71,13 @@ def test_report_golden_table_csv_png(sweep, tmp_path, capsys):
     assert csv_lines[1] == "teacher,0,,bleu,26.461,,1,1"
     assert "student,0,1,bleu,25.0,0.141421,2,1 2" in csv_lines
     assert len(csv_lines) == 1 + 2 + 7
+    runs_lines = (tmp_path / "res" / "grid_runs.csv").read_text().splitlines()
+    assert runs_lines[0] == "role,teacher_alpha,temperature,teacher_seed,seed,metric,value,file"
+    assert "student,0,1,,2,bleu,25.1,student_a0.0_T1_s2/score.json" in runs_lines and len(runs_lines) == 11
     png = (tmp_path / "res" / "grid.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     man = json.loads((tmp_path / "res" / "grid.json").read_text())
     assert len(man["inputs"]) == 10 and man["metric"] == "bleu"
-
-
-def test_patterns_name_what_is_not_seen():
-    from lskd.report import patterns
-
-    def cells(**means):  # s<alpha*10>_<T>=mean, t<alpha*10>=teacher mean; n=2 with std 0.5 everywhere
-        agg = {}
-        for k, v in means.items():
-            role, a, t = ("teacher", int(k[1:]) / 10, None) if k[0] == "t" else ("student", int(k[1]) / 10, float(k[3:]))
-            agg[(role, a, t)] = {"mean": v, "std": 0.5, "n": 2}
-        return agg
-
-    lines = patterns(cells(t0=10, t1=10, s0_1=5, s1_1=4, s1_2=4.5, s1_3=3, s0_64=3, s1_64=1), "bleu")
-    assert lines == [
-        "- T=1 students reach α=0 50%, α=0.1 40% of their teacher's bleu.",
-        "- Pattern 1 (the LS teacher's students fall as T rises), α=0.1: not seen (T=1 4.00, T=2 4.50, T=3 3.00, T=64 1.00).",
-        "- Pattern 2 (at T=1 the LS teacher's student beats the non-LS teacher's): not seen (α=0.1 4.00 vs α=0 5.00, "
-        "-1.00; seed std 0.50 and 0.50).",
-        "- Pattern 5 (T=64 collapses: below half of T=1): not seen (α=0 3.00 vs 5.00, α=0.1 1.00 vs 4.00).",
-    ]
-    assert patterns(cells(t1=10, s1_2=4), "bleu") == []  # no T=1, no alpha 0, fewer than three temperatures
 
 
 def test_report_other_metric(sweep, tmp_path, capsys):
@@ -117,7 +105,7 @@ def test_report_errors(tmp_path):
     with pytest.raises(LskdError, match=r"duplicate run"):
         main(["--runs", str(runs), "--out", str(tmp_path / "x")])
     (runs / "b" / "score.json").write_text("{oops")
-    with pytest.raises(LskdError, match=r"b/score.json: not valid JSON"):
+    with pytest.raises(LskdError, match=r"b/score.json: cannot read a score.json \(JSONDecodeError"):
         main(["--runs", str(runs), "--out", str(tmp_path / "x")])
 
 
@@ -155,5 +143,46 @@ def test_baseline_is_a_row_and_a_comparison(sweep, tmp_path, capsys):
     assert main(["--runs", str(sweep), "--out", str(tmp_path / "b"), "--no-plot"]) == 0
     md = (tmp_path / "b.md").read_text().splitlines()
     assert md[md.index("| T=64 | 6.56 | 6.46 |") + 1] == "| no KD | 20.00 ± 1.41 (n=2) | 20.00 ± 1.41 (n=2) |"
-    assert "- KD at T=1 against no KD (20.00, n=2): α=0 +5.00, α=0.1 +5.09." in md
+    assert "- KD at T=1 beats no KD (20.00, n=2), α=0: **not shown** (KD − no KD +5.00, 95 % [-7.19, +17.19], " \
+           "Welch df 1.0; p 0.123, Holm-adjusted over 1 tests 0.123)." in md
+    assert "- KD at T=1 beats no KD (20.00, n=2), α=0.1: **one seed cannot tell** (KD − no KD +5.09)." in md
     assert (tmp_path / "b.csv").read_text().splitlines()[-1] == "baseline,,,bleu,20.0,1.414214,2,1 2"
+
+
+def test_report_from_its_committed_csvs(sweep, tmp_path):
+    """The per-run CSV gives back the same table and verdicts; the cell CSV the same cells and verdicts."""
+    for seed, v in ((1, 19.0), (2, 21.0)):
+        _score(sweep, f"baseline_s{seed}", role="baseline", seed=seed, bleu=v, chrf=v + 20)
+    assert main(["--runs", str(sweep), "--out", str(tmp_path / "a"), "--no-plot"]) == 0
+    assert main(["--runs", str(tmp_path / "a_runs.csv"), "--out", str(tmp_path / "b"), "--no-plot"]) == 0
+    a, b = (tmp_path / "a.md").read_text().splitlines(), (tmp_path / "b.md").read_text().splitlines()
+    assert [x for x in a if not x.startswith("signature")] == b
+    assert (tmp_path / "a_runs.csv").read_text() == (tmp_path / "b_runs.csv").read_text()
+    assert main(["--runs", str(tmp_path / "a.csv"), "--out", str(tmp_path / "c"), "--no-plot"]) == 0
+    assert (tmp_path / "c.md").read_text() == (tmp_path / "b.md").read_text()
+    assert not (tmp_path / "c_runs.csv").exists()  # a cell CSV has no runs to list
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(LskdError, match=r"--runs .*bad.csv: expected the columns of a report's per-run CSV"):
+        main(["--runs", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "d")])
+    with pytest.raises(LskdError, match=r"--runs .*a.csv: no rows for --metric chrf"):
+        main(["--runs", str(tmp_path / "a.csv"), "--metric", "chrf", "--out", str(tmp_path / "d")])
+
+
+def test_students_of_several_teacher_seeds_in_one_folder(tmp_path):
+    """The same student seed under two teachers is two runs (teacher_seed is part of the key), pooled in the
+    cell, and pattern 2 is judged over the teachers."""
+    runs = tmp_path / "runs"
+    for ts, (t0, t1, s0, s1) in {1: (4.9, 5.8, [4.7, 4.8], [5.6, 5.7]), 2: (4.2, 3.1, [4.1, 4.2], [3.2, 3.3])}.items():
+        for a, tv, svals in ((0.0, t0, s0), (0.1, t1, s1)):
+            _score(runs, f"t_a{a}_s{ts}", role="teacher", teacher_alpha=a, seed=ts, teacher_seed=ts, bleu=tv)
+            for seed, v in enumerate(svals, 1):
+                _score(runs, f"s_a{a}_s{ts}_r{seed}", role="student", teacher_alpha=a, temperature=1.0, seed=seed,
+                       teacher_seed=ts, bleu=v)
+    assert main(["--runs", str(runs), "--out", str(tmp_path / "r"), "--no-plot"]) == 0
+    md = (tmp_path / "r.md").read_text()
+    assert "| T=1 | 4.45 ± 0.35 (n=4) | 4.45 ± 1.39 (n=4) |" in md
+    line = next(x for x in md.splitlines() if x.startswith("- Pattern 2"))
+    assert "**not shown**" in line and "over teacher seeds" in line and "1: +0.90, 2: -0.90" in line
+    _score(runs, "dup", role="student", teacher_alpha=0.1, temperature=1.0, seed=1, teacher_seed=2, bleu=1.0)
+    with pytest.raises(LskdError, match=r"s_a0.1_s2_r1/score.json: duplicate run .*teacher_seed 2, seed 1\) also in .*dup/score.json"):
+        main(["--runs", str(runs), "--out", str(tmp_path / "r")])
