@@ -23,7 +23,7 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "ct2-generate": ("fairseq_plugins.ct2_engine:generate_main", "fairseq-generate's output, decoded by CTranslate2 (recipes' DECODE_ENGINE)"),
     "report": ("lskd.report:main", "collect a sweep's scores into an alpha x T table (markdown, CSV, PNG)"),
     "nmt-features": ("fairseq_plugins.nmt_features:main", "penultimate decoder states per gold target token, for `lskd diffusion`"),
-    "diffusion": ("lskd.diffusion:main", "template projection plots and a diffusion index from penultimate features"),
+    "diffusion": ("lskd.diffusion_cli:main", "template projection plots and a diffusion index from penultimate features"),
     "train-ranks": ("lskd.launch:main", "fairseq-train as N processes on a CPU machine (gloo): multi-process ls_kd"),
     "vision": ("lskd.vision.cli:main", "image classification: LS teachers and KD students with torchvision"),
     "user-dir": ("lskd.cli:user_dir", "print the fairseq plugin directory: fairseq-train --user-dir \"$(lskd user-dir)\" ..."),

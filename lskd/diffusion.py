@@ -2,6 +2,11 @@
 
     lskd diffusion --features T1=s_T1.pt T3=s_T3_seed0.pt,s_T3_seed1.pt --similar-from ref.pt --classes 2 4 9 --out PREFIX
 
+Several --similar-from models give one table each and say whether any verdict changes with the reference
+(use a reference outside the compared families, or both teachers: the alpha = 0 teacher's own students copy
+its softmax, so its similar classes are biased towards the claims made about them). `--compare` reads two
+finished tables and states LS vs non-LS as a difference with its interval (lskd/diffusion_compare.py).
+
 Input files hold penultimate features with labels, the model's logits and its final layer, as written by
 `lskd vision features` (images) or `lskd nmt-features` (NMT: decoder states per gold target token). Each
 NAME=FILE[,FILE...] is one cell of the table; several files are several seeds of the same setting. The first
@@ -26,37 +31,45 @@ and another class d, with centroids mu_c, mu_d, delta = mu_d - mu_c, and c's cov
   class (relative to that separation) than towards dissimilar ones. 0.69 = twice as wide, relatively.
 Properties: scale-free (w is a ratio of lengths); tightening or loosening every class alike shifts L_sim
 and L_ctl by the same log factor, so K does not move; a spread in a direction no class difference uses
-changes no w. Unbiased in the number n_c of samples per class: |delta|^2 and delta' Sigma_c delta are
-estimated without bias (sample covariances S with ddof=1, v = difference of sample means):
+changes no w. Unbiased in the number n_c of samples per class when the samples are independent (images):
+|delta|^2 and delta' Sigma_c delta are estimated without bias (sample covariances S with ddof=1,
+v = difference of sample means):
   |delta|^2          = |v|^2 - tr(S_c)/n_c - tr(S_d)/n_d
   delta' Sigma_c delta = v' S_c v - tr(Sigma_c^2)^/n_c - tr(S_c S_d)/n_d,
   tr(Sigma^2)^ = (n-1)^2/((n-2)(n+1)) (tr(S^2) - tr(S)^2/(n-1))   (unbiased for Gaussian features)
 (the plug-in |v|^2 alone overstates the distance by tr(Sigma)/n, which in 100+ dimensions dwarfs the signal
-at a few dozen samples). Classes with fewer than MIN_PER_CLASS = 10 samples in any file are left out (and
-listed in the JSON: too_few_samples); a class named on the command line with fewer is an error. Pooled estimates that are not positive
-(classes not separable at that n) are an error; a single pair's log width in the JSON is then null.
-Intervals: normal bootstrap, value +- z * (standard deviation of B replicates) (--bootstrap B, --confidence;
-percentile intervals are biased when a class has fewer samples than dimensions). Each replicate resamples the
-samples of every class with replacement, the same draws in every file when all files hold the same labels
-in the same order (the same test images or tokens: a paired bootstrap), and, in a cell of several seeds,
-also the seeds with replacement. Every value (K, dL_sim, dL_ctl, systematic) gets its interval.
+at a few dozen samples). NMT tokens are not independent: `lskd nmt-features` keeps the first occurrences of
+each word piece in corpus order, and the tokens of one sentence (of one class or of several) are correlated,
+so the 1/n corrections there assume more independent information than the tokens carry; the estimate is
+then approximately, not exactly, unbiased, and the sampling interval resamples whole sentences (below).
+Classes with fewer than MIN_PER_CLASS = 10 samples in any file are left out (and listed in the JSON:
+too_few_samples); a class named on the command line with fewer is an error. Pooled estimates that are not
+positive (classes not separable at that n) are an error; a single pair's log width in the JSON is then null.
+Two intervals, for two questions:
+- sampling: how much would this model's value move with other test samples? Normal bootstrap, value +- z *
+  (standard deviation of B replicates) (--bootstrap B, --confidence; percentile intervals are biased when a
+  class has fewer samples than dimensions). Images: each class's samples resampled within it; NMT features
+  (files with `positions`): whole sentences resampled, each token weighted by its sentence's draw count (a
+  cluster bootstrap: tokens of one sentence move together). The same draws in every file when all files hold
+  the same samples in the same order (paired). A cell of several models takes the mean of their replicates.
+- seeds: would another training seed give the same? Student's t over the models of a cell (K, L_sim, L_ctl)
+  and Welch's t against the baseline's models (dL_sim, dL_ctl, systematic); none with one model per cell.
+  The verdict on each cell's systematic diffusion is the seed interval's, Holm-corrected over the table's
+  cells (lskd/verdicts.py): "positive", "negative", "not shown", or "one seed cannot tell".
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from statistics import NormalDist
-from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
 from lskd.errors import LskdError
-from lskd.fileio import command_line, sha256_file, write_json, write_text
-from lskd.projection import class_axes_pca, plot_panels, project, template_basis
+from lskd.verdicts import Interval, Summary, contrast, difference
 
 REQUIRED = ("features", "labels", "logits", "fc_weight", "fc_bias")
 MIN_PER_CLASS = 10
@@ -74,38 +87,42 @@ class ClassSamples:
 
 
 def class_moments(cs: ClassSamples, w: np.ndarray) -> dict:
-    """Per replicate (rows of w, sample counts summing to n): mean shift e, tr(S) and tr(S^2) of the resampled class.
+    """Per replicate (rows of w, sample counts summing to m_b): the resampled class's mean shift e, tr(S),
+    tr(S^2) and size m_b (m_b = n except under the cluster bootstrap, where a class's size varies).
 
-    With A = Y' diag(w) Y the resampled covariance is S = (A - n e e')/(n-1), e = w Y / n; tr(A^2) is
+    With A = Y' diag(w) Y the resampled covariance is S = (A - m e e')/(m-1), e = w Y / m; tr(A^2) is
     w' ((Y Y')**2) w, so nothing D x D is formed per replicate.
     """
-    n = cs.n
+    m = w.sum(1)
     gram = cs.y @ cs.y.T
-    e = w @ cs.y / n
-    ye = gram @ w.T / n  # (n, B): y_i . e_b
+    e = w @ cs.y / m[:, None]
+    ye = gram @ w.T / m  # (n, B): y_i . e_b
     ee = (e ** 2).sum(1)
-    tr_s = (w @ cs.sq - n * ee) / (n - 1)
-    tr_a2 = ((w @ (gram ** 2)) * w).sum(1)
-    tr_s2 = (tr_a2 - 2 * n * (w.T * ye ** 2).sum(0) + n ** 2 * ee ** 2) / (n - 1) ** 2
-    tr_sigma2 = (n - 1) ** 2 / ((n - 2) * (n + 1)) * (tr_s2 - tr_s ** 2 / (n - 1))
-    return {"e": e, "tr_s": tr_s, "tr_sigma2": tr_sigma2}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tr_s = (w @ cs.sq - m * ee) / (m - 1)
+        tr_a2 = ((w @ (gram ** 2)) * w).sum(1)
+        tr_s2 = (tr_a2 - 2 * m * (w.T * ye ** 2).sum(0) + m ** 2 * ee ** 2) / (m - 1) ** 2
+        tr_sigma2 = (m - 1) ** 2 / ((m - 2) * (m + 1)) * (tr_s2 - tr_s ** 2 / (m - 1))
+    return {"e": e, "tr_s": tr_s, "tr_sigma2": np.where(m > 2, tr_sigma2, np.nan), "m": m}
 
 
 def pair_terms(c: ClassSamples, d: ClassSamples, wc: np.ndarray, wd: np.ndarray, mc: dict, md: dict) -> Tuple[np.ndarray, np.ndarray]:
     """Unbiased estimates of delta' Sigma_c delta and |delta|^2 per replicate (see the module docstring)."""
     cross = c.y @ d.y.T
+    nc, nd = mc["m"], md["m"]
     v = (d.mean - c.mean) + md["e"] - mc["e"]  # (B, D): difference of the resampled means
-    dist2 = (v ** 2).sum(1) - mc["tr_s"] / c.n - md["tr_s"] / d.n
     yv = c.y @ v.T  # (n_c, B)
     ev = (mc["e"] * v).sum(1)
-    vsv = ((wc.T * yv ** 2).sum(0) - c.n * ev ** 2) / (c.n - 1)
     # tr(S_c S_d) of the resampled classes: tr(A_c A_d) - n_d e_d'A_c e_d - n_c e_c'A_d e_c + n_c n_d (e_c.e_d)^2
-    y_c_ed = cross @ wd.T / d.n  # (n_c, B): y_ci . e_d
-    y_d_ec = cross.T @ wc.T / c.n
+    y_c_ed = cross @ wd.T / nd  # (n_c, B): y_ci . e_d
+    y_d_ec = cross.T @ wc.T / nc
     tr_ab = ((wc @ (cross ** 2)) * wd).sum(1)
-    tr_scsd = (tr_ab - d.n * (wc.T * y_c_ed ** 2).sum(0) - c.n * (wd.T * y_d_ec ** 2).sum(0)
-               + c.n * d.n * (mc["e"] * md["e"]).sum(1) ** 2) / ((c.n - 1) * (d.n - 1))
-    return vsv - mc["tr_sigma2"] / c.n - tr_scsd / d.n, dist2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dist2 = (v ** 2).sum(1) - mc["tr_s"] / nc - md["tr_s"] / nd
+        vsv = ((wc.T * yv ** 2).sum(0) - nc * ev ** 2) / (nc - 1)
+        tr_scsd = (tr_ab - nd * (wc.T * y_c_ed ** 2).sum(0) - nc * (wd.T * y_d_ec ** 2).sum(0)
+                   + nc * nd * (mc["e"] * md["e"]).sum(1) ** 2) / ((nc - 1) * (nd - 1))
+    return vsv - mc["tr_sigma2"] / nc - tr_scsd / nd, dist2
 
 
 def pooled_log_width(terms: List[Tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -149,18 +166,51 @@ def point_summary(features: torch.Tensor, labels: torch.Tensor, pairs: Pairs) ->
             "log_width": {f"{c}-{d}": float(v[0]) if np.isfinite(v[0]) else None for (c, d), v in s["log_width"].items()}}
 
 
-def bootstrap_weights(rng: np.random.Generator, labels: np.ndarray, classes: Sequence[int], b: int) -> Dict[int, np.ndarray]:
-    """Per class, B rows of resampling counts (multinomial, summing to the class size)."""
+def bootstrap_weights(rng: np.random.Generator, labels: np.ndarray, classes: Sequence[int], b: int,
+                      clusters: Optional[np.ndarray] = None) -> Dict[int, np.ndarray]:
+    """Per class, B rows of resampling counts. Independent samples (images): each class resampled within itself
+    (multinomial, summing to the class size). Clustered samples (NMT tokens, `clusters` = their sentence ids):
+    whole sentences resampled, every token weighted by its sentence's count (class sizes then vary)."""
+    if clusters is None:
+        out = {}
+        for c in classes:
+            n = int((labels == c).sum())
+            out[c] = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float64)
+        return out
+    ids, index = np.unique(clusters, return_inverse=True)
+    counts = rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=b).astype(np.float64)  # (B, sentences)
+    token = counts[:, index]
+    return {c: token[:, labels == c] for c in classes}
+
+
+def sentence_ids(d: dict) -> Optional[np.ndarray]:
+    """The sentence id of every row of an NMT features file (`positions` column 0); None for images."""
+    pos = d.get("positions")
+    return None if pos is None or pos.numel() == 0 else pos[:, 0].numpy()
+
+
+
+def seed_intervals(per_model: Dict[str, List[dict]], base: str, confidence: float) -> Dict[str, Dict[str, Optional[Interval]]]:
+    """Per cell, Welch/t intervals over its models (seeds) of every value of the index: L_sim, L_ctl, K of the
+    cell (one-sample t), dL_sim, dL_ctl and systematic against the baseline cell (Welch); None with one model."""
+    def cell(name, key):
+        return Summary.of([m[key] for m in per_model[name]])
+
     out = {}
-    for c in classes:
-        n = int((labels == c).sum())
-        out[c] = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float64)
+    for name in per_model:
+        own = {k: contrast([(1.0, cell(name, k))], confidence) for k in ("L_sim", "L_ctl", "K")}
+        if name != base:
+            own.update({"dL_sim": difference(cell(name, "L_sim"), cell(base, "L_sim"), confidence),
+                        "dL_ctl": difference(cell(name, "L_ctl"), cell(base, "L_ctl"), confidence),
+                        "systematic": difference(cell(name, "K"), cell(base, "K"), confidence)})
+        out[name] = own
     return out
 
 
 def index_table(cells: List[Tuple[str, List[dict]]], pairs: Pairs, n_boot: int, confidence: float, seed: int) -> Tuple[dict, bool]:
-    """Point values and bootstrap intervals of L_sim, L_ctl, K, dL_sim, dL_ctl and systematic for every cell
-    (a cell's value = the mean over its models). Returns (results by cell name, paired?).
+    """Point values, sampling intervals (bootstrap over samples) and seed intervals (t over models) of L_sim,
+    L_ctl, K, dL_sim, dL_ctl and systematic for every cell (a cell's value = the mean over its models).
+    Returns (results by cell name, paired?).
 
     BLAS runs single-threaded: the matrices are at most samples-per-class square, and threaded BLAS on a
     busy machine spins (20x slower measured on 2 shared cores)."""
@@ -176,22 +226,21 @@ def _index_table(cells, pairs, n_boot, confidence, seed):
                                                                            first.get("positions", torch.zeros(0)))
                  for d in models)
     rng = np.random.default_rng(seed)
-    shared = bootstrap_weights(rng, first["labels"].numpy(), classes, n_boot) if paired else {}
+    draw = lambda d: bootstrap_weights(rng, d["labels"].numpy(), classes, n_boot, sentence_ids(d))  # noqa: E731
+    shared = draw(first) if paired else {}
     point, boot = {}, {}
     for name, ds in cells:
         pts, reps = [], []
         for d in ds:
             pts.append(point_summary(d["features"], d["labels"], pairs))
-            weights = shared or bootstrap_weights(rng, d["labels"].numpy(), classes, n_boot)
-            s = width_summary(class_samples(d["features"], d["labels"], classes), weights, pairs)
+            s = width_summary(class_samples(d["features"], d["labels"], classes), shared or draw(d), pairs)
             reps.append(np.stack([s["L_sim"], s["L_ctl"]]))  # (2, B)
-        pick = rng.integers(0, len(ds), size=(n_boot, len(ds)))  # seeds resampled with replacement
-        reps_arr = np.stack(reps)  # (models, 2, B)
-        boot[name] = np.take_along_axis(reps_arr.transpose(2, 0, 1), pick[:, :, None], axis=1).mean(1).T  # (2, B)
+        boot[name] = np.mean(reps, axis=0)  # the cell's mean over its models, per replicate: sampling noise only
         point[name] = {"models": len(ds), "L_sim": float(np.mean([p["L_sim"] for p in pts])),
                        "L_ctl": float(np.mean([p["L_ctl"] for p in pts])), "per_model": pts}
     base = cells[0][0]
     z = float(NormalDist().inv_cdf((1 + confidence) / 2))
+    seeds = seed_intervals({name: point[name]["per_model"] for name, _ in cells}, base, confidence)
     results = {}
     for name, _ in cells:
         p, bp, bb = point[name], boot[name], boot[base]
@@ -204,8 +253,10 @@ def _index_table(cells, pairs, n_boot, confidence, seed):
         for key, (value, reps) in values.items():
             finite = reps[np.isfinite(reps)]
             se = float(finite.std(ddof=1)) if len(finite) > 1 else math.nan
+            iv = seeds[name].get(key)
             results[name][key] = {"value": value, "se": se, "ci": [value - z * se, value + z * se],
-                                  "invalid_replicates": int(len(reps) - len(finite))}
+                                  "invalid_replicates": int(len(reps) - len(finite)),
+                                  "seeds": None if iv is None else iv._asdict()}
     return results, paired
 
 
@@ -240,181 +291,3 @@ def parse_pairs(text: str, classes: Sequence[int]) -> Pairs:
         raise LskdError(f"--similar-pairs: class(es) {missing} not among the analysed classes (present with >= {MIN_PER_CLASS} "
                         "samples in every file)")
     return {c: (s, [d for d in classes if d not in (c, s)]) for c, s in sorted(partner.items())}
-
-
-def load_features(name: str, path: str) -> dict:
-    """A features file checked for the fields the analysis needs."""
-    if not Path(path).is_file():
-        raise LskdError(f"--features {name}={path}: no such file")
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
-        raise LskdError(f"--features {name}={path}: not a features file ({type(e).__name__})")
-    missing = [k for k in REQUIRED if not isinstance(d, dict) or k not in d]
-    if missing:
-        raise LskdError(f"--features {name}={path}: missing {', '.join(missing)} (write it with `lskd vision "
-                        "features` or `lskd nmt-features`)")
-    return d
-
-
-def parse_cells(specs: Sequence[str]) -> List[Tuple[str, List[str]]]:
-    cells = []
-    for spec in specs:
-        if "=" not in spec:
-            raise LskdError(f"--features {spec!r}: expected NAME=FILE[,FILE...]")
-        name, paths = spec.split("=", 1)
-        cells.append((name, [p for p in paths.split(",") if p]))
-    names = [n for n, _ in cells]
-    if len(set(names)) != len(names):
-        raise LskdError(f"--features: names must differ, got {names}")
-    return cells
-
-
-def fmt(v: dict) -> str:
-    return f"{v['value']:+.3f} [{v['ci'][0]:+.2f}, {v['ci'][1]:+.2f}]"
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lskd diffusion", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--features", nargs="+", required=True, metavar="NAME=FILE[,FILE...]",
-                   help="one cell per argument (several files = several seeds); the first cell is the baseline")
-    p.add_argument("--classes", nargs=3, type=int, required=True, metavar="C",
-                   help="the three classes of the projection (the paper: two similar, one dissimilar)")
-    p.add_argument("--index-classes", nargs="+", type=int, default=None, metavar="C",
-                   help=f"classes the index averages over (default: every class with >= {MIN_PER_CLASS} samples in all files)")
-    ref = p.add_mutually_exclusive_group()
-    ref.add_argument("--similar-from", default=None, metavar="NAME|FILE",
-                     help="the ONE model whose softmax defines similar and control classes for the whole comparison: "
-                          "a features file, or the NAME of a one-file cell (default: the first file; use the same "
-                          "reference in every table you compare)")
-    ref.add_argument("--similar-pairs", default=None, metavar="A:B,...",
-                     help="similar classes given by the user (symmetric); the other analysed classes are the controls")
-    p.add_argument("--controls", type=int, default=3, help="dissimilar control classes per class with --similar-from (default 3)")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap replicates (default 1000)")
-    p.add_argument("--confidence", type=float, default=0.95, help="interval coverage (default 0.95)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default 0)")
-    p.add_argument("--class-names", nargs=3, default=None, metavar="NAME", help="legend names of --classes")
-    p.add_argument("--out", required=True, type=Path, help="output prefix: PREFIX.png, PREFIX.md, PREFIX.json")
-    return p
-
-
-def _classes(a: argparse.Namespace, models: List[dict], n_classes: int) -> Tuple[List[int], List[int], List[int]]:
-    """(index classes, classes with enough samples in every file, classes present in every file), checked."""
-    counts = [torch.bincount(d["labels"].long(), minlength=n_classes) for d in models]
-    enough = [c for c in range(n_classes) if all(int(k[c]) >= MIN_PER_CLASS for k in counts)]
-    present = [c for c in range(n_classes) if all(int(k[c]) > 0 for k in counts)]
-    index_classes = a.index_classes or enough
-    for c in a.classes:
-        if c not in present:
-            raise LskdError(f"--classes {c}: not present in every features file")
-    for c in index_classes:
-        if c not in enough:
-            raise LskdError(f"class {c}: fewer than {MIN_PER_CLASS} samples in some features file, or not present "
-                            f"(classes with enough samples in all files: {len(enough)})")
-    if len(index_classes) < 3:
-        raise LskdError(f"--index-classes: need at least 3 classes, got {index_classes}")
-    return index_classes, enough, present
-
-
-def _reference(a: argparse.Namespace, cells, index_classes: List[int], n_classes: int) -> Tuple[Pairs, dict]:
-    """The similar and control classes of every table, from the user's pairs or ONE reference model's softmax."""
-    if a.similar_pairs:
-        return parse_pairs(a.similar_pairs, index_classes), {"kind": "pairs", "pairs": a.similar_pairs}
-    names = [n for n, _, _ in cells]
-    ref_spec = a.similar_from
-    if ref_spec is None:  # the first file of the first cell
-        ref_data, ref_file = cells[0][1][0], cells[0][2][0]
-    elif ref_spec in names:
-        cell = next(c for c in cells if c[0] == ref_spec)
-        if len(cell[1]) != 1:
-            raise LskdError(f"--similar-from {ref_spec}: that cell has {len(cell[1])} files; name one file")
-        ref_data, ref_file = cell[1][0], cell[2][0]
-    elif Path(ref_spec).is_file():
-        ref_data, ref_file = load_features("(--similar-from)", ref_spec), ref_spec
-    else:
-        raise LskdError(f"--similar-from {ref_spec}: neither a --features name {names} nor a file")
-    missing = [c for c in index_classes if not bool((ref_data["labels"] == c).any())]
-    if missing or ref_data["logits"].size(1) != n_classes:
-        raise LskdError(f"--similar-from {ref_file}: no samples of class(es) {missing} or not {n_classes} classes")
-    pairs = similarity(ref_data["logits"], ref_data["labels"], index_classes, a.controls)
-    return pairs, {"kind": "model", "file": str(ref_file), "sha256": sha256_file(Path(ref_file))}
-
-
-def _plot(a: argparse.Namespace, cells, known, n_classes: int) -> None:
-    """One projection panel per cell (its first file), oriented by the class directions."""
-    panels = []
-    for name, ds, _ in cells:
-        d = ds[0]
-        try:
-            basis = template_basis(d["fc_weight"], d["fc_bias"], a.classes)
-        except ValueError as e:
-            raise LskdError(f"--features {name}: {e}")
-        keep = torch.isin(d["labels"], torch.tensor(a.classes))
-        proj = project(d["features"][keep], basis)
-        title = name if len(ds) == 1 else f"{name} (first of {len(ds)} files)"
-        panels.append((title, class_axes_pca(proj, d["labels"][keep], a.classes)(proj), d["labels"][keep]))
-    if a.class_names:
-        shown = a.class_names
-    elif isinstance(known, (list, tuple)) and len(known) == n_classes:
-        shown = [str(known[c]) for c in a.classes]
-    else:
-        shown = [str(c) for c in a.classes]
-    plot_panels(panels, a.classes, dict(zip(a.classes, shown)), a.out.with_name(a.out.name + ".png"))
-
-
-def _markdown(a: argparse.Namespace, results: dict, paired: bool, pairs: Pairs, reference: dict, baseline: str,
-              known, n_classes: int) -> str:
-    def label(c):
-        return f"{c} ({known[c]})" if isinstance(known, (list, tuple)) and len(known) == n_classes else str(c)
-
-    ref_text = (f"user pairs {a.similar_pairs}" if reference["kind"] == "pairs"
-                else f"the softmax of {reference['file']} (sha256 {reference['sha256'][:12]})")
-    pct = f"{100 * a.confidence:g}%"
-    rows = [f"| {n} | {r['models']} | {math.exp(r['L_sim']['value']):.3f} | {math.exp(r['L_ctl']['value']):.3f} | "
-            f"{fmt(r['K'])} | {fmt(r['dL_sim'])} | {fmt(r['dL_ctl'])} | **{fmt(r['systematic'])}** |"
-            for n, r in results.items()]
-    return "\n".join([
-        f"Diffusion index (lskd's definition, `lskd diffusion --help`): {len(pairs)} classes; similar and control "
-        f"classes from {ref_text}; baseline: {baseline}. Values with {pct} normal bootstrap intervals (+- z * bootstrap s.e.; {a.bootstrap} "
-        f"replicates, {'paired: same samples in every file' if paired else 'unpaired'}; seeds resampled in cells of several).",
-        "",
-        "| features | models | w_sim | w_ctl | K = L_sim - L_ctl | dL_sim | dL_ctl | systematic |",
-        "|---|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        "w_sim = exp(L_sim), w_ctl = exp(L_ctl): pooled width (std along the axis / centroid distance) towards the "
-        "similar class and towards the controls. Similar class (controls): " + "; ".join(f"{label(c)} -> {label(s)} ({', '.join(map(str, ctl))})"
-                                                           for c, (s, ctl) in pairs.items()) + ".",
-    ])
-
-
-def main(argv: List[str]) -> int:
-    a = _parser().parse_args(argv)
-    if a.bootstrap < 10 or not 0 < a.confidence < 1:
-        raise LskdError(f"--bootstrap must be >= 10 and --confidence in (0, 1), got {a.bootstrap}, {a.confidence}")
-    cells = [(name, [load_features(name, f) for f in files], files) for name, files in parse_cells(a.features)]
-    if any(not files for _, _, files in cells):
-        raise LskdError("--features: every cell needs at least one file")
-    models = [d for _, ds, _ in cells for d in ds]
-    n_classes = models[0]["logits"].size(1)
-    index_classes, enough, present = _classes(a, models, n_classes)
-    pairs, reference = _reference(a, cells, index_classes, n_classes)
-    try:
-        results, paired = index_table([(n, ds) for n, ds, _ in cells], pairs, a.bootstrap, a.confidence, a.seed)
-    except ValueError as e:
-        raise LskdError(f"--features: {e}")
-    known = models[0].get("classes")
-    _plot(a, cells, known, n_classes)
-    baseline = cells[0][0]
-    table = _markdown(a, results, paired, pairs, reference, baseline, known, n_classes)
-    write_text(a.out.with_name(a.out.name + ".md"), table + "\n")
-    write_json(a.out.with_name(a.out.name + ".json"), {
-        "results": results, "baseline": baseline, "reference": reference,
-        "pairs": {str(c): {"similar": s, "controls": ctl} for c, (s, ctl) in pairs.items()},
-        "files": {n: files for n, _, files in cells}, "classes": a.classes, "index_classes": index_classes,
-        "too_few_samples": [c for c in present if c not in enough],
-        "min_per_class": MIN_PER_CLASS, "bootstrap": a.bootstrap, "confidence": a.confidence, "seed": a.seed,
-        "paired": paired, "command": command_line()})
-    print(table)
-    return 0

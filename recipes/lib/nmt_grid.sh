@@ -175,12 +175,14 @@ diffusion_features() {  # RUN_DIR -> $OUT/diffusion/NAME.pt (skipped when presen
 
 do_diffusion() {  # not in the default sequence (--only diffusion): penultimate-layer analysis of a finished grid
   # one table per teacher alpha, baseline the first temperature; cell T<t> = every student of that alpha and T
-  # (all teacher and student seeds: resampled in the intervals); similar words from ONE reference for every
-  # table: the first alpha's first-seed teacher
-  local a s r t run specs files out="$OUT/diffusion"
-  local ref="$OUT/teachers/a$(awk '{print $1}' <<< "$TEACHER_ALPHAS")_s$(awk '{print $1}' <<< "$SEEDS")"
+  # (all teacher and student seeds: the seed intervals are over them); similar words from BOTH first-seed
+  # teachers (one table each: the non-LS teacher's own students copy its softmax), the same in every table;
+  # then the LS tables against the first alpha's as differences (lskd diffusion --compare)
+  local a s r t run specs files refs=() out="$OUT/diffusion" first
+  local s1; s1=$(awk '{print $1}' <<< "$SEEDS")
+  first=$(awk '{print $1}' <<< "$TEACHER_ALPHAS")
   mkdir -p "$out"
-  diffusion_features "$ref"
+  for a in $TEACHER_ALPHAS; do diffusion_features "$OUT/teachers/a${a}_s${s1}"; refs+=("$out/a${a}_s${s1}.pt"); done
   for a in $TEACHER_ALPHAS; do
     specs=()
     for t in $TEMPERATURES; do
@@ -195,9 +197,15 @@ do_diffusion() {  # not in the default sequence (--only diffusion): penultimate-
     for s in $SEEDS; do diffusion_features "$OUT/teachers/a${a}_s${s}"; files+=("$out/a${a}_s${s}.pt"); done
     specs+=("teacher=$(IFS=,; echo "${files[*]}")")
     # the three most frequent target words in the projection; the index over all 30
-    step "diffusion_a${a}" - "${LSKD[@]}" diffusion --features "${specs[@]}" --similar-from "$out/$(basename "$ref").pt" \
+    step "diffusion_a${a}" - "${LSKD[@]}" diffusion --features "${specs[@]}" --similar-from "${refs[@]}" \
       --classes 0 1 2 --out "$out/a${a}"
     cat "$out/a${a}.md"
+  done
+  for a in $TEACHER_ALPHAS; do
+    [[ $a == "$first" ]] && continue
+    step "diffusion_compare_a${a}" - "${LSKD[@]}" diffusion --compare "a${a}=$out/a${a}.json" "a${first}=$out/a${first}.json" \
+      --out "$out/compare_a${a}_vs_a${first}"
+    cat "$out/compare_a${a}_vs_a${first}.md"
   done
 }
 

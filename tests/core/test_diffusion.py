@@ -22,8 +22,11 @@ import pytest
 import torch
 
 from helpers import run, tool
+from scipy import stats
+
 from lskd.diffusion import (
     ClassSamples,
+    bootstrap_weights,
     class_moments,
     index_table,
     pair_terms,
@@ -196,15 +199,48 @@ def test_f_centroids_pulled_towards_the_similar_class_is_systematic(baseline):
     assert s["value"] > 0.4 and s["ci"][0] > 0
 
 
-def test_seeds_widen_the_interval(baseline):
-    # a cell of two models that differ (a stretched and an unstretched one): its mean lies between them and
-    # resampling the seeds makes its interval wider than either model's own
+def test_seed_intervals_are_t_intervals_over_the_models(baseline):
+    # systematic of a cell = mean K(cell) - mean K(base) with Welch's interval over the models (seeds); the
+    # sampling interval is the bootstrap's alone and no longer widens with the seeds; one model: no seed interval
     stretched, plain = geometry(150, 1, stretch="similar"), geometry(150, 3)
-    results, paired = index_table([("base", [baseline]), ("one", [stretched]), ("two", [stretched, plain])],
-                                  PAIRS, n_boot=100, confidence=0.95, seed=0)
-    one, two = results["one"]["systematic"], results["two"]["systematic"]
-    assert paired and results["two"]["models"] == 2
-    assert 0.1 < two["value"] < one["value"] and two["se"] > 3 * one["se"]
+    cells = [("base", [baseline, geometry(150, 4)]), ("one", [stretched]), ("two", [stretched, plain])]
+    results, paired = index_table(cells, PAIRS, n_boot=100, confidence=0.95, seed=0)
+    assert paired and results["two"]["models"] == 2 and results["one"]["systematic"]["seeds"] is None
+    two = results["two"]["systematic"]
+    k = [[m["K"] for m in results[c]["per_model"]] for c in ("two", "base")]
+    ref = stats.ttest_ind(k[0], k[1], equal_var=False)
+    assert two["value"] == pytest.approx(np.mean(k[0]) - np.mean(k[1]))
+    assert two["seeds"]["p"] == pytest.approx(ref.pvalue)
+    assert [two["seeds"]["low"], two["seeds"]["high"]] == pytest.approx(list(ref.confidence_interval(0.95)))
+    assert two["seeds"]["high"] - two["seeds"]["low"] > 5 * (two["ci"][1] - two["ci"][0])  # the seeds disagree
+
+
+def test_cluster_weights_move_the_tokens_of_a_sentence_together():
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1, 0, 2, 1, 0, 2, 2])
+    sentences = np.array([5, 5, 5, 7, 7, 9, 9, 9])
+    w = bootstrap_weights(rng, labels, [0, 1, 2], 50, clusters=sentences)
+    token = np.zeros((50, 8))
+    for c in (0, 1, 2):
+        token[:, labels == c] = w[c]
+    for sid in (5, 7, 9):  # every token of a sentence carries that sentence's draw count
+        cols = token[:, sentences == sid]
+        assert (cols == cols[:, :1]).all()
+    assert (token[:, [0, 3, 5]].sum(1) == 3).all()  # one count per sentence, three sentences drawn per replicate
+
+
+def test_variable_class_sizes_equal_the_resampled_data():
+    # under the cluster bootstrap a class's resampled size differs from n: the estimates must still equal
+    # recomputing on the duplicated rows
+    rng = np.random.default_rng(2)
+    xc, xd = rng.normal(size=(9, 3)) * [1, 2, 0.5], rng.normal(size=(7, 3)) + [3, 1, 0]
+    c, d = ClassSamples(xc), ClassSamples(xd)
+    wc = np.array([[2, 0, 1, 1, 3, 0, 1, 2, 1], [1, 1, 1, 0, 0, 2, 2, 0, 1]], dtype=float)  # sizes 11 and 8
+    wd = np.array([[0, 1, 2, 0, 1, 1, 0], [3, 1, 0, 1, 1, 2, 1]], dtype=float)  # sizes 5 and 9
+    q, dist2 = pair_terms(c, d, wc, wd, class_moments(c, wc), class_moments(d, wd))
+    for b in range(2):
+        want = direct_terms(np.repeat(xc, wc[b].astype(int), 0), np.repeat(xd, wd[b].astype(int), 0))
+        assert q[b] == pytest.approx(want[0], rel=1e-9) and dist2[b] == pytest.approx(want[1], rel=1e-9)
 
 
 # --- similar classes ------------------------------------------------------------------------------------------
@@ -290,12 +326,40 @@ def test_cli_leaves_out_classes_with_too_few_samples(tmp_path, capsys):
     assert result["too_few_samples"] == [9] and 9 not in result["index_classes"] and 9 not in result["pairs"]["0"]["controls"]
 
 
+def test_two_references_and_the_comparison_of_two_tables(tmp_path, capsys):
+    for name, seed, pull in (("a_t1", 0, 0.0), ("a_t1b", 1, 0.0), ("a_t3", 2, 0.25), ("a_t3b", 3, 0.25),
+                             ("b_t1", 4, 0.0), ("b_t1b", 5, 0.0), ("b_t3", 6, 0.0), ("b_t3b", 7, 0.02), ("ref", 9, 0.0)):
+        write_features(tmp_path / f"{name}.pt", seed=seed, n=150, pull=pull)
+    for fam in ("a", "b"):
+        code, out, err = lskd_in_process(
+            ["diffusion", "--features", f"T1={tmp_path / f'{fam}_t1.pt'},{tmp_path / f'{fam}_t1b.pt'}",
+             f"T3={tmp_path / f'{fam}_t3.pt'},{tmp_path / f'{fam}_t3b.pt'}", "--similar-from", str(tmp_path / "ref.pt"),
+             str(tmp_path / "a_t1.pt"), "--classes", "0", "1", "2", "--bootstrap", "20", "--out", tmp_path / fam], capsys)
+        assert code == 0, err
+    result = json.loads((tmp_path / "a.json").read_text())
+    assert [r["reference"]["file"] for r in result["references"]] == [str(tmp_path / "ref.pt"), str(tmp_path / "a_t1.pt")]
+    assert "Reference sensitivity (ref.pt / a_t1.pt): the verdicts are the same under every reference." in out or \
+        "the verdicts change for" in out
+    md = (tmp_path / "a.md").read_text()
+    assert md.count("| T3 | 2 | ") == 2 and "systematic diffusion, T3 vs T1: **positive**" in md
+    code, out, err = lskd_in_process(["diffusion", "--compare", f"pulled={tmp_path / 'a.json'}",
+                                      f"plain={tmp_path / 'b.json'}", "--out", tmp_path / "cmp"], capsys)
+    assert code == 0, err
+    assert "T3: systematic diffusion with pulled: **positive**" in out
+    assert "T3: systematic diffusion with plain: **not shown**" in out
+    assert "T3: pulled − plain: **larger with pulled**" in out and out.count("Similar classes from") == 2
+    assert json.loads((tmp_path / "cmp.json").read_text())["baseline"] == "T1"
+    code, _, err = lskd_in_process(["diffusion", "--compare", f"x={tmp_path / 'a.json'}", f"x={tmp_path / 'b.json'}",
+                                    "--out", tmp_path / "c2"], capsys)
+    assert code == 2 and "the two names must differ" in err
+
+
 def test_help_defines_the_index(capsys):
     with pytest.raises(SystemExit):
         lskd_in_process(["diffusion", "--help"], capsys)
     out = capsys.readouterr().out
     for words in ["SYSTEMATIC DIFFUSION = dL_sim - dL_ctl", "MIN_PER_CLASS = 10", "tr(S_c)/n_c", "bootstrap",
-                  "--similar-pairs", "paired bootstrap"]:
+                  "--similar-pairs", "cluster bootstrap", "Welch's t against the baseline", "--compare"]:
         assert words in out
 
 

@@ -101,7 +101,7 @@ def test_features_cli(tmp_path, capsys, teacher):
     f = torch.load(out, weights_only=False)
     assert f["features"].shape == (360, 64) and f["fc_weight"].shape == (10, 64) and f["labels"].shape == (360,)
     # the file feeds the penultimate-layer analysis directly
-    from lskd.diffusion import main as diffusion_main
+    from lskd.diffusion_cli import main as diffusion_main
 
     assert diffusion_main(["--features", f"teacher={out}", "--classes", "1", "7", "8", "--out", str(tmp_path / "d")]) == 0
     assert (tmp_path / "d.png").stat().st_size > 5000 and "| teacher | " in (tmp_path / "d.md").read_text()
