@@ -153,11 +153,11 @@ def read_csv(path: Path, metric: str) -> Tuple[Optional[List[dict]], Dict[Key, C
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise LskdError(f"--runs {path}: cannot read the CSV ({type(e).__name__})") from None
     columns = set(rows[0]) if rows else set()
-    kind = "runs" if set(RUN_COLUMNS) <= columns else "cells" if set(CELL_COLUMNS) <= columns else None
+    kind = "runs" if set(RUN_COLUMNS) <= columns else "cells" if set(CELL_COLUMNS) - {"metric", "seeds"} <= columns else None
     if kind is None:
         raise LskdError(f"--runs {path}: expected the columns of a report's per-run CSV ({', '.join(RUN_COLUMNS)}) "
-                        f"or cell CSV ({', '.join(CELL_COLUMNS)})")
-    rows = [r for r in rows if r["metric"] == metric]
+                        f"or cell CSV ({', '.join(CELL_COLUMNS)}; metric and seeds may be missing)")
+    rows = [r for r in rows if r.get("metric", metric) == metric]
     if not rows:
         raise LskdError(f"--runs {path}: no rows for --metric {metric}")
     where = [f"{path}, row {i}" for i in range(2, len(rows) + 2)]
@@ -171,7 +171,8 @@ def read_csv(path: Path, metric: str) -> Tuple[Optional[List[dict]], Dict[Key, C
                        "value": r["mean"]}, metric, "value")
         n = int(_num(w, r, "n"))
         std = _num(w, r, "std", required=n > 1)
-        cells[(run["role"], run["teacher_alpha"], run["temperature"])] = Cell(run["value"], std, n, r["seeds"].split(), {})
+        cells[(run["role"], run["teacher_alpha"], run["temperature"])] = Cell(run["value"], std, n,
+                                                                              (r.get("seeds") or "").split(), {})
     return None, cells
 
 
@@ -263,7 +264,7 @@ def _teacher_confound(agg: Dict[Key, Cell], a: float, gap: float) -> Optional[st
         return None
     teacher_gap = t_ls.mean - t_0.mean
     if teacher_gap * gap > 0 and abs(teacher_gap) >= 0.5 * abs(gap):
-        return f"the α={a:g} teacher is itself {teacher_gap:+.2f} ahead"
+        return f"the teachers themselves differ by {teacher_gap:+.2f}"
     return None
 
 
@@ -459,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--equivalence-margin", type=float, default=0.25, metavar="FRACTION",
                    help="pattern 3 (NMT): the drops are 'about equal' when their difference is within this fraction "
                         "of the mean drop (default 0.25)")
+    p.add_argument("--signature", nargs="+", default=[], metavar="SIG",
+                   help="with a CSV as --runs: the sacrebleu signature(s) its scores were computed with (a CSV does "
+                        "not carry them; score.json files do)")
     p.add_argument("--digits", type=int, default=2, help="decimals in the markdown table (default 2)")
     p.add_argument("--title", default=None, help="heading of the table and plot")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
@@ -479,8 +483,10 @@ def main(argv: List[str]) -> int:
     modality = args.modality or modality_of(args.metric)
     if args.runs.is_file():
         rows, agg = read_csv(args.runs, args.metric)
-        sigs, convention, inputs = [], METRICS.get(args.metric), [str(args.runs)]
+        sigs, convention, inputs = args.signature, METRICS.get(args.metric), [str(args.runs)]
     else:
+        if args.signature:
+            raise LskdError("--signature: only with a CSV as --runs (score.json files carry their own)")
         rows = load_scores(args.runs, args.metric)
         agg = aggregate(rows)
         sigs = sorted({r["signature"] for r in rows if r.get("signature")})
