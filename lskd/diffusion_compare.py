@@ -5,7 +5,8 @@ JSON files keep, so a committed table can be compared again without its features
 baseline b, each table's systematic diffusion is mean K(c) - mean K(b) over its models (seeds), and the
 difference between the tables is the contrast (K_A(c) - K_A(b)) - (K_B(c) - K_B(b)) with Welch's interval
 (Welch-Satterthwaite degrees of freedom over the four groups). Each table's own systematic gets its seed
-interval too. The tests of one comparison (one per cell and table, one per difference) are Holm-corrected
+interval too, and so does the difference of the baselines' L_sim (their width towards the similar class:
+the tables share the reference, so it compares across them). The tests of one comparison (one per cell and table, one per difference) are Holm-corrected
 together (lskd/verdicts.py). Tables with several references are compared reference by reference (they
 must use the same references, in the same order).
 """
@@ -30,13 +31,17 @@ def _tables(name: str, path: str) -> Tuple[str, List[dict]]:
     return d["baseline"], d.get("references") or [{"reference": d.get("reference"), "results": d["results"]}]
 
 
-def _k(results: dict, cell: str) -> Summary:
-    return Summary.of([m["K"] for m in results[cell]["per_model"]])
+def _k(results: dict, cell: str, key: str = "K") -> Summary:
+    return Summary.of([m[key] for m in results[cell]["per_model"]])
 
 
 def _tests(names: Sequence[str], base: str, a: dict, b: dict, confidence: float) -> List[Test]:
     cells = [c for c in a if c != base and c in b]
-    tests = []
+    # the baselines' own width towards the similar class (the tables share the reference, so it compares):
+    # the paper's "tighter clusters" of the LS teacher's students at low T
+    tests = [Test(f"{base}: width towards the similar class, {names[0]} − {names[1]}",
+                  difference(_k(a, base, "L_sim"), _k(b, base, "L_sim"), confidence), None, "L_sim", digits=3,
+                  words=(f"wider with {names[0]}", f"narrower with {names[0]}"))]
     for c in cells:
         for name, r in zip(names, (a, b)):
             tests.append(Test(f"{c}: systematic diffusion with {name}", difference(_k(r, c), _k(r, base), confidence),

@@ -1,7 +1,7 @@
 """The diffusion index on the known geometries of tests/test_diffusion.py, as markdown tables (docs/DIFFUSION.md).
 
-    PYTHONPATH=.:tests python docs/results/diffusion/geometries.py          # index vs the baseline, with intervals
-    PYTHONPATH=.:tests python docs/results/diffusion/geometries.py --bias   # bias of K against its true value by n
+    PYTHONPATH=.:tests:tests/core python docs/results/diffusion/geometries.py          # index vs the baseline, with intervals
+    PYTHONPATH=.:tests:tests/core python docs/results/diffusion/geometries.py --bias   # bias of K against its true value by n
 """
 import sys
 
