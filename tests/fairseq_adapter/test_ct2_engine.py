@@ -5,6 +5,7 @@ from the same distribution, the engine switch and manifest of distill-data, the 
 import argparse
 import collections
 import json
+import subprocess
 import sys
 
 import pytest
@@ -306,7 +307,7 @@ def test_keep_freed_memory_keeps_a_freed_block_for_reuse():
 def test_decode_speed_benchmark_table(tiny_data, tiny_teacher, tmp_path):
     """benchmarks/decode_speed.py on the tiny teacher: every engine row, ratios to fairseq, equal outputs in float32."""
     run([sys.executable, REPO / "benchmarks" / "decode_speed.py", "--data", tiny_data / "bin", "--ref",
-         tiny_data / "raw" / "test.tgt", "--model", f"tiny={tiny_teacher}", "--n", "12", "--rounds", "1", "--beams", "5",
+         tiny_data / "raw" / "test.tgt", "--model", f"tiny={tiny_teacher}", "--rounds", "1", "--beams", "5",
          "--compute-types", "float32", "--allocator-rows", "--threads", "1", "--work", tmp_path / "w",
          "--out", tmp_path / "table"])
     rows = [line.split(" | ") for line in (tmp_path / "table.md").read_text().splitlines() if line.startswith("| tiny")]
@@ -315,6 +316,11 @@ def test_decode_speed_benchmark_table(tiny_data, tiny_teacher, tmp_path):
     assert rows[0][5] == "1.00" and all(float(r[5]) > 0 for r in rows)
     assert all(r[7] == "100.0% |" for r in rows)  # float32 outputs equal fairseq's, whatever the allocator
     assert (tmp_path / "table.png").stat().st_size > 0
+    assert "(the whole split)" in (tmp_path / "table.md").read_text()
+    small = subprocess.run([sys.executable, REPO / "benchmarks" / "decode_speed.py", "--data", tiny_data / "bin", "--ref",
+                            tiny_data / "raw" / "test.tgt", "--model", f"tiny={tiny_teacher}", "--n", "3", "--work",
+                            tmp_path / "w2"], capture_output=True, text=True)
+    assert small.returncode != 0 and "--n 3: below the whole test split" in small.stderr
 
 
 def test_the_engine_takes_torch_threads_while_it_decodes(tiny_data, tiny_teacher, tmp_path, monkeypatch):
