@@ -115,6 +115,7 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     from distill_throughput import subset
+    from machine import cpu_model, load_at_start
 
     work = args.work or Path(tempfile.mkdtemp(prefix="decode_speed."))
     work.mkdir(parents=True, exist_ok=True)
@@ -140,6 +141,7 @@ def main(argv=None) -> int:
     gen_args = shlex.split(args.gen_args)
     for name, ckpt in models.items():  # convert once before timing (the cache makes later runs reuse it)
         decode("ct2-float32", data, ckpt, "train", 1, gen_args + ["--max-len-b", "1"])
+    load = load_at_start()
     results = {}
     for r in range(args.rounds):
         for name, ckpt in models.items():
@@ -149,10 +151,10 @@ def main(argv=None) -> int:
                     results.setdefault((name, beam, engine), []).append((sps, tps, hyps))
                     print(f"round {r + 1}: {name} beam {beam} {engine}: {sps:.1f} sentences/s, {tps:.0f} tokens/s",
                           file=sys.stderr, flush=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpu = cpu_model()
     lines = [("**BELOW THE MINIMUM WORK (--allow-small): not a figure for the docs.** " if small else "")
              + f"CPU: {cpu}, {os.cpu_count()} cores, OMP_NUM_THREADS={args.threads}; {n} sentences of {args.split}"
-             f"{' (the whole split)' if n == total else ''}; "
+             f"{' (the whole split)' if n == total else ''}; load average at start {load:.2f}; "
              f"{args.rounds} interleaved rounds (median; ratio: median [min, max] over rounds); gen args: {args.gen_args}; CTranslate2 {ctranslate2.__version__}"
              + (f"; not supported by this CPU: {', '.join(skipped)}" if skipped else ""), "",
              "| model | beam | engine | sentences/s | tokens/s | x fairseq | BLEU | identical to fairseq |",

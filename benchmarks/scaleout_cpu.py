@@ -1,12 +1,13 @@
 """Scale-out of ls_kd on one CPU machine: 2 ranks vs 1, and memory per rank vs cache / corpus size.
 
-    python benchmarks/scaleout_cpu.py [--work DIR] [--sentences 2000 40000] [--updates 30] [--repeats 2]
+    python benchmarks/scaleout_cpu.py [--work DIR] [--sentences 2000 40000] [--updates 120] [--repeats 2]
 
 Prints (and writes to WORK/scaleout.json):
 1. equivalence and speed: `lskd train-ranks --nproc 2` (1 thread each) vs one process with --update-freq 2
    (the same global batch) using all cores, and using 1 thread, from a top-K cache, interleaved,
    `--repeats` times: the largest difference of the logged per-update losses, and the ratios of training
-   words/s (median of the per-update words/s after 3 warm-up updates, median over repeats);
+   words/s (median of the per-update words/s after 3 warm-up updates; median, min and max over repeats);
+   the load average before each arm is recorded (benchmarks/machine.py): time it on a quiet machine;
 2. peak RSS per rank (from the kernel's rusage of each rank) while training from a small and a large
    memory-mapped cache: the ratio large/small is ~1 when no rank holds the cache in memory;
 3. peak RSS of `lskd cache` shard builds and their merge for the two corpus sizes (ratio ~1 when the
@@ -113,7 +114,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", type=Path, default=Path("/tmp/lskd_scaleout"))
     p.add_argument("--sentences", type=int, nargs=2, default=[2000, 40000], help="small and large corpus")
-    p.add_argument("--updates", type=int, default=12)
+    p.add_argument("--updates", type=int, default=120)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--k", type=int, default=64)
     args = p.parse_args()
@@ -122,7 +123,10 @@ def main() -> None:
     small = corpus(work, args.sentences[0])
     large = corpus(work, args.sentences[1], dicts=small)
     t = teacher(work, small)
-    results = {"command": " ".join(sys.argv), "cpus": os.cpu_count()}
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from machine import cpu_model, load_at_start
+
+    results = {"command": " ".join(sys.argv), "cpus": os.cpu_count(), "cpu": cpu_model(), "load_before_arm": []}
 
     # 3. cache builds: 2 shards + merge, per corpus size; peak RSS of each process
     caches, build_rss = {}, {}
@@ -182,6 +186,7 @@ def main() -> None:
     for r in range(args.repeats):
         curves = {}
         for name, launch in arms.items():
+            results["load_before_arm"].append([r, name, round(load_at_start(), 2)])
             out = sh([BIN / "lskd", "train-ranks", *launch, "--log-dir", work / "ranks", "--", *common,
                       *(["--update-freq", "2"] if "update-freq" in name else [])])
             wps[name].append(words_per_second(out))
@@ -194,6 +199,11 @@ def main() -> None:
               + f"; max |loss difference| over {len(ref)} updates {diffs[-1]:.4f}")
     median = {name: statistics.median(v) for name, v in wps.items()}
     two = median["2 ranks x 1 thread"]
+    for name, v in wps.items():
+        print(f"{name}: words/s median {statistics.median(v):.0f}, min {min(v):.0f}, max {max(v):.0f}; "
+              f"2 ranks / this: median {statistics.median(a / b for a, b in zip(wps['2 ranks x 1 thread'], v)):.2f}x "
+              f"[{min(a / b for a, b in zip(wps['2 ranks x 1 thread'], v)):.2f}, "
+              f"{max(a / b for a, b in zip(wps['2 ranks x 1 thread'], v)):.2f}] (same repeat)")
     results.update({"words_per_s": wps, "max_abs_loss_diff": max(diffs), "updates": args.updates,
                     "wps_ratio_2ranks_over_1rank_all_cores": two / median["1 rank x all cores, --update-freq 2"],
                     "wps_ratio_2ranks_over_1rank_1thread": two / median["1 rank x 1 thread, --update-freq 2"]})
