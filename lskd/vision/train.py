@@ -166,6 +166,7 @@ def model_meta(cfg: TrainConfig, data: DataBundle, small_input: bool) -> dict:
         "arch": cfg.arch, "width": cfg.width, "small_input": small_input, "num_classes": data.num_classes,
         "in_channels": data.in_channels, "image_size": data.image_size, "dataset": cfg.dataset, "role": cfg.role,
         "label_smoothing": cfg.label_smoothing, "temperature": cfg.temperature if cfg.role == "student" else None,
+        "seed": cfg.seed,
     }
 
 
@@ -480,9 +481,11 @@ def finish(cfg: TrainConfig, ev: dict, best: tuple, teacher_meta, d: Distributed
     if d.main:
         # score.json feeds `lskd report` (the same alpha x T grid as NMT); final.json, written last, marks "done"
         teacher_alpha = cfg.label_smoothing if cfg.role == "teacher" else (teacher_meta or {}).get("label_smoothing")
+        # which teacher: lskd report judges pattern 2 over teacher seeds when a runs folder holds several
+        teacher_seed = cfg.seed if cfg.role == "teacher" else (teacher_meta or {}).get("seed")
         write_json(os.path.join(cfg.out_dir, "score.json"), {
             "role": cfg.role, "teacher_alpha": teacher_alpha, "temperature": final["temperature"],
-            "kd_lambda": final["kd_lambda"], "seed": cfg.seed,
+            "kd_lambda": final["kd_lambda"], "seed": cfg.seed, "teacher_seed": teacher_seed,
             "top1": ev["val_top1"], "top5": ev["val_top5"], "best_top1": best[0], "dataset": cfg.dataset, "arch": cfg.arch})
         write_text(os.path.join(cfg.out_dir, "final.json"), json.dumps(final, indent=1) + "\n")
         print(f"[lskd vision] done: final val top-1 {ev['val_top1']:.2f}, best {best[0]:.2f} (epoch {best[1] + 1}) -> "

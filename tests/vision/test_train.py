@@ -65,6 +65,8 @@ def test_runs_feed_lskd_report(tiny_cfg, tmp_path, teacher_ckpt):
     with open(tmp_path / "teacher" / "score.json") as f:
         teacher_score = json.load(f)
     assert teacher_score["role"] == "teacher" and teacher_score["teacher_alpha"] == 0.1 and teacher_score["temperature"] is None
+    with open(tmp_path / "student" / "score.json") as f:  # which teacher taught it: its seed, from the checkpoint
+        assert json.load(f)["teacher_seed"] == teacher_score["teacher_seed"] == teacher_score["seed"]
     assert report(["--runs", str(tmp_path), "--metric", "top1", "--out", str(tmp_path / "grid"), "--no-plot"]) == 0
     table = (tmp_path / "grid.md").read_text()
     assert f"| T=3 | {final['final_top1']:.2f} |" in table
