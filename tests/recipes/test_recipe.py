@@ -57,7 +57,7 @@ def test_tiny_grid_end_to_end_and_resume(tmp_path):
     for alpha in ("0", "0.1"):
         score = json.loads((grid / "students" / f"a{alpha}_T2_s1" / "score.json").read_text())
         assert score["role"] == "student" and score["teacher_alpha"] == float(alpha) and score["temperature"] == 2
-        assert score["n_sentences"] == 30 and score["kd_lambda"] == 0.9
+        assert score["n_sentences"] == 30 and score["kd_lambda"] == 0.9 and score["teacher_seed"] == 1
         assert (grid / "caches" / f"a{alpha}_s1" / "train" / "manifest.json").is_file()
     assert (grid / "results_bleu.png").stat().st_size > 1000 and (grid / "results_chrf.csv").is_file()
     # A rerun does no work: data_prep skips its own steps, every other step is skipped.
@@ -70,10 +70,13 @@ def test_tiny_grid_end_to_end_and_resume(tmp_path):
     # The penultimate-layer analysis of the finished grid: one table and plot per teacher
     diff = recipe("--config", config, "--only", "diffusion")
     assert diff.returncode == 0, diff.stdout + diff.stderr
-    for alpha in ("0", "0.1"):  # one reference (the first alpha's teacher) for both tables
+    for alpha in ("0", "0.1"):  # the same two references (both teachers) for both tables, one table each
         result = json.loads((grid / "diffusion" / f"a{alpha}.json").read_text())
         assert set(result["results"]) == {"T2", "teacher"} and result["reference"]["file"] == str(grid / "diffusion" / "a0_s1.pt")
+        assert [r["reference"]["file"] for r in result["references"]] == [str(grid / "diffusion" / f"a{a}_s1.pt") for a in ("0", "0.1")]
         assert (grid / "diffusion" / f"a{alpha}.png").is_file()
+    assert "Reference sensitivity" in (grid / "diffusion" / "a0.1.md").read_text()
+    assert json.loads((grid / "diffusion" / "compare_a0.1_vs_a0.json").read_text())["baseline"] == "T2"
     # SIGKILL inside a student step (recipe, fairseq-train and all): the rerun does only that student's
     # remaining work and the report equals the uninterrupted run's.
     table = (grid / "results_bleu.md").read_text()

@@ -38,3 +38,5 @@ def test_resnet_profile_grid_with_three_seeds_at_t1(tmp_path):
     for a in ("0.0", "0.1"):
         result = json.loads((runs / "diffusion" / f"a{a}.json").read_text())
         assert {cell: r["models"] for cell, r in result["results"].items()} == {"T1": 3, "T3": 1, "teacher": 1}
+        assert len(result["references"]) == 2  # both teachers' softmax, one table each
+    assert (runs / "diffusion" / "compare_a0.1_vs_a0.0.md").is_file()
