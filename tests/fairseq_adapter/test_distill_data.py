@@ -1,5 +1,6 @@
 """`lskd distill-data`: equality with fairseq-generate, students on the output, shards, resume, refusals."""
 
+import dataclasses
 import argparse
 import json
 import re
@@ -307,5 +308,5 @@ def test_options_are_validated_into_a_frozen_object(tmp_path):
     opts = distill_data.validate(distill_data.parse_args(["--data", "d", "--teacher-path", "t.pt", "--out", str(tmp_path),
                                                           "--sampling", "--nbest", "3"]))
     assert (opts.beam, opts.nbest, opts.sampling) == (3, 3, True)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         opts.beam = 5

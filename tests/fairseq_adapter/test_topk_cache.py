@@ -74,12 +74,21 @@ def test_cache_equals_online_topk(tiny_data, tiny_teacher, cache_dir, T):
         assert (a - b).norm() <= 1e-2 * a.norm() + 1e-3 * total
 
 
-def test_validation_uses_valid_split(tiny_data, cache_dir):
-    cfg, task, model = build(tiny_data / "bin", ["--kd-lambda", "1", "--kd-topk-cache", str(cache_dir)])
-    crit = task.build_criterion(cfg.criterion)
+def test_validation_uses_valid_split(tiny_data, tiny_teacher, cache_dir):
+    """In eval mode (fairseq's validation) the criterion reads the cache's valid rows: on a valid batch its KD loss
+    equals the online teacher's top-K loss, which the train rows of the same sample ids would not give."""
+    common = ["--kd-lambda", "1", "--kd-topk", str(K)]
+    on_cfg, task, model = build(tiny_data / "bin", common + ["--teacher-path", str(tiny_teacher)])
+    off_cfg, _, _ = build(tiny_data / "bin", common + ["--kd-topk-cache", str(cache_dir)])
+    sample = a_batch(task)
     model.eval()
-    _, _, log = crit(model, a_batch(task))
-    assert log["kd_loss"].item() > 0
+    with torch.no_grad():
+        online, cached = (task.build_criterion(cfg.criterion)(model, sample)[2]["kd_loss"].item() for cfg in (on_cfg, off_cfg))
+    assert cached == pytest.approx(online, rel=2e-3)
+    ids = sample["id"].tolist()
+    valid_rows = topk_cache.TopKCache(cache_dir / "valid").rows(ids)[0]
+    train_rows = topk_cache.TopKCache(cache_dir / "train").rows(ids)[0]
+    assert valid_rows.shape != train_rows.shape or not np.array_equal(valid_rows, train_rows)
 
 
 def test_refuses_cache_of_another_split(tiny_data, cache_dir, tmp_path):
