@@ -120,6 +120,17 @@ def criterion_error(data_bin, criterion_args) -> str:
     return message.removeprefix("error: ")
 
 
+def distill(data, teacher, out, *extra) -> dict:
+    """`lskd distill-data` in this process (the user dir imported by the caller); its manifest."""
+    import json
+
+    from fairseq_plugins import distill_data
+
+    argv = ["--data", str(data), "--teacher-path", str(teacher), "--out", str(out), "--cpu", *map(str, extra)]
+    assert distill_data.main(argv) == 0
+    return json.loads((Path(out) / "manifest.json").read_text())
+
+
 def copy_cache(cache_dir, tmp_path):
     """A copy of a top-K cache that a test may damage."""
     import shutil

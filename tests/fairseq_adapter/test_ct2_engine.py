@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from helpers import PLUGINS, REPO, require_fairseq, run, tool
+from helpers import PLUGINS, REPO, distill, require_fairseq, run, tool
 
 require_fairseq()
 from fairseq import utils  # noqa: E402
@@ -27,12 +27,6 @@ def cache(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.getbasetemp() / "lskd_cache"
     monkeypatch.setenv("LSKD_CACHE", str(root))
     return root / "ct2"
-
-
-def distill(data, teacher, out, *extra):
-    argv = ["--data", str(data), "--teacher-path", str(teacher), "--out", str(out), "--cpu", *map(str, extra)]
-    assert distill_data.main(argv) == 0
-    return json.loads((out / "manifest.json").read_text())
 
 
 def rows(out, split):

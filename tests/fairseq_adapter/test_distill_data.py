@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from helpers import PLUGINS, require_fairseq, run, tool, train
+from helpers import PLUGINS, distill, require_fairseq, run, tool, train
 
 require_fairseq()
 from fairseq import utils  # noqa: E402
@@ -19,12 +19,6 @@ from fairseq_plugins import distill_data  # noqa: E402
 from lskd.errors import LskdError  # noqa: E402
 
 FILES = ["train.src-tgt.src.bin", "train.src-tgt.src.idx", "train.src-tgt.tgt.bin", "train.src-tgt.tgt.idx"]
-
-
-def distill(data, teacher, out, *extra):
-    argv = ["--data", str(data), "--teacher-path", str(teacher), "--out", str(out), "--cpu", *map(str, extra)]
-    assert distill_data.main(argv) == 0
-    return json.loads((out / "manifest.json").read_text())
 
 
 def read_bin(prefix):
