@@ -1,4 +1,4 @@
-"""The penultimate-layer analysis (lskd.diffusion, lskd.projection, lskd nmt-features).
+"""The penultimate-layer analysis (lskd.diffusion, lskd.projection; lskd nmt-features: tests/fairseq_adapter/test_nmt_features.py).
 
 The diffusion index is validated on synthetic geometries whose answer is known (issue 15, item 4): 10 classes
 in 32-d, five similar pairs 3 sigma apart, isotropic unit-variance baseline. Thresholds (expected values
@@ -380,39 +380,3 @@ def test_cli_bad_input(tmp_path, edit, message, capsys):
     code, _, err = lskd_in_process(["diffusion", *edit(tmp_path), "--classes", "0", "1", "2", "--out", tmp_path / "o"], capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.json").exists()
-
-
-# --- NMT features ---------------------------------------------------------------------------------------------
-
-
-def test_nmt_features_match_the_model_in_corpus_order(tiny_data, tiny_teacher, tmp_path):
-    from fairseq_plugins.nmt_features import extract
-    from fairseq_plugins.teacher import TeacherSession
-
-    d = extract(str(tiny_data / "bin"), str(tiny_teacher), "valid", top=5, max_per_word=7)
-    assert len(d["classes"]) == 5 and d["features"].size(0) == sum(d["counts"]) and max(d["counts"]) <= 7
-    assert d["labels"].bincount(minlength=5).tolist() == d["counts"]
-    session = TeacherSession.for_data(str(tiny_data / "bin"), str(tiny_teacher), ["valid"], option="--path")
-    task, (model,) = session.task, session.models
-    ids = [task.target_dictionary.index(w) for w in d["classes"]]
-    assert torch.equal(d["fc_weight"], model.decoder.output_projection.weight[ids].float())
-    # rows in corpus order (sample id, then position), not fairseq's length-sorted batches: the first row is
-    # the first occurrence of an analysed word in the split, and each word keeps its first occurrences
-    dataset = task.dataset("valid")
-    pos = d["positions"].tolist()
-    assert pos == sorted(pos)
-    hits = [(sid, p) for sid in range(len(dataset)) for p, t in enumerate(dataset.tgt[sid].tolist()) if t in ids]
-    for c, word in enumerate(ids):
-        first = [h for h in hits if int(dataset.tgt[h[0]][h[1]]) == word][: d["counts"][c]]
-        assert [tuple(p) for p, y in zip(pos, d["labels"].tolist()) if y == c] == first
-    sid, p = pos[-1]
-    with torch.no_grad():
-        logits = model(**dataset.collater([dataset[sid]])["net_input"])[0][0, p, ids]
-    assert torch.allclose(d["logits"][-1], logits, atol=1e-4)
-
-
-def test_nmt_features_refuses_unknown_words(tiny_data, tiny_teacher, tmp_path):
-    proc = run([tool("lskd"), "nmt-features", "--data", tiny_data / "bin", "--path", tiny_teacher, "--words", "zzqx",
-                "--out", tmp_path / "f.pt"], check=False)
-    assert proc.returncode == 2 and "--words: not in the target dictionary: zzqx" in proc.stderr
-    assert not (tmp_path / "f.pt").exists()

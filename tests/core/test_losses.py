@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from helpers import BF16_RTOL
 from lskd.losses import (
     LSKDLoss,
     TopKTeacher,
@@ -245,3 +246,23 @@ def test_bad_options(kwargs, message):
 def test_topk_larger_than_vocabulary():
     with pytest.raises(ValueError, match="larger than the vocabulary"):
         topk_renormalised(teacher_log_probs(TEACHER, 1.0), 4)
+
+
+@pytest.mark.parametrize("T", [1.0, 64.0])
+@pytest.mark.parametrize("topk", [0, 8])
+def test_kd_loss_from_bf16_logits_stays_fp32_and_close(T, topk):
+    g = torch.Generator().manual_seed(0)
+    V, N = 1000, 64
+    student = torch.randn(N, V, generator=g) * 8
+    teacher = torch.randn(N, V, generator=g) * 8
+    teacher[:, :3] += 30  # a confident teacher: tiny tail probabilities, where half precision underflows
+    target = torch.randint(V, (N,), generator=g)
+    loss_fn = LSKDLoss(kd_lambda=0.9, temperature=T, label_smoothing=0.1, topk=topk, spread="others")
+    ref = loss_fn(student.clone().requires_grad_(), target, teacher=teacher)
+    s16 = student.bfloat16().requires_grad_()
+    half = loss_fn(s16, target, teacher=teacher.bfloat16())
+    for a, b in zip(half, ref):
+        assert a.dtype == torch.float32 and torch.isfinite(a)
+        assert a.item() == pytest.approx(b.item(), rel=BF16_RTOL)
+    half[0].backward()
+    assert s16.grad.dtype == torch.bfloat16 and torch.isfinite(s16.grad.float()).all()

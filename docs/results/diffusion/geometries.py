@@ -1,4 +1,4 @@
-"""The diffusion index on the known geometries of tests/test_diffusion.py, as markdown tables (docs/DIFFUSION.md).
+"""The diffusion index on the known geometries of tests/core/test_diffusion.py, as markdown tables (docs/DIFFUSION.md).
 
     PYTHONPATH=.:tests:tests/core python docs/results/diffusion/geometries.py          # index vs the baseline, with intervals
     PYTHONPATH=.:tests:tests/core python docs/results/diffusion/geometries.py --bias   # bias of K against its true value by n
