@@ -96,8 +96,17 @@ def error_of(tiny_data, args):
     return criterion_error(tiny_data / "bin", args)
 
 
-def test_error_kd_lambda_out_of_range(tiny_data, tiny_teacher):
-    assert "--kd-lambda must be in [0, 1], got 1.5" in error_of(tiny_data, ["--kd-lambda", "1.5", "--teacher-path", str(tiny_teacher)])
+@pytest.mark.parametrize("args, message", [  # TEACHER: the tiny teacher's path; MISSING: a file that does not exist
+    (["--kd-lambda", "1.5", "--teacher-path", "TEACHER"], "--kd-lambda must be in [0, 1], got 1.5"),
+    (["--kd-temperature", "0", "--teacher-path", "TEACHER"], "--kd-temperature must be > 0, got 0.0"),
+    (["--kd-lambda", "0.5"], "--kd-lambda > 0 needs a teacher"),
+    (["--kd-topk", "100000", "--teacher-path", "TEACHER"], "--kd-topk 100000 is larger than the target vocabulary"),
+    (["--teacher-path", "MISSING"], "--teacher-path MISSING: no such file (expected a fairseq checkpoint .pt)"),
+])
+def test_bad_options_stop_with_one_line(tiny_data, tiny_teacher, tmp_path, args, message):
+    names = {"TEACHER": str(tiny_teacher), "MISSING": str(tmp_path / "nope.pt")}
+    msg = error_of(tiny_data, [names.get(a, a) for a in args])
+    assert message.replace("MISSING", names["MISSING"]) in msg and "\n" not in msg
 
 
 def test_old_flag_kd_alpha_still_works_and_is_named_in_errors(tiny_data, tiny_teacher):
@@ -107,24 +116,6 @@ def test_old_flag_kd_alpha_still_works_and_is_named_in_errors(tiny_data, tiny_te
     assert "--kd-alpha > 0 needs a teacher" in error_of(tiny_data, ["--kd-alpha", "0.5"])
     msg = error_of(tiny_data, ["--kd-lambda", "0.9", "--kd-alpha", "0.3", "--teacher-path", str(tiny_teacher)])
     assert msg == "--kd-lambda 0.9 and --kd-alpha 0.3: give one (--kd-alpha is the old name)"
-
-
-def test_error_temperature_not_positive(tiny_data, tiny_teacher):
-    assert "--kd-temperature must be > 0, got 0.0" in error_of(tiny_data, ["--kd-temperature", "0", "--teacher-path", str(tiny_teacher)])
-
-
-def test_error_no_teacher(tiny_data):
-    assert "--kd-lambda > 0 needs a teacher" in error_of(tiny_data, ["--kd-lambda", "0.5"])
-
-
-def test_error_topk_larger_than_vocabulary(tiny_data, tiny_teacher):
-    msg = error_of(tiny_data, ["--kd-topk", "100000", "--teacher-path", str(tiny_teacher)])
-    assert "--kd-topk 100000 is larger than the target vocabulary" in msg
-
-
-def test_error_teacher_missing(tiny_data, tmp_path):
-    msg = error_of(tiny_data, ["--teacher-path", str(tmp_path / "nope.pt")])
-    assert msg == f"--teacher-path {tmp_path / 'nope.pt'}: no such file (expected a fairseq checkpoint .pt)"
 
 
 def test_error_teacher_not_a_checkpoint(tiny_data, tmp_path):
