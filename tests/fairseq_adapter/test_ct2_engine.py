@@ -5,13 +5,12 @@ from the same distribution, the engine switch and manifest of distill-data, the 
 import argparse
 import collections
 import json
-import subprocess
 import sys
 
 import pytest
 import torch
 
-from helpers import PLUGINS, REPO, distill, require_fairseq, run, tool
+from helpers import PLUGINS, distill, require_fairseq, run, tool
 
 require_fairseq()
 from fairseq import utils  # noqa: E402
@@ -295,26 +294,6 @@ def test_keep_freed_memory_keeps_a_freed_block_for_reuse():
     kept, default = (run([sys.executable, "-c", FREED_BLOCK_RSS, mode]).stdout.split() for mode in ("keep", "default"))
     assert kept[0] == "True" and int(kept[1]) >= 250
     assert default[0] == "None" and int(default[1]) < 16
-
-
-@pytest.mark.slow
-def test_decode_speed_benchmark_table(tiny_data, tiny_teacher, tmp_path):
-    """benchmarks/decode_speed.py on the tiny teacher: every engine row, ratios to fairseq, equal outputs in float32."""
-    run([sys.executable, REPO / "benchmarks" / "decode_speed.py", "--data", tiny_data / "bin", "--ref",
-         tiny_data / "raw" / "test.tgt", "--model", f"tiny={tiny_teacher}", "--rounds", "1", "--beams", "5",
-         "--compute-types", "float32", "--allocator-rows", "--threads", "1", "--work", tmp_path / "w",
-         "--out", tmp_path / "table"])
-    rows = [line.split(" | ") for line in (tmp_path / "table.md").read_text().splitlines() if line.startswith("| tiny")]
-    assert [(r[1], r[2]) for r in rows] == [("5", e) for e in
-                                           ("fairseq", "ct2-float32", "fairseq+tuned-malloc", "ct2-float32+glibc-malloc")]
-    assert rows[0][5] == "1.00" and all(float(r[5]) > 0 for r in rows)
-    assert all(r[7] == "100.0% |" for r in rows)  # float32 outputs equal fairseq's, whatever the allocator
-    assert (tmp_path / "table.png").stat().st_size > 0
-    assert "(the whole split)" in (tmp_path / "table.md").read_text()
-    small = subprocess.run([sys.executable, REPO / "benchmarks" / "decode_speed.py", "--data", tiny_data / "bin", "--ref",
-                            tiny_data / "raw" / "test.tgt", "--model", f"tiny={tiny_teacher}", "--n", "3", "--work",
-                            tmp_path / "w2"], capture_output=True, text=True)
-    assert small.returncode != 0 and "--n 3: below the whole test split" in small.stderr
 
 
 def test_the_engine_takes_torch_threads_while_it_decodes(tiny_data, tiny_teacher, tmp_path, monkeypatch):

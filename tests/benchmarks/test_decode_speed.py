@@ -1,0 +1,31 @@
+"""benchmarks/decode_speed.py, the script behind docs/SEQ_KD.md's speed table: its rows, ratios and refusals
+(the engine itself: tests/fairseq_adapter/test_ct2_engine.py)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO, require_fairseq, run
+
+require_fairseq()
+
+
+@pytest.mark.slow
+def test_decode_speed_benchmark_table(tiny_data, tiny_teacher, tmp_path):
+    """benchmarks/decode_speed.py on the tiny teacher: every engine row, ratios to fairseq, equal outputs in float32."""
+    run([sys.executable, REPO / "benchmarks" / "decode_speed.py", "--data", tiny_data / "bin", "--ref",
+         tiny_data / "raw" / "test.tgt", "--model", f"tiny={tiny_teacher}", "--rounds", "1", "--beams", "5",
+         "--compute-types", "float32", "--allocator-rows", "--threads", "1", "--work", tmp_path / "w",
+         "--out", tmp_path / "table"])
+    rows = [line.split(" | ") for line in (tmp_path / "table.md").read_text().splitlines() if line.startswith("| tiny")]
+    assert [(r[1], r[2]) for r in rows] == [("5", e) for e in
+                                           ("fairseq", "ct2-float32", "fairseq+tuned-malloc", "ct2-float32+glibc-malloc")]
+    assert rows[0][5] == "1.00" and all(float(r[5]) > 0 for r in rows)
+    assert all(r[7] == "100.0% |" for r in rows)  # float32 outputs equal fairseq's, whatever the allocator
+    assert (tmp_path / "table.png").stat().st_size > 0
+    assert "(the whole split)" in (tmp_path / "table.md").read_text()
+    small = subprocess.run([sys.executable, REPO / "benchmarks" / "decode_speed.py", "--data", tiny_data / "bin", "--ref",
+                            tiny_data / "raw" / "test.tgt", "--model", f"tiny={tiny_teacher}", "--n", "3", "--work",
+                            tmp_path / "w2"], capture_output=True, text=True)
+    assert small.returncode != 0 and "--n 3: below the whole test split" in small.stderr
