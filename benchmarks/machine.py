@@ -1,8 +1,8 @@
 """What a timing needs to know about the machine it ran on: the CPU model and whether anything else was running.
 
 A ratio measured while other jobs share the cores says little (docs/SCALING.md once reported 12x from an
-oversubscribed machine, 1.06x on a quiet one), so every timing benchmark records the 1-minute load average
-before it starts and warns when the machine is not quiet.
+oversubscribed machine, 1.14x on a quiet one), so every timing benchmark records the 1-minute load average
+before it starts (once: later its own work is in that average) and warns when the machine is not quiet.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Prints (and writes to WORK/scaleout.json):
    (the same global batch) using all cores, and using 1 thread, from a top-K cache, interleaved,
    `--repeats` times: the largest difference of the logged per-update losses, and the ratios of training
    words/s (median of the per-update words/s after 3 warm-up updates; median, min and max over repeats);
-   the load average before each arm is recorded (benchmarks/machine.py): time it on a quiet machine;
+   the load average before it starts is recorded (benchmarks/machine.py): time it on a quiet machine;
 2. peak RSS per rank (from the kernel's rusage of each rank) while training from a small and a large
    memory-mapped cache: the ratio large/small is ~1 when no rank holds the cache in memory;
 3. peak RSS of `lskd cache` shard builds and their merge for the two corpus sizes (ratio ~1 when the
@@ -126,7 +126,9 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from machine import cpu_model, load_at_start
 
-    results = {"command": " ".join(sys.argv), "cpus": os.cpu_count(), "cpu": cpu_model(), "load_before_arm": []}
+    # the load before any work of this script (later, its own previous steps are in the 1-minute average)
+    results = {"command": " ".join(sys.argv), "cpus": os.cpu_count(), "cpu": cpu_model(),
+               "load_average_at_start": round(load_at_start(), 2)}
 
     # 3. cache builds: 2 shards + merge, per corpus size; peak RSS of each process
     caches, build_rss = {}, {}
@@ -186,7 +188,6 @@ def main() -> None:
     for r in range(args.repeats):
         curves = {}
         for name, launch in arms.items():
-            results["load_before_arm"].append([r, name, round(load_at_start(), 2)])
             out = sh([BIN / "lskd", "train-ranks", *launch, "--log-dir", work / "ranks", "--", *common,
                       *(["--update-freq", "2"] if "update-freq" in name else [])])
             wps[name].append(words_per_second(out))
