@@ -19,9 +19,10 @@ and another class d, with centroids mu_c, mu_d, delta = mu_d - mu_c, and c's cov
   width w(c, d) = sqrt(delta' Sigma_c delta) / |delta|^2
                 = (standard deviation of c along the unit axis from mu_c to mu_d) / (centroid distance),
   i.e. how far c reaches towards d in units of their separation (1 / a one-dimensional Fisher ratio).
-  Similar class s(c) and dissimilar controls: from ONE reference for the whole comparison (--similar-from:
-  the class a fixed model's softmax gives most mass on c's samples, and the --controls classes given the
-  least; or --similar-pairs A:B,...: then every other analysed class is a control). Recorded in the output.
+  Similar class s(c) and dissimilar controls: from the same reference for every table of a comparison
+  (--similar-from: the class a fixed model's softmax gives most mass on c's samples, and the --controls
+  classes given the least; one table per reference when several are given; or --similar-pairs A:B,...: then
+  every other analysed class is a control). Recorded in the output.
   Pooled over the pairs (c, s(c)) of all classes c: L_sim = log w_sim, w_sim = sqrt(mean of delta' Sigma_c delta)
   / mean of |delta|^2 (the two estimated terms are averaged before the ratio and log, which keeps small
   classes from biasing it); L_ctl the same over the pairs (c, d) of every class and its controls.
