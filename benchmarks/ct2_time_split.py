@@ -7,7 +7,7 @@ On the whole --split (fairseq-generate's batches and per-batch length limits, as
 sentences whose n-best may hold what the first search left out (outputs may then differ); (ct2-only)
 CTranslate2's translate_batch alone on the same groups and limits, no first-step scoring, no rescoring of
 hypotheses cut at the limit. Prints seconds per variant (median, min, max), how many sentences were searched
-again and how many cut hypotheses were rescored. Time it on a quiet machine (benchmarks/machine.py).
+again and how many returned hypotheses were cut at the limit. Time it on a quiet machine (benchmarks/machine.py).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def main() -> int:
                 print(f"round {r + 1}: {name} {seconds[name][-1]:.1f} s", file=sys.stderr, flush=True)
     print(f"CPU: {cpu_model()}; load average at start {load:.2f}; {len(sources)} sentences of {a.split}, beam {a.beam}, "
           f"{a.rounds} interleaved rounds; full: {seen['searched again']} sentences searched again, "
-          f"{seen['cut hypotheses rescored']} hypotheses returned cut at the limit (given </s>; rescored unless known)")
+          f"{seen['hypotheses cut at the limit']} hypotheses returned cut at the limit (given </s>; rescored unless known)")
     print("\n| variant | seconds (median [min, max]) | / ct2-only |\n|---|---|---|")
     base = statistics.median(seconds["ct2-only"])
     for name, v in seconds.items():
