@@ -6,7 +6,7 @@ import math
 import pytest
 from scipy import stats
 
-from lskd.report import Cell, patterns
+from lskd.patterns import Cell, patterns
 from lskd.verdicts import Summary, Test, contrast, decide, difference, equivalence, holm
 
 
