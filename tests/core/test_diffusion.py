@@ -352,6 +352,14 @@ def test_two_references_and_the_comparison_of_two_tables(tmp_path, capsys):
     code, _, err = lskd_in_process(["diffusion", "--compare", f"x={tmp_path / 'a.json'}", f"x={tmp_path / 'b.json'}",
                                     "--out", tmp_path / "c2"], capsys)
     assert code == 2 and "the two names must differ" in err
+    (tmp_path / "other.json").write_text('{"results": {}}')
+    for spec, message in ((f"y={tmp_path / 'none.json'}", "no such file"),
+                          (f"y={tmp_path / 'other.json'}", "not the JSON of `lskd diffusion`"),
+                          (str(tmp_path / "b.json"), "expected NAME=PREFIX.json")):
+        code, _, err = lskd_in_process(["diffusion", "--compare", f"x={tmp_path / 'a.json'}", spec, "--out",
+                                        tmp_path / "c3"], capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c3.md").exists()
 
 
 def test_help_defines_the_index(capsys):

@@ -186,3 +186,11 @@ def test_students_of_several_teacher_seeds_in_one_folder(tmp_path):
     _score(runs, "dup", role="student", teacher_alpha=0.1, temperature=1.0, seed=1, teacher_seed=2, bleu=1.0)
     with pytest.raises(LskdError, match=r"s_a0.1_s2_r1/score.json: duplicate run .*teacher_seed 2, seed 1\) also in .*dup/score.json"):
         main(["--runs", str(runs), "--out", str(tmp_path / "r")])
+
+
+def test_report_refuses_bad_new_options(sweep, tmp_path):
+    with pytest.raises(LskdError, match=r"--equivalence-margin 1.5: expected a fraction in \(0, 1\)"):
+        main(["--runs", str(sweep), "--out", str(tmp_path / "x"), "--equivalence-margin", "1.5"])
+    with pytest.raises(LskdError, match=r"--signature: only with a CSV as --runs"):
+        main(["--runs", str(sweep), "--out", str(tmp_path / "x"), "--signature", "nrefs:1"])
+    assert not list(tmp_path.glob("x*"))  # refused before anything is written
