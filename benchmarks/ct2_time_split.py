@@ -39,27 +39,27 @@ def main() -> int:
     from fairseq import utils
 
     utils.import_user_module(ap.Namespace(user_dir=str(REPO / "fairseq_plugins")))
-    from fairseq_plugins import ct2_engine
+    from fairseq_plugins import ct2_model
+    from fairseq_plugins.ct2_search import Decoder, SearchSettings
     from fairseq_plugins.teacher import TeacherSession
     from machine import cpu_model, load_at_start
 
     load = load_at_start()
-    with ct2_engine.torch_threads_restored():
-        threads = ct2_engine.take_threads_from_torch()
+    with ct2_model.torch_threads_restored():
+        threads = ct2_model.take_threads_from_torch()
         session = TeacherSession.for_data(a.data, a.path, [a.split], option="--path")
         task, model = session.task, session.models[0]
-        model_dir = ct2_engine.convert(a.path, a.data, task.cfg.source_lang, task.cfg.target_lang)
+        model_dir = ct2_model.convert(a.path, a.data, task.cfg.source_lang, task.cfg.target_lang)
         dataset = task.dataset(a.split)
         cap = model.max_decoder_positions()
-        decoder = ct2_engine.Decoder(ct2_engine.load(model_dir, "cpu", "float32", threads), task.source_dictionary,
-                                     task.target_dictionary, beam=a.beam, nbest=1, lenpen=1.0, sampling=False,
-                                     temperature=1.0, sampling_topk=-1, max_len_a=a.max_len_a, max_len_b=a.max_len_b,
-                                     max_len_cap=cap, max_tokens=None, batch_size=a.batch_size)
+        search = SearchSettings(beam=a.beam, max_len_a=a.max_len_a, max_len_b=a.max_len_b, max_len_cap=cap,
+                                batch_size=a.batch_size)
+        decoder = Decoder(ct2_model.load(model_dir, "cpu", "float32", threads), task.source_dictionary,
+                          task.target_dictionary, search)
         indices = dataset.ordered_indices()
         batches = dataset.batch_by_size(indices, max_sentences=a.batch_size, required_batch_size_multiple=1)
         sources = [dataset.src[int(i)] for b in batches for i in b]
-        limits = [ct2_engine.length_limit(int(dataset.src.sizes[b].max()), a.max_len_a, a.max_len_b, cap)
-                  for b in batches for _ in b]
+        limits = [search.limit(int(dataset.src.sizes[b].max())) for b in batches for _ in b]
         counts = {"searched again": 0, "hypotheses cut at the limit": 0}
         unseen, collect = decoder._unseen, decoder._collect
 

@@ -13,7 +13,7 @@ on a shared machine hits all alike. Speeds come from each tool's own "Translated
 timer (decoding only, no start-up); the median over rounds is printed with the median, min and max over rounds of
 the ratio to fairseq-generate of the same model and beam in the same round, BLEU (sacrebleu, detokenised, vs --ref) beside
 each, and the share of hypotheses identical to fairseq's. Table as markdown (stdout and --out .md), ratios as a
-PNG (--out .png). The CTranslate2 engine sets glibc's malloc to keep freed memory (ct2_engine.keep_freed_memory);
+PNG (--out .png). The CTranslate2 engine sets glibc's malloc to keep freed memory (ct2_model.keep_freed_memory);
 --allocator-rows adds fairseq-generate under the same settings (as environment variables) and CTranslate2 without
 them, so that the table shows what the allocator alone is worth to each.
 Enough work: a ratio measured on a few batches flatters the engine that pads less (fairseq-generate pays for
@@ -61,7 +61,7 @@ def random_iwslt(data: Path, dest: Path) -> Path:
     return ckpt
 
 
-# glibc malloc settings equal to what the CTranslate2 engine sets in-process (ct2_engine.keep_freed_memory)
+# glibc malloc settings equal to what the CTranslate2 engine sets in-process (ct2_model.keep_freed_memory)
 TUNED_MALLOC = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2 ** 31 - 1)}
 # the allocator rows (--allocator-rows): each engine under the other one's allocator settings
 ALLOCATOR_ROWS = {"fairseq+tuned-malloc": TUNED_MALLOC, "ct2-float32+glibc-malloc": {"LSKD_CT2_MALLOC": "0"}}

@@ -15,18 +15,21 @@ rows of those words, classes = the word pieces, positions (N, 2) = (sample id, t
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 import torch
+from fairseq import utils
 from tqdm import tqdm
 
 from lskd.errors import LskdError
 from lskd.fileio import atomic_path, command_line
+from lskd.options import option
 
 from .teacher import TeacherSession
+from .teacher_command import ModelRunOptions, parse
 
 
 def word_ids(dictionary, targets, top: int, words: Optional[Sequence[str]]) -> List[int]:
@@ -61,10 +64,30 @@ def corpus_order_positions(targets, column: torch.Tensor, max_per_word: int) -> 
     return wanted
 
 
+@dataclass(frozen=True)
+class FeaturesOptions(ModelRunOptions):
+    """The settings of one `lskd nmt-features` run."""
+
+    path: str = option(None, "model checkpoint (teacher or student)", group="input and output", required=True)
+    split: str = option("valid", "split to run over (default valid)", group="input and output")
+    out: Path = option(None, "output .pt file", group="input and output", type=Path, required=True)
+    top: int = option(30, "analyse the N most frequent target words (default 30)", group="words")
+    words: Optional[List[str]] = option(None, "analyse these target pieces instead (e.g. \u2581he \u2581she "
+                                        "\u2581God)", group="words", type=str, nargs="+")
+    max_per_word: int = option(500, "positions kept per word (default 500)", group="words")
+
+    def check(self) -> None:
+        super().check()
+        if self.max_per_word < 2:
+            raise LskdError(f"--max-per-word must be >= 2, got {self.max_per_word}")
+
+
 @torch.no_grad()
-def extract(data: str, path: str, split: str, top: int = 30, words=None,
-            max_per_word: int = 500, max_tokens: int = 4096) -> dict:
-    session = TeacherSession.for_data(data, path, [split], option="--path")
+def extract(opts: FeaturesOptions) -> dict:
+    opts.check()
+    data, path, split, top, words, max_per_word = opts.data, opts.path, opts.split, opts.top, opts.words, opts.max_per_word
+    device = opts.device()
+    session = TeacherSession.for_data(data, path, [split], option="--path").to(device, opts.fp16)
     if len(session.models) != 1:
         raise LskdError("--path: one checkpoint (features of an ensemble are not defined)")
     task, model = session.task, session.models[0]
@@ -78,14 +101,15 @@ def extract(data: str, path: str, split: str, top: int = 30, words=None,
     projection = model.decoder.output_projection
     kept = {}  # (sample id, position) -> feature
     bar = tqdm(total=len(wanted), unit="sent", desc=f"features {split}", dynamic_ncols=True, mininterval=1.0)
-    for sample in session.batches(split, max_tokens):
+    for sample in session.batches(split, opts.max_tokens):
         rows = [(j, int(sid)) for j, sid in enumerate(sample["id"].tolist()) if int(sid) in wanted] if sample else []
         if not rows:  # fairseq's batches are length-sorted: skip those without a selected position
             continue
-        x, _ = model(**sample["net_input"], features_only=True)
+        x, _ = model(**utils.move_to_cuda(sample["net_input"]) if device.type == "cuda" else sample["net_input"],
+                     features_only=True)
         for j, sid in rows:
             for pos in wanted[sid]:
-                kept[(sid, pos)] = x[j, pos]
+                kept[(sid, pos)] = x[j, pos].float().cpu()
         bar.update(len(rows))
         if len(kept) == int(counts.sum()):
             break
@@ -96,32 +120,20 @@ def extract(data: str, path: str, split: str, top: int = 30, words=None,
     if not feats:
         raise LskdError(f"split {split}: none of the analysed words occurs as a target token")
     f = torch.stack(feats).float()
-    w = projection.weight[ids].float()
-    b = projection.bias[ids].float() if getattr(projection, "bias", None) is not None else torch.zeros(len(ids))
+    w = projection.weight[ids].float().cpu()
+    b = projection.bias[ids].float().cpu() if getattr(projection, "bias", None) is not None else torch.zeros(len(ids))
     return {"features": f, "labels": torch.tensor(labels), "logits": f @ w.T + b, "fc_weight": w, "fc_bias": b,
             "classes": [dictionary[i] for i in ids], "counts": counts.tolist(), "positions": torch.tensor(order),
             "meta": {"checkpoint": str(path), "split": split, "created_by": command_line()}}
 
 
 def main(argv: List[str]) -> int:
-    p = argparse.ArgumentParser(prog="lskd nmt-features", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--data", required=True, help="fairseq binarised data dir")
-    p.add_argument("--path", required=True, help="model checkpoint (teacher or student)")
-    p.add_argument("--split", default="valid", help="split to run over (default valid)")
-    p.add_argument("--top", type=int, default=30, help="analyse the N most frequent target words (default 30)")
-    p.add_argument("--words", nargs="+", default=None, help="analyse these target pieces instead (e.g. ▁he ▁she ▁God)")
-    p.add_argument("--max-per-word", type=int, default=500, help="positions kept per word (default 500)")
-    p.add_argument("--max-tokens", type=int, default=4096)
-    p.add_argument("--out", required=True, type=Path, help="output .pt file")
-    a = p.parse_args(argv)
-    if a.max_per_word < 2:
-        raise LskdError(f"--max-per-word must be >= 2, got {a.max_per_word}")
-    d = extract(a.data, a.path, a.split, top=a.top, words=a.words, max_per_word=a.max_per_word, max_tokens=a.max_tokens)
-    with atomic_path(a.out) as tmp:
+    opts = parse(FeaturesOptions, argv, "lskd nmt-features", __doc__)
+    d = extract(opts)
+    with atomic_path(opts.out) as tmp:
         torch.save(d, tmp)
     print(f"[lskd nmt-features] {d['features'].shape[0]} x {d['features'].shape[1]} features of "
-          f"{len(d['classes'])} words -> {a.out}", file=sys.stderr)
+          f"{len(d['classes'])} words -> {opts.out}", file=sys.stderr)
     return 0
 
 

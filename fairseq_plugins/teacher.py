@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from fairseq import checkpoint_utils, models
@@ -63,18 +63,24 @@ def _embedding_rows(state_model: dict, prefix: str) -> Optional[int]:
     return None if w is None else int(w.shape[0])
 
 
+def languages(task_cfg, data_dir: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
+    """(source, target) of a task config, or else inferred from the data dir's file names; None where neither says."""
+    src, tgt = getattr(task_cfg, "source_lang", None), getattr(task_cfg, "target_lang", None)
+    if data_dir and os.path.isdir(data_dir) and (src is None or tgt is None):
+        try:
+            src, tgt = data_utils.infer_language_pair(data_dir)
+        except Exception:  # fairseq raises several kinds for a directory without a pair of split files
+            src = tgt = None
+    return src, tgt
+
+
 def check_dictionaries(path: str, state: dict, task, option: str = "--teacher-path") -> None:
     """Compare the teacher's dictionaries (from its data dir if it still exists, else its embedding
     sizes) with the task's; raise an LskdError with both sizes and the first differing symbol."""
     tcfg = state["cfg"].task
     data = getattr(tcfg, "data", None)
     data_dir = split_paths(data)[0] if data else None
-    src, tgt = getattr(tcfg, "source_lang", None), getattr(tcfg, "target_lang", None)
-    if data_dir and os.path.isdir(data_dir) and (src is None or tgt is None):
-        try:
-            src, tgt = data_utils.infer_language_pair(data_dir)
-        except Exception:
-            src = tgt = None
+    src, tgt = languages(tcfg, data_dir)
     sides = [("source", src, task.source_dictionary, "encoder"), ("target", tgt, task.target_dictionary, "decoder")]
     for side, lang, task_dict, prefix in sides:
         if task_dict is None:

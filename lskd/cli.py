@@ -17,14 +17,14 @@ from lskd.errors import LskdError  # noqa: F401  (also importable from here, its
 # name -> (entry point, one-line help)
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "score": ("lskd.scoring:main", "score fairseq-generate output (or a hypothesis file) with sacrebleu BLEU and chrF"),
-    "cache": ("fairseq_plugins.topk_cache:main", "run a teacher once over a split and store its top-K logits per token"),
+    "cache": ("fairseq_plugins.cache_build:main", "run a teacher once over a split and store its top-K logits per token"),
     "teacher-release": ("fairseq_plugins.teacher_release:main", "a trained teacher as a small file, and back to a checkpoint a grid starts from"),
     "distill-data": ("fairseq_plugins.distill_data:main", "sequence-level KD data: decode the train split with a teacher, re-binarise"),
-    "ct2-generate": ("fairseq_plugins.ct2_engine:generate_main", "fairseq-generate's output, decoded by CTranslate2 (recipes' DECODE_ENGINE)"),
+    "ct2-generate": ("fairseq_plugins.ct2_generate:main", "fairseq-generate's output, decoded by CTranslate2 (recipes' DECODE_ENGINE)"),
     "report": ("lskd.report:main", "collect a sweep's scores into an alpha x T table (markdown, CSV, PNG)"),
     "nmt-features": ("fairseq_plugins.nmt_features:main", "penultimate decoder states per gold target token, for `lskd diffusion`"),
     "diffusion": ("lskd.diffusion_cli:main", "template projection plots and a diffusion index from penultimate features"),
-    "train-ranks": ("lskd.launch:main", "fairseq-train as N processes on a CPU machine (gloo): multi-process ls_kd"),
+    "train-ranks": ("fairseq_plugins.train_ranks:main", "fairseq-train as N processes on a CPU machine (gloo): multi-process ls_kd"),
     "vision": ("lskd.vision.cli:main", "image classification: LS teachers and KD students with torchvision"),
     "user-dir": ("lskd.cli:user_dir", "print the fairseq plugin directory: fairseq-train --user-dir \"$(lskd user-dir)\" ..."),
 }

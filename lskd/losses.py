@@ -42,8 +42,7 @@ def label_smoothed_nll_loss(
     V-1 non-target classes); spread="all" is the paper's form, target = (1-eps)*onehot + eps/V.
     Positions whose target is `ignore_index` contribute 0.
     """
-    if spread not in SPREADS:
-        raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
+    check_loss_options(0.0, 1.0, epsilon, spread)
     if target.dim() == lprobs.dim() - 1:
         target = target.unsqueeze(-1)
     nll_loss = -lprobs.gather(dim=-1, index=target)
@@ -66,15 +65,15 @@ def label_smoothed_nll_loss(
     return loss, nll_loss
 
 
-def teacher_log_probs(teacher_logits: Union[Tensor, Sequence[Tensor]], temperature: float) -> Tensor:
-    """log q_t(T): log-softmax of teacher logits / T, in fp32.
+def log_probs_at(logits: Tensor, temperature: float) -> Tensor:
+    """log-softmax of logits / T in fp32: a student's log p_s(T), a teacher's log q_t(T), or the teacher
+    distribution of stored top-K logits (softmax over the K values)."""
+    return F.log_softmax(_fp32(logits) / temperature, dim=-1)
 
-    A sequence of logits is an ensemble: its members' probabilities (each at temperature T)
-    are averaged, log(mean_m softmax(z_m / T)).
-    """
-    if isinstance(teacher_logits, Tensor):
-        return F.log_softmax(_fp32(teacher_logits) / temperature, dim=-1)
-    members = [F.log_softmax(_fp32(z) / temperature, dim=-1) for z in teacher_logits]
+
+def ensemble_log_probs(members_logits: Sequence[Tensor], temperature: float) -> Tensor:
+    """An ensemble's log q(T): its members' probabilities (each at temperature T) averaged, log(mean_m softmax(z_m / T))."""
+    members = [log_probs_at(z, temperature) for z in members_logits]
     if len(members) == 1:
         return members[0]
     return torch.logsumexp(torch.stack(members, dim=0), dim=0) - math.log(len(members))
@@ -89,16 +88,6 @@ def topk_renormalised(log_q: Tensor, k: int) -> Tuple[Tensor, Tensor]:
         raise ValueError(f"top-K of {k} is larger than the vocabulary ({log_q.size(-1)})")
     values, ids = log_q.topk(k, dim=-1)
     return ids, values - torch.logsumexp(values, dim=-1, keepdim=True)
-
-
-def topk_logits_to_log_probs(topk_logits: Tensor, temperature: float) -> Tensor:
-    """Teacher distribution from stored top-K logits: softmax over the K values at temperature T."""
-    return F.log_softmax(_fp32(topk_logits) / temperature, dim=-1)
-
-
-def student_log_probs(student_logits: Tensor, temperature: float) -> Tensor:
-    """log p_s(T) over the full vocabulary, in fp32."""
-    return F.log_softmax(_fp32(student_logits) / temperature, dim=-1)
 
 
 def _finish(per_position: Tensor, temperature: float, t2_scale: bool, mask: Optional[Tensor], reduce: bool) -> Tensor:
@@ -171,28 +160,6 @@ def _dense_kd(student_lprobs_t, q, neg_entropy, temperature, t2_scale, mask, red
     return _finish(per_position, temperature, t2_scale, mask, reduce)
 
 
-def kd_loss(
-    student_lprobs_t: Tensor,
-    teacher_lprobs_t: Tensor,
-    temperature: float,
-    t2_scale: bool = True,
-    mask: Optional[Tensor] = None,
-    reduce: bool = True,
-) -> Tensor:
-    """Full-vocabulary KD: T^2 * sum_v q_v (log q_v - log p_v), per position.
-
-    Both inputs are log-probabilities already at temperature T (`student_log_probs`,
-    `teacher_log_probs`); the teacher is a constant target (no gradient flows to it);
-    `mask` (bool, True = keep) zeroes padding positions.
-    The gradient w.r.t. the student logits is T * (p_s(T) - q_t(T)) per position (with T^2 scaling).
-    """
-    with torch.no_grad():
-        log_q = _fp32(teacher_lprobs_t)
-        q = log_q.exp()
-        neg_entropy = _rowdot(q, log_q.clamp(min=torch.finfo(log_q.dtype).min))  # 0 log 0 = 0
-    return _dense_kd(student_lprobs_t, q, neg_entropy, temperature, t2_scale, mask, reduce)
-
-
 def sparse_kd_loss(
     student_lprobs_t: Tensor,
     teacher_ids: Tensor,
@@ -215,12 +182,16 @@ def sparse_kd_loss(
     return _finish(per_position, temperature, t2_scale, mask, reduce)
 
 
-def check_kd_options(kd_lambda: float, temperature: float) -> None:
-    """Shared validation of the KD weight and temperature (an OptionError naming the field)."""
+def check_loss_options(kd_lambda: float, temperature: float, label_smoothing: float, spread: str = "others") -> None:
+    """The loss settings' ranges, checked once for every adapter (an OptionError naming the field)."""
     if not (0.0 <= kd_lambda <= 1.0):
         raise OptionError("kd_lambda", f"must be in [0, 1], got {kd_lambda}")
     if not (temperature > 0.0 and math.isfinite(temperature)):
         raise OptionError("kd_temperature", f"must be > 0, got {temperature}")
+    if not (0.0 <= label_smoothing < 1.0):
+        raise OptionError("label_smoothing", f"must be in [0, 1), got {label_smoothing}")
+    if spread not in SPREADS:
+        raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
 
 
 class TopKTeacher:
@@ -260,13 +231,9 @@ class LSKDLoss(torch.nn.Module):
         ignore_index: Optional[int] = None,
     ):
         super().__init__()
-        check_kd_options(kd_lambda, temperature)
-        if not (0.0 <= label_smoothing < 1.0):
-            raise OptionError("label_smoothing", f"must be in [0, 1), got {label_smoothing}")
+        check_loss_options(kd_lambda, temperature, label_smoothing, spread)
         if topk < 0:
             raise OptionError("kd_topk", f"must be >= 0, got {topk}")
-        if spread not in SPREADS:
-            raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
         self.kd_lambda = kd_lambda
         self.temperature = temperature
         self.label_smoothing = label_smoothing
@@ -282,16 +249,16 @@ class LSKDLoss(torch.nn.Module):
         if not isinstance(teacher, (Tensor, TopKTeacher)) and len(teacher) == 1:
             teacher = teacher[0]  # an ensemble of one is that teacher
         if isinstance(teacher, TopKTeacher):
-            return "sparse", teacher.ids, topk_logits_to_log_probs(teacher.logits, T)
+            return "sparse", teacher.ids, log_probs_at(teacher.logits, T)
         if self.topk > 0:
             if isinstance(teacher, Tensor):  # top-K of the logits = top-K of q at any T; renormalise the K values
                 values, ids = teacher.topk(self.topk, dim=-1)
-                return "sparse", ids, topk_logits_to_log_probs(values, T)
-            return ("sparse", *topk_renormalised(teacher_log_probs(teacher, T), self.topk))
+                return "sparse", ids, log_probs_at(values, T)
+            return ("sparse", *topk_renormalised(ensemble_log_probs(teacher, T), self.topk))
         if isinstance(teacher, Tensor):
             return ("dense", *teacher_probs(teacher, T, consume=consume))
         # an ensemble's log(mean q) is a fresh tensor: q may be built in its memory
-        return ("dense", *teacher_probs(teacher_log_probs(teacher, T), 1.0, consume=True))
+        return ("dense", *teacher_probs(ensemble_log_probs(teacher, T), 1.0, consume=True))
 
     def forward(
         self,
@@ -319,7 +286,7 @@ class LSKDLoss(torch.nn.Module):
         mask = None if self.ignore_index is None else target.ne(self.ignore_index)
         T = self.temperature
         # At T = 1 the NLL's log-probabilities are the KD's: no second full-vocabulary tensor.
-        s_lprobs_t = student_lprobs if T == 1.0 else student_log_probs(student_logits, T)
+        s_lprobs_t = student_lprobs if T == 1.0 else log_probs_at(student_logits, T)
         with torch.no_grad():
             kind, a, b = self.teacher_targets(teacher, consume=consume_teacher)
         if kind == "sparse":

@@ -173,3 +173,10 @@ def write_fake_fashion_mnist(folder, n_train=300, n_test=100):
             header = struct.pack(">I", 0x0800 + arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
             with gzip.open(folder / f"{name}.gz", "wb") as f:
                 f.write(header + arr.astype(np.uint8).tobytes())
+
+
+def build_cache(data, teacher, out, splits, k, **kw):
+    """`lskd cache` in-process (fairseq_plugins.cache_build.build); returns {split: its directory}."""
+    from fairseq_plugins.cache_build import CacheOptions, build
+
+    return build(CacheOptions(data=str(data), teacher_path=str(teacher), out=Path(out), splits=list(splits), k=k, **kw))

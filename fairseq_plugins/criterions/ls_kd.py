@@ -159,52 +159,60 @@ def refuse_teacher_in_save_dir(teacher_path: str, save_dir: Optional[str]) -> No
 
 @register_criterion("ls_kd", dataclass=LsKdConfig)
 class LsKdCriterion(FairseqCriterion):
-    def __init__(self, task, sentence_avg, kd_lambda=KD_LAMBDA_DEFAULT, kd_alpha=None, kd_temperature=1.0,
-                 no_kd_t2_scale=False, teacher_path=None, kd_topk=0, kd_topk_cache=None, label_smoothing=0.0,
-                 report_accuracy=False, ignore_prefix_size=0, save_dir=None):
+    def __init__(self, cfg: LsKdConfig, task):
         super().__init__(task)
         # errors name the KD weight by the flag the user gave: --kd-lambda, or its old name --kd-alpha
-        self.lambda_flag = "--kd-lambda" if kd_alpha is None else "--kd-alpha"
+        self.lambda_flag = "--kd-lambda" if cfg.kd_alpha is None else "--kd-alpha"
         with fairseq_exit_on_user_error({"kd_lambda": self.lambda_flag}):
-            if kd_alpha is not None:
-                if kd_lambda not in (KD_LAMBDA_DEFAULT, kd_alpha):
-                    raise LskdError(f"--kd-lambda {kd_lambda} and --kd-alpha {kd_alpha}: give one (--kd-alpha is the old name)")
-                kd_lambda = kd_alpha
-            self._set_up(task, sentence_avg, kd_lambda, kd_temperature, no_kd_t2_scale, teacher_path, kd_topk,
-                         kd_topk_cache, label_smoothing, report_accuracy, ignore_prefix_size, save_dir)
+            self._set_up(task, cfg, self._kd_lambda(cfg))
 
-    def _set_up(self, task, sentence_avg, kd_lambda, kd_temperature, no_kd_t2_scale, teacher_path, kd_topk,
-                kd_topk_cache, label_smoothing, report_accuracy, ignore_prefix_size, save_dir) -> None:
+    @staticmethod
+    def _kd_lambda(cfg: LsKdConfig) -> float:
+        if cfg.kd_alpha is None:
+            return cfg.kd_lambda
+        if cfg.kd_lambda not in (KD_LAMBDA_DEFAULT, cfg.kd_alpha):
+            raise LskdError(f"--kd-lambda {cfg.kd_lambda} and --kd-alpha {cfg.kd_alpha}: give one (--kd-alpha is the "
+                            "old name)")
+        return cfg.kd_alpha
+
+    def _set_up(self, task, cfg: LsKdConfig, kd_lambda: float) -> None:
+        eps = cfg.label_smoothing
         self.loss_fn = LSKDLoss(
-            kd_lambda=kd_lambda, temperature=kd_temperature, label_smoothing=label_smoothing,
-            t2_scale=not no_kd_t2_scale, topk=kd_topk, spread="others", ignore_index=self.padding_idx,
+            kd_lambda=kd_lambda, temperature=cfg.kd_temperature, label_smoothing=eps,
+            t2_scale=not cfg.no_kd_t2_scale, topk=cfg.kd_topk, spread="others", ignore_index=self.padding_idx,
         )
         # validation batches for which a cache has no split: the student's own LS-NLL, no KD term
-        self.ls_only = LSKDLoss(kd_lambda=0.0, label_smoothing=label_smoothing, spread="others", ignore_index=self.padding_idx)
+        self.ls_only = LSKDLoss(kd_lambda=0.0, label_smoothing=eps, spread="others", ignore_index=self.padding_idx)
         vocab = len(task.target_dictionary)
-        if kd_topk > vocab:
-            raise LskdError(f"--kd-topk {kd_topk} is larger than the target vocabulary ({vocab} symbols)")
-        self.sentence_avg = sentence_avg
-        self.report_accuracy = report_accuracy
-        self.ignore_prefix_size = ignore_prefix_size
-        self.teacher = None
-        if teacher_path and kd_topk_cache:
+        if cfg.kd_topk > vocab:
+            raise LskdError(f"--kd-topk {cfg.kd_topk} is larger than the target vocabulary ({vocab} symbols)")
+        self.sentence_avg = cfg.sentence_avg
+        self.report_accuracy = cfg.report_accuracy
+        self.ignore_prefix_size = cfg.ignore_prefix_size
+        self.teacher = self._teacher(task, cfg, kd_lambda)
+
+    def _teacher(self, task, cfg: LsKdConfig, kd_lambda: float):
+        """The teacher source: none (kd_lambda 0), a top-K cache, or the frozen teacher model(s)."""
+        path, cache = cfg.teacher_path, cfg.kd_topk_cache
+        if path and cache:
             raise LskdError("give one teacher source: --teacher-path or --kd-topk-cache, not both")
-        if kd_lambda > 0:
-            if kd_topk_cache:
-                self.teacher = CachedTeacher(kd_topk_cache, task, kd_topk)
-                logger.info(f"ls_kd: top-{self.teacher.k} teacher cache {kd_topk_cache} (splits "
-                            f"{sorted(self.teacher.splits)}); kd_lambda={kd_lambda} T={kd_temperature}")
-            elif teacher_path:
-                refuse_teacher_in_save_dir(teacher_path, save_dir)
-                self.teacher = OnlineTeacher(TeacherSession.for_task(task, teacher_path).models)
-                logger.info(f"ls_kd: {len(self.teacher.models)} frozen teacher(s) from {teacher_path}; "
-                            f"kd_lambda={kd_lambda} T={kd_temperature} topk={kd_topk or 'full'}")
-            else:
-                raise LskdError(f"{self.lambda_flag} > 0 needs a teacher: give --teacher-path CKPT[:CKPT...] "
-                                "or --kd-topk-cache DIR")
-        elif teacher_path or kd_topk_cache:
-            logger.warning(f"ls_kd: {self.lambda_flag} 0 ignores the teacher (plain label-smoothed training)")
+        if kd_lambda == 0:
+            if path or cache:
+                logger.warning(f"ls_kd: {self.lambda_flag} 0 ignores the teacher (plain label-smoothed training)")
+            return None
+        if cache:
+            teacher = CachedTeacher(cache, task, cfg.kd_topk)
+            logger.info(f"ls_kd: top-{teacher.k} teacher cache {cache} (splits {sorted(teacher.splits)}); "
+                        f"kd_lambda={kd_lambda} T={cfg.kd_temperature}")
+            return teacher
+        if path:
+            refuse_teacher_in_save_dir(path, cfg.save_dir)
+            teacher = OnlineTeacher(TeacherSession.for_task(task, path).models)
+            logger.info(f"ls_kd: {len(teacher.models)} frozen teacher(s) from {path}; kd_lambda={kd_lambda} "
+                        f"T={cfg.kd_temperature} topk={cfg.kd_topk or 'full'}")
+            return teacher
+        raise LskdError(f"{self.lambda_flag} > 0 needs a teacher: give --teacher-path CKPT[:CKPT...] "
+                        "or --kd-topk-cache DIR")
 
     def _prefix_cut(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, self.ignore_prefix_size:].contiguous() if self.ignore_prefix_size > 0 else x

@@ -17,8 +17,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -27,102 +26,12 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from lskd.errors import LskdError
 from lskd.fileio import read_json, write_json, write_text, write_torch
-from lskd.losses import LSKDLoss, check_kd_options
+from lskd.losses import LSKDLoss
+from lskd.vision.config import TrainConfig, validate
 from lskd.vision.data import DataBundle, build_data
 from lskd.vision.distributed import Distributed, unwrap
+from lskd.vision.checkpoints import load_checkpoint, load_teacher, model_meta
 from lskd.vision.models import build_model
-
-SCHEDULES = ("step", "multistep", "cosine", "constant")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-@dataclass
-class TrainConfig:
-    role: str = "teacher"  # teacher | student
-    out_dir: str = ""
-    dataset: str = "fashion_mnist"
-    data_root: str = ""
-    image_size: int = 0  # 0: the dataset's own (224 for ImageFolder / CUB)
-    augment: bool = True
-    train_subset: int = 0  # >0: a fixed (seed-independent) random subset of the training set
-    arch: str = "resnet18"
-    width: float = 1.0
-    small_input: Optional[bool] = None  # None: automatic (images <= 64 px)
-    pretrained: str = ""
-    label_smoothing: float = 0.0  # teacher LS alpha (and optional student LS)
-    temperature: float = 1.0
-    kd_lambda: float = 1.0  # weight of KD_T; 1 - lambda goes to the LS/CE term
-    teacher: str = ""  # teacher checkpoint (best.pt / last.pt of a teacher run)
-    teacher_arch: str = ""  # optional: assert the checkpoint's architecture
-    epochs: int = 10
-    batch_size: int = 128  # global batch (split over DDP ranks)
-    eval_batch_size: int = 512
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    nesterov: bool = False
-    schedule: str = "step"
-    step_size: int = 30
-    milestones: List[int] = field(default_factory=list)
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    clip_grad_norm: float = 0.0  # >0: clip the global gradient norm (after un-scaling)
-    precision: str = "auto"
-    channels_last: bool = False
-    sync_bn: bool = False
-    seed: int = 0
-    deterministic: bool = False
-    num_workers: int = 0
-    log_every: int = 50
-    progress: bool = True
-    resume: bool = True
-    force: bool = False
-    max_steps_per_epoch: int = 0  # >0: cut epochs short (smoke tests)
-    device: str = ""  # "" = cuda if available else cpu
-    threads: int = 0  # torch intra-op threads (0: torch's default)
-    teacher_cache: bool = False  # compute the teacher's train-set logits once (needs augment=False)
-
-
-# ------------------------------------------------------------------ validation / loss
-
-
-def validate(cfg: TrainConfig) -> None:
-    """All option checks that need no data: clear one-line errors before anything runs."""
-    if cfg.role not in ("teacher", "student"):
-        raise LskdError(f"role must be teacher or student, got {cfg.role!r}")
-    if not cfg.out_dir:
-        raise LskdError("--out-dir: a run directory is required")
-    if not (0.0 <= cfg.label_smoothing < 1.0) or not math.isfinite(cfg.label_smoothing):
-        raise LskdError(f"--label-smoothing: alpha must be in [0, 1), got {cfg.label_smoothing}")
-    check_kd_options(cfg.kd_lambda, cfg.temperature)  # an OptionError; the CLI names its flag
-    if cfg.teacher_cache and cfg.role == "student" and cfg.augment:
-        raise LskdError("--teacher-cache: cached teacher logits are only valid for un-augmented data; add --no-augment")
-    if cfg.role == "student":
-        if not cfg.teacher:
-            raise LskdError("--teacher: a student needs a teacher checkpoint")
-        if not os.path.isfile(cfg.teacher):
-            raise LskdError(f"--teacher: checkpoint {cfg.teacher} does not exist (expected best.pt or last.pt of a teacher run)")
-    if cfg.epochs < 1:
-        raise LskdError(f"--epochs: expected >= 1, got {cfg.epochs}")
-    if cfg.batch_size < 1:
-        raise LskdError(f"--batch-size: expected >= 1, got {cfg.batch_size}")
-    if not (cfg.lr > 0):
-        raise LskdError(f"--lr: expected > 0, got {cfg.lr}")
-    if cfg.schedule not in SCHEDULES:
-        raise LskdError(f"--schedule: unknown schedule {cfg.schedule!r}; expected one of: {', '.join(SCHEDULES)}")
-    if cfg.schedule == "step" and cfg.step_size < 1:
-        raise LskdError(f"--step-size: expected >= 1, got {cfg.step_size}")
-    if cfg.warmup_epochs < 0 or cfg.warmup_epochs >= cfg.epochs and cfg.warmup_epochs > 0:
-        raise LskdError(f"--warmup-epochs: expected in [0, epochs={cfg.epochs}), got {cfg.warmup_epochs}")
-    if cfg.clip_grad_norm < 0:
-        raise LskdError(f"--clip-grad-norm: expected >= 0 (0 = off), got {cfg.clip_grad_norm}")
-    if cfg.precision not in PRECISIONS:
-        raise LskdError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
-    if cfg.precision == "fp16" and not (cfg.device.startswith("cuda") or (not cfg.device and torch.cuda.is_available())):
-        raise LskdError("--precision fp16 needs a GPU; use bf16 or fp32 on CPU")
-    if cfg.pretrained and not os.path.isfile(cfg.pretrained):
-        raise LskdError(f"--pretrained: weights file {cfg.pretrained} does not exist (a local torchvision state_dict; nothing is downloaded)")
-
 
 def make_loss(cfg: TrainConfig) -> LSKDLoss:
     if cfg.role == "teacher":
@@ -159,53 +68,6 @@ def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-def model_meta(cfg: TrainConfig, data: DataBundle, small_input: bool) -> dict:
-    return {
-        "arch": cfg.arch, "width": cfg.width, "small_input": small_input, "num_classes": data.num_classes,
-        "in_channels": data.in_channels, "image_size": data.image_size, "dataset": cfg.dataset, "role": cfg.role,
-        "label_smoothing": cfg.label_smoothing, "temperature": cfg.temperature if cfg.role == "student" else None,
-        "seed": cfg.seed,
-    }
-
-
-def load_checkpoint(path: str) -> dict:
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise LskdError(f"{path}: cannot read as an lskd vision checkpoint: {(str(e).strip().splitlines() or [type(e).__name__])[0]}") from None
-    if not isinstance(ck, dict) or "model" not in ck or "meta" not in ck:
-        raise LskdError(f"{path}: not an lskd vision checkpoint (expected a dict with 'model' and 'meta', as written by lskd vision)")
-    return ck
-
-
-def model_from_checkpoint(path: str) -> tuple:
-    ck = load_checkpoint(path)
-    m = ck["meta"]
-    model = build_model(m["arch"], m["num_classes"], m["in_channels"], m["small_input"], m["width"], m["image_size"])
-    try:
-        model.load_state_dict(ck["model"])
-    except RuntimeError as e:
-        raise LskdError(f"{path}: weights do not fit its recorded architecture {m['arch']}: {str(e).splitlines()[0]}") from None
-    return model, ck
-
-
-def load_teacher(cfg: TrainConfig, data: DataBundle) -> tuple:
-    """The frozen teacher (eval mode, no grad) and its meta; mismatches are user errors."""
-    ck = load_checkpoint(cfg.teacher)
-    m = ck["meta"]
-    if cfg.teacher_arch and m["arch"] != cfg.teacher_arch:
-        raise LskdError(f"--teacher: {cfg.teacher} is a {m['arch']} checkpoint, but --teacher-arch says {cfg.teacher_arch}")
-    if m["num_classes"] != data.num_classes:
-        raise LskdError(f"--teacher: {cfg.teacher} has {m['num_classes']} classes, dataset {cfg.dataset} has {data.num_classes}")
-    if m["in_channels"] != data.in_channels:
-        raise LskdError(f"--teacher: {cfg.teacher} takes {m['in_channels']}-channel images, dataset {cfg.dataset} has {data.in_channels}")
-    teacher, _ = model_from_checkpoint(cfg.teacher)
-    teacher.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher, m
 
 
 class _Indexed(torch.utils.data.Dataset):
@@ -261,13 +123,34 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
+class Tally:
+    """Named sums over an epoch, one float64 tensor (all-reduced across ranks in one call); mean = sum / n."""
+
+    def __init__(self, *names: str):
+        self.names = ("n", *names)
+        self.values = torch.zeros(len(self.names), dtype=torch.float64)
+
+    def add(self, **values: float) -> None:
+        self.values += torch.tensor([float(values.get(k, 0.0)) for k in self.names], dtype=torch.float64)
+
+    def all_sum(self, d: Distributed) -> "Tally":
+        self.values = d.all_sum(self.values)
+        return self
+
+    def __getitem__(self, name: str) -> float:
+        return self.values[self.names.index(name)].item()
+
+    def mean(self, name: str) -> float:
+        return self[name] / max(1.0, self["n"])
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset, cfg: TrainConfig, d: Distributed, precision: str) -> dict:
     """Top-1 / top-5 / NLL on `dataset`, sharded over ranks without padding (exact counts)."""
     model.eval()
     idx = list(range(d.rank, len(dataset), d.world))
     loader = DataLoader(Subset(dataset, idx), batch_size=cfg.eval_batch_size, shuffle=False, num_workers=cfg.num_workers)
-    sums = torch.zeros(4, dtype=torch.float64)  # nll, top1, top5, n
+    sums = Tally("nll", "top1", "top5")
     for x, y in loader:
         x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
         if cfg.channels_last and x.dim() == 4:
@@ -275,16 +158,12 @@ def evaluate(model: nn.Module, dataset, cfg: TrainConfig, d: Distributed, precis
         with _autocast(d.device, precision):
             logits = model(x)
         logits = logits.float()
-        sums[0] += torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()
-        k = min(5, logits.size(1))
-        top = logits.topk(k, dim=1).indices
-        hit = top.eq(y.unsqueeze(1))
-        sums[1] += hit[:, 0].sum().item()
-        sums[2] += hit.any(dim=1).sum().item()
-        sums[3] += y.numel()
-    sums = d.all_sum(sums)
-    n = max(1.0, sums[3].item())
-    return {"val_nll": sums[0].item() / n, "val_top1": 100 * sums[1].item() / n, "val_top5": 100 * sums[2].item() / n, "val_n": int(n)}
+        hit = logits.topk(min(5, logits.size(1)), dim=1).indices.eq(y.unsqueeze(1))
+        sums.add(n=y.numel(), nll=torch.nn.functional.cross_entropy(logits, y, reduction="sum").item(),
+                 top1=hit[:, 0].sum().item(), top5=hit.any(dim=1).sum().item())
+    sums.all_sum(d)
+    return {"val_nll": sums.mean("nll"), "val_top1": 100 * sums.mean("top1"), "val_top5": 100 * sums.mean("top5"),
+            "val_n": int(max(1.0, sums["n"]))}
 
 
 # ------------------------------------------------------------------ main loop
@@ -375,7 +254,7 @@ def train_one_epoch(model, loss_fn, teacher_logits, optimizer, scaler, loader, s
     seed_all(cfg.seed * 1_000_003 + epoch * 7919 + d.rank)  # augmentation RNG: a function of (seed, epoch, rank)
     loader.sampler.set_epoch(epoch)
     model.train()
-    sums = torch.zeros(5, dtype=torch.float64)  # loss, nll, kd, correct, n
+    sums = Tally("loss", "nll", "kd", "correct")
     t0, it, lr = time.time(), iter(loader), cfg.lr
     bar = None
     if cfg.progress and d.main and sys.stderr.isatty():
@@ -402,13 +281,13 @@ def train_one_epoch(model, loss_fn, teacher_logits, optimizer, scaler, loader, s
         scaler.step(optimizer)
         scaler.update()
         n = y.numel()
-        sums += torch.tensor([loss.item() * n, nll.item() * n, kd.item() * n, logits.argmax(1).eq(y).sum().item(), n], dtype=torch.float64)
+        sums.add(n=n, loss=loss.item() * n, nll=nll.item() * n, kd=kd.item() * n, correct=logits.argmax(1).eq(y).sum().item())
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{sums[0].item() / sums[4].item():.4f}", lr=f"{lr:.4g}")
+            bar.set_postfix(loss=f"{sums.mean('loss'):.4f}", lr=f"{lr:.4g}")
         elif d.main and cfg.progress and cfg.log_every and (step + 1) % cfg.log_every == 0:
-            rate = sums[4].item() * d.world / max(1e-9, time.time() - t0)
-            print(f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps} loss {sums[0].item() / sums[4].item():.4f} "
+            rate = sums["n"] * d.world / max(1e-9, time.time() - t0)
+            print(f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps} loss {sums.mean('loss'):.4f} "
                   f"lr {lr:.4g} {rate:.0f} img/s", flush=True)
     if bar is not None:
         bar.close()
@@ -463,10 +342,9 @@ def end_of_epoch(cfg: TrainConfig, rec: dict, model, optimizer, scaler, meta: di
 def epoch_record(epoch: int, trained: dict, ev: dict) -> dict:
     """The metrics.jsonl line of an epoch, from the all-rank sums of train_one_epoch and evaluate's numbers."""
     sums, seconds = trained["sums"], trained["seconds"]
-    n = sums[4].item()
-    return {"epoch": epoch, "lr": trained["lr"], "train_loss": sums[0].item() / n, "train_nll": sums[1].item() / n,
-            "train_kd": sums[2].item() / n, "train_top1": 100 * sums[3].item() / n, **ev,
-            "train_time_s": round(seconds, 3), "images_per_s": round(n / max(1e-9, seconds), 1)}
+    return {"epoch": epoch, "lr": trained["lr"], "train_loss": sums.mean("loss"), "train_nll": sums.mean("nll"),
+            "train_kd": sums.mean("kd"), "train_top1": 100 * sums.mean("correct"), **ev,
+            "train_time_s": round(seconds, 3), "images_per_s": round(sums["n"] / max(1e-9, seconds), 1)}
 
 
 def finish(cfg: TrainConfig, ev: dict, best: tuple, teacher_meta, d: Distributed, precision: str, seconds: float) -> dict:
@@ -535,7 +413,7 @@ def run(cfg: TrainConfig) -> dict:
     t_start, ev = time.time(), {}
     for epoch in range(start_epoch, cfg.epochs):
         trained = train_one_epoch(model, loss_fn, teacher_logits, optimizer, scaler, loader, steps, epoch, cfg, d, precision)
-        trained["sums"] = d.all_sum(trained["sums"])
+        trained["sums"].all_sum(d)
         ev = evaluate(model, data.val, cfg, d, precision)
         improved = ev["val_top1"] > best_top1
         if improved:

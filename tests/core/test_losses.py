@@ -9,11 +9,10 @@ from helpers import BF16_RTOL
 from lskd.losses import (
     LSKDLoss,
     TopKTeacher,
-    kd_loss,
+    ensemble_log_probs,
     label_smoothed_nll_loss,
+    log_probs_at,
     sparse_kd_loss,
-    student_log_probs,
-    teacher_log_probs,
     teacher_probs,
     topk_renormalised,
 )
@@ -23,6 +22,11 @@ LN2 = math.log(2)
 
 def kl(q, p):
     return sum(qi * math.log(qi / pi) for qi, pi in zip(q, p) if qi > 0)
+
+
+def kd_term(student, teacher, T, t2_scale=True):
+    """The KD term of LSKDLoss alone (kd_lambda 1) for one position."""
+    return LSKDLoss(kd_lambda=1.0, temperature=T, t2_scale=t2_scale)(student, torch.tensor([0]), teacher=teacher)[2]
 
 
 def normalise(w):
@@ -61,23 +65,23 @@ def test_label_smoothing_ignores_padding():
 def test_kd_full_vocabulary_golden(T):
     q = normalise([4 ** (1 / T), 2 ** (1 / T), 1.0])
     expected = T * T * kl(q, [1 / 3] * 3)
-    got = kd_loss(student_log_probs(STUDENT, T), teacher_log_probs(TEACHER, T), T)
+    got = kd_term(STUDENT, TEACHER, T)
     assert got.item() == pytest.approx(expected, rel=1e-9)
-    no_scale = kd_loss(student_log_probs(STUDENT, T), teacher_log_probs(TEACHER, T), T, t2_scale=False)
+    no_scale = kd_term(STUDENT, TEACHER, T, t2_scale=False)
     assert no_scale.item() == pytest.approx(expected / (T * T), rel=1e-9)
 
 
 def test_kd_is_zero_when_student_matches_teacher():
     for T in (1.0, 3.0):
-        assert kd_loss(student_log_probs(TEACHER, T), teacher_log_probs(TEACHER, T), T).item() == pytest.approx(0, abs=1e-12)
+        assert kd_term(TEACHER, TEACHER, T).item() == pytest.approx(0, abs=1e-12)
 
 
 def test_kd_topk_golden():
     # top-2 of (4,2,1)/7 renormalised = (2/3, 1/3); student full-vocab p = 1/3:
     # KD = 2/3 ln((2/3)/(1/3)) + 1/3 ln(1) = 2/3 ln 2
-    ids, log_qk = topk_renormalised(teacher_log_probs(TEACHER, 1.0), 2)
+    ids, log_qk = topk_renormalised(log_probs_at(TEACHER, 1.0), 2)
     assert ids.tolist() == [[0, 1]]
-    got = sparse_kd_loss(student_log_probs(STUDENT, 1.0), ids, log_qk, 1.0)
+    got = sparse_kd_loss(log_probs_at(STUDENT, 1.0), ids, log_qk, 1.0)
     assert got.item() == pytest.approx(2 / 3 * LN2, rel=1e-9)
 
 
@@ -102,9 +106,9 @@ def test_kd_from_stored_topk_logits_equals_online_topk():
 def test_ensemble_averages_probabilities_golden():
     # q1 = (4,2,1)/7, q2 = (1,1,5)/7 -> mean (5,3,6)/14
     second = torch.tensor([[0.0, 0.0, math.log(5)]], dtype=torch.float64)
-    log_q = teacher_log_probs([TEACHER, second], 1.0)
+    log_q = ensemble_log_probs([TEACHER, second], 1.0)
     assert log_q.exp().tolist()[0] == pytest.approx([5 / 14, 3 / 14, 6 / 14], rel=1e-12)
-    got = kd_loss(student_log_probs(STUDENT, 1.0), log_q, 1.0)
+    got = kd_term(STUDENT, [TEACHER, second], 1.0)
     assert got.item() == pytest.approx(kl([5 / 14, 3 / 14, 6 / 14], [1 / 3] * 3), rel=1e-9)
 
 
@@ -245,7 +249,7 @@ def test_bad_options(kwargs, message):
 
 def test_topk_larger_than_vocabulary():
     with pytest.raises(ValueError, match="larger than the vocabulary"):
-        topk_renormalised(teacher_log_probs(TEACHER, 1.0), 4)
+        topk_renormalised(log_probs_at(TEACHER, 1.0), 4)
 
 
 @pytest.mark.parametrize("T", [1.0, 64.0])

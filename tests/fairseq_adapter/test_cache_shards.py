@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import BIN, PLUGINS, cache_error, copy_cache, require_fairseq, tool
+from helpers import BIN, PLUGINS, build_cache, cache_error, copy_cache, require_fairseq, tool
 
 require_fairseq()
 from fairseq import utils  # noqa: E402
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
-from fairseq_plugins import topk_cache  # noqa: E402
+from fairseq_plugins import cache_build, topk_cache  # noqa: E402
 from lskd.errors import LskdError  # noqa: E402
 
 K = 4
@@ -28,7 +28,7 @@ MAX_TOKENS = 60  # a few dozen batches: shards get several each
 
 
 def build(tiny_data, teacher, out, **kw):
-    return topk_cache.build(str(tiny_data / "bin"), str(teacher), out, ["train", "valid"], K, max_tokens=MAX_TOKENS,
+    return build_cache(tiny_data / "bin", teacher, out, ["train", "valid"], K, max_tokens=MAX_TOKENS,
                             cpu=True, **kw)
 
 
@@ -47,15 +47,14 @@ def test_shards_merge_into_the_unsharded_cache_byte_for_byte(tiny_data, tiny_tea
     out = tmp_path / "c"
     build(tiny_data, tiny_teacher, out, num_shards=3, shard_id=1)
     build(tiny_data, tiny_teacher, out, num_shards=3, shard_id=0)
-    shard = topk_cache.TopKCache(out / "train.shards" / "1-of-3")
+    shard = topk_cache.TopKCache(out / "shards" / "train-00001-of-00003")
     assert shard.manifest["shard"] == {"id": 1, "num_shards": 3, "max_tokens": MAX_TOKENS, "split_sentences": 400}
     assert 0 < shard.manifest["n_sentences"] < 400 and not (out / "train").exists()
     capsys.readouterr()
     build(tiny_data, tiny_teacher, out, num_shards=3, shard_id=1)  # rerun: finished shard skipped
-    assert f"skip: {out / 'train.shards' / '1-of-3'} is complete" in capsys.readouterr().err
+    assert f"skip: {out / 'shards' / 'train-00001-of-00003'} is complete" in capsys.readouterr().err
     build(tiny_data, tiny_teacher, out, num_shards=3, shard_id=2)
-    for split in ("train", "valid"):  # a copy of the shards, merged below in tiny chunks
-        shutil.copytree(out / f"{split}.shards", tmp_path / "small" / f"{split}.shards")
+    shutil.copytree(out / "shards", tmp_path / "small" / "shards")  # a copy of the shards, merged below in tiny chunks
     capsys.readouterr()
     build(tiny_data, tiny_teacher, out, num_shards=3)  # all shards complete: merges, removes the shards
     err = capsys.readouterr().err
@@ -67,7 +66,7 @@ def test_shards_merge_into_the_unsharded_cache_byte_for_byte(tiny_data, tiny_tea
         assert merged[key] == ref[key]
     # merge chunks of 5 rows (a sentence at a time where rows do not fit) give the same bytes
     for split in ("train", "valid"):
-        topk_cache.merge_shards(tmp_path / "small", split, 3, chunk_rows=5)
+        cache_build.merge_shards(tmp_path / "small", split, 3, chunk_rows=5)
     assert same_files(tmp_path / "small", unsharded)
 
 
@@ -79,21 +78,21 @@ def test_same_seed_same_cache_bytes(tiny_data, tiny_teacher, unsharded, tmp_path
 def test_merge_refuses_missing_or_mismatched_shards(tiny_data, tiny_teacher, tmp_path):
     out = tmp_path / "c"
     build(tiny_data, tiny_teacher, out, num_shards=2, shard_id=0)
-    with pytest.raises(LskdError, match=r"cannot merge split 'train': shards not complete: .*1-of-2"):
-        topk_cache.merge_shards(out, "train", 2)
-    topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), out, ["train"], K, max_tokens=MAX_TOKENS + 1,
+    with pytest.raises(LskdError, match=r"cannot merge split 'train': shards not complete: .*train-00001-of-00002"):
+        cache_build.merge_shards(out, "train", 2)
+    build_cache(tiny_data / "bin", tiny_teacher, out, ["train"], K, max_tokens=MAX_TOKENS + 1,
                      cpu=True, num_shards=2, shard_id=1)
     with pytest.raises(LskdError, match="was built with other settings"):
-        topk_cache.merge_shards(out, "train", 2)
+        cache_build.merge_shards(out, "train", 2)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--num-shards", "2", "--shard-id", "2"], "--shard-id must be in [0, 1] (--num-shards 2), got 2"),
+    (["--num-shards", "2", "--shard-id", "2"], "--shard-id must be in [0, 1] for --num-shards 2, got 2"),
     (["--num-shards", "0"], "--num-shards must be >= 1, got 0"),
 ])
 def test_shard_option_errors(tiny_data, tiny_teacher, tmp_path, args, message):
     with pytest.raises(LskdError) as info:
-        topk_cache.main(["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher), "--out",
+        cache_build.main(["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher), "--out",
                          str(tmp_path / "c"), "--cpu", *args])
     assert str(info.value) == message
 
@@ -119,14 +118,14 @@ def test_build_refuses_a_diverged_teacher(tiny_data, tiny_teacher, tmp_path):
     torch.save(state, tmp_path / "diverged.pt")
     with pytest.raises(LskdError, match=r"non-finite log-probabilities .* for sentence \d+ of split 'valid', "
                                         r"target position 0 \(a diverged teacher\?\)"):
-        topk_cache.build(str(tiny_data / "bin"), str(tmp_path / "diverged.pt"), tmp_path / "c", ["valid"], K, cpu=True)
+        build_cache(tiny_data / "bin", tmp_path / "diverged.pt", tmp_path / "c", ["valid"], K, cpu=True)
     assert not (tmp_path / "c" / "valid").exists()
 
 
 @pytest.fixture(scope="module")
 def slow_reference(tiny_data, tiny_teacher, tmp_path_factory):
     """The train split built in tiny batches (--max-tokens 24: slow enough to be killed inside)."""
-    return topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), tmp_path_factory.mktemp("slow") / "c", ["train"],
+    return build_cache(tiny_data / "bin", tiny_teacher, tmp_path_factory.mktemp("slow") / "c", ["train"],
                             K, max_tokens=24, cpu=True)["train"]
 
 
@@ -159,12 +158,12 @@ def test_sigkill_mid_build_then_rerun(tiny_data, tiny_teacher, slow_reference, t
         finished = (out / "train" / "manifest.json").is_file()
         if not finished:
             assert not (out / "train").exists(), seed
-        topk_cache.main([str(a) for a in argv])
+        cache_build.main([str(a) for a in argv])
     else:
         argv += ["--num-shards", "2"]
-        kill_mid_build(argv + ["--shard-id", "1"], "train.shards/.1-of-2.*.tmp", out, seed)
-        if not (out / "train.shards" / "1-of-2" / "manifest.json").is_file():
-            assert not (out / "train.shards" / "1-of-2").exists(), seed
-        topk_cache.main([str(a) for a in argv])  # rebuilds the killed shard, builds shard 0, merges
-        assert not (out / "train.shards").exists()
+        kill_mid_build(argv + ["--shard-id", "1"], "shards/.train-00001-of-00002.*.tmp", out, seed)
+        if not (out / "shards" / "train-00001-of-00002" / "manifest.json").is_file():
+            assert not (out / "shards" / "train-00001-of-00002").exists(), seed
+        cache_build.main([str(a) for a in argv])  # rebuilds the killed shard, builds shard 0, merges
+        assert not (out / "shards").exists()
     assert all(filecmp.cmp(out / "train" / f, slow_reference / f, shallow=False) for f in topk_cache.FILES), seed

@@ -1,4 +1,4 @@
-"""The CTranslate2 engine (fairseq_plugins/ct2_engine.py): same beam search as fairseq on the tiny teacher, sampling
+"""The CTranslate2 engine (fairseq_plugins/ct2_model.py, ct2_search.py, ct2_generate.py): same beam search as fairseq on the tiny teacher, sampling
 from the same distribution, the engine switch and manifest of distill-data, the cache, fallbacks and refusals,
 `lskd ct2-generate` in fairseq-generate's format."""
 
@@ -16,7 +16,7 @@ require_fairseq()
 from fairseq import utils  # noqa: E402
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
-from fairseq_plugins import ct2_engine, distill_data  # noqa: E402
+from fairseq_plugins import ct2_model, ct2_search, distill_data  # noqa: E402
 from lskd.errors import LskdError  # noqa: E402
 
 
@@ -100,7 +100,7 @@ def test_sampling_is_reproducible_per_seed(tiny_data, tiny_teacher, tmp_path, en
     """The same --seed (and --num-shards) gives the same samples, another seed others, with either engine (runs
     in one process: the dataset's random tie-breaking of lengths and CTranslate2's per-worker generators)."""
     common = ["--split", "valid", "--sampling", "--nbest", "2", "--temperature", "1.5", "--max-ratio", "0",
-              "--keep-max-len", "--engine", engine]
+              "--keep-max-len", "--engine", engine, "--max-tokens", "100"]  # several batches: both shards get some
     for run_dir, seed, shards in (("a", 3, 1), ("b", 3, 1), ("c", 4, 1), ("d", 3, 2), ("e", 3, 2)):
         distill(tiny_data / "bin", tiny_teacher, tmp_path / run_dir, *common, "--seed", seed, "--num-shards", shards)
     text = {d: (tmp_path / d / "text" / "valid.tgt").read_text() for d in "abcde"}
@@ -148,9 +148,9 @@ def test_conversion_is_atomic(tiny_data, tiny_teacher, tmp_path, monkeypatch):
     with monkeypatch.context() as mp:
         mp.setattr(FairseqConverter, "convert", dies)
         with pytest.raises(KeyboardInterrupt):
-            ct2_engine.convert(str(tiny_teacher), str(tiny_data / "bin"), "src", "tgt")
+            ct2_model.convert(str(tiny_teacher), str(tiny_data / "bin"), "src", "tgt")
     assert (tmp_path / "started").exists() and list((tmp_path / "c" / "ct2").iterdir()) == []
-    model = ct2_engine.convert(str(tiny_teacher), str(tiny_data / "bin"), "src", "tgt")
+    model = ct2_model.convert(str(tiny_teacher), str(tiny_data / "bin"), "src", "tgt")
     assert [p.name for p in (tmp_path / "c" / "ct2").iterdir()] == [model.name]
 
 
@@ -219,11 +219,9 @@ def decoder(translator=None, src_dict=None, tgt_dict=None, **kw):
     """A beam-search Decoder (beam 3, lenpen 1, n-best 1 unless `kw` says otherwise)."""
     from fairseq.data import Dictionary
 
-    opts = dict(beam=3, nbest=1, lenpen=1.0, sampling=False, temperature=1.0, sampling_topk=-1, max_len_a=0,
-                max_len_b=200, max_len_cap=1024, max_tokens=None, batch_size=None)
-    opts.update(kw)
-    return ct2_engine.Decoder(translator, Dictionary() if src_dict is None else src_dict,
-                              Dictionary() if tgt_dict is None else tgt_dict, **opts)
+    search = ct2_search.SearchSettings(**{"beam": 3, **kw})
+    return ct2_search.Decoder(translator, Dictionary() if src_dict is None else src_dict,
+                              Dictionary() if tgt_dict is None else tgt_dict, search)
 
 
 @pytest.mark.parametrize("hyps, at_last, nbest, expected", [
@@ -252,15 +250,15 @@ def test_ranking_by_raw_score_keeps_fairseq_scores(tiny_data, tiny_teacher):
 
     session = TeacherSession.for_data(str(tiny_data / "bin"), str(tiny_teacher), ["train"], option="--teacher-path")
     task = session.task
-    model_dir = ct2_engine.convert(str(tiny_teacher), str(tiny_data / "bin"), task.cfg.source_lang,
+    model_dir = ct2_model.convert(str(tiny_teacher), str(tiny_data / "bin"), task.cfg.source_lang,
                                    task.cfg.target_lang, quiet=True)
-    dec = decoder(ct2_engine.load(model_dir, "cpu", "float32", 1), task.source_dictionary, task.target_dictionary,
+    dec = decoder(ct2_model.load(model_dir, "cpu", "float32", 1), task.source_dictionary, task.target_dictionary,
                   beam=4, lenpen=0.8)
     dataset = task.dataset("train")
     words = [dec._source_words(dataset.src[i]) for i in range(40)]
     batching = dec._batching(words)
     normal, _ = dec._collect(dec._submit(words, 12, batching), 12, batching)
-    raw, _ = dec._collect(dec._submit(words, 12, batching, ct2_engine.UNNORMALISED), 12, batching)
+    raw, _ = dec._collect(dec._submit(words, 12, batching, ct2_search.UNNORMALISED), 12, batching)
     both = 0
     for a, b in zip(normal, raw):
         scores = {tuple(ids): score for ids, score in a}
@@ -274,8 +272,8 @@ def test_ranking_by_raw_score_keeps_fairseq_scores(tiny_data, tiny_teacher):
 
 FREED_BLOCK_RSS = """
 import ctypes, sys
-from fairseq_plugins import ct2_engine
-kept = ct2_engine.keep_freed_memory() if sys.argv[1] == "keep" else None
+from fairseq_plugins import ct2_model
+kept = ct2_model.keep_freed_memory() if sys.argv[1] == "keep" else None
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 page = 4096
@@ -300,13 +298,13 @@ def test_the_engine_takes_torch_threads_while_it_decodes(tiny_data, tiny_teacher
     """CTranslate2 gets torch's thread count and torch stays on one thread while it decodes (its OpenMP pool slows
     CTranslate2 down); torch has its threads back afterwards, also when the teacher falls back to fairseq."""
     seen = []
-    load = ct2_engine.load
+    load = ct2_model.load
 
     def spy(model_dir, device, compute_type, threads=None, parallel=True):
         seen.append((threads, torch.get_num_threads()))
         return load(model_dir, device, compute_type, threads, parallel)
 
-    monkeypatch.setattr(ct2_engine, "load", spy)
+    monkeypatch.setattr(ct2_model, "load", spy)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -15,7 +15,8 @@ require_fairseq()
 from fairseq import utils  # noqa: E402
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
-from fairseq_plugins import distill_data  # noqa: E402
+from fairseq_plugins import distill_data, distill_decode  # noqa: E402
+from fairseq_plugins.teacher_command import parse  # noqa: E402
 from lskd.errors import LskdError  # noqa: E402
 
 FILES = ["train.src-tgt.src.bin", "train.src-tgt.src.idx", "train.src-tgt.tgt.bin", "train.src-tgt.tgt.idx"]
@@ -139,11 +140,8 @@ def test_two_shards_plus_merge_equal_one_shard(tiny_data, tiny_teacher, valid_on
     m2 = json.loads((out / "manifest.json").read_text())
     same_output(one, out, "valid")
     assert m2["counts"] == {**m1["counts"], "generated_tokens": m2["counts"]["generated_tokens"]}
-    assert [s["sample_ids"] for s in m2["shards"]] == [[0, 20], [20, 40]]
-    (out / "manifest.json").unlink()
-    distill_data.main(["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher), "--out", str(out),
-                       *common, "--num-shards", "2", "--merge"])
-    same_output(one, out, "valid")
+    assert sum(s["sources"] for s in m2["shards"]) == 40 and min(s["sources"] for s in m2["shards"]) > 0
+    assert not (out / "shards").exists()  # merged: the shards are gone
 
 
 def test_interrupted_shard_is_redone_and_finished_ones_skipped(tiny_data, tiny_teacher, valid_one_shard, tmp_path, monkeypatch):
@@ -151,7 +149,7 @@ def test_interrupted_shard_is_redone_and_finished_ones_skipped(tiny_data, tiny_t
     out = tmp_path / "three"
     argv = ["--data", str(tiny_data / "bin"), "--teacher-path", str(tiny_teacher), "--out", str(out), "--cpu",
             "--split", "valid", "--beam", "3", "--max-tokens", "200", "--batch-size", "4", "--num-shards", "3"]
-    real = distill_data._decode
+    real = distill_decode.FairseqEngine.decode_batches
     calls = []
 
     def interrupted(*args, **kwargs):
@@ -161,7 +159,7 @@ def test_interrupted_shard_is_redone_and_finished_ones_skipped(tiny_data, tiny_t
                 raise KeyboardInterrupt
             yield batch
 
-    monkeypatch.setattr(distill_data, "_decode", interrupted)
+    monkeypatch.setattr(distill_decode.FairseqEngine, "decode_batches", interrupted)
     with pytest.raises(KeyboardInterrupt):
         distill_data.main(argv)
     names = sorted(p.name for p in (out / "shards").iterdir())
@@ -170,8 +168,8 @@ def test_interrupted_shard_is_redone_and_finished_ones_skipped(tiny_data, tiny_t
 
     done = []
     real_shard = distill_data.decode_shard
-    monkeypatch.setattr(distill_data, "_decode", real)
-    monkeypatch.setattr(distill_data, "decode_shard", lambda *a, **k: done.append(a[3]) or real_shard(*a, **k))
+    monkeypatch.setattr(distill_decode.FairseqEngine, "decode_batches", real)
+    monkeypatch.setattr(distill_data, "decode_shard", lambda *a, **k: done.append(a[5]) or real_shard(*a, **k))
     distill_data.main(argv)
     assert done == [1, 2]
     same_output(one, out, "valid")
@@ -197,7 +195,7 @@ def test_detokenised_text_is_fairseq_sentencepiece_post_process():
     d = Dictionary()
     for s in ("\u2581Hel", "lo", "\u2581world"):
         d.add_symbol(s)
-    assert distill_data._detok_mode(argparse.Namespace(post_process="auto"), d) == "sentencepiece"
+    assert distill_decode.detok_mode(argparse.Namespace(post_process="auto"), d) == "sentencepiece"
     from fairseq.data.data_utils import post_process
     assert post_process("\u2581Hel lo \u2581world", "sentencepiece") == "Hello world"
 
@@ -273,34 +271,34 @@ def test_help_documents_every_option(capsys):
 
 
 @pytest.mark.parametrize("n_out, n_in, limit, rule, reason", [
-    (0, 5, 200, distill_data.FilterRule(), "empty"),
-    (0, 5, 200, distill_data.FilterRule(drop_empty=False, max_ratio=0), None),
-    (9, 5, 9, distill_data.FilterRule(), "max_len"),       # reached the length limit
-    (8, 5, 9, distill_data.FilterRule(), None),
-    (9, 5, 9, distill_data.FilterRule(drop_max_len=False), None),
-    (16, 5, 200, distill_data.FilterRule(max_ratio=3.0), "ratio"),   # 16 > 3 * 5
-    (15, 5, 200, distill_data.FilterRule(max_ratio=3.0), None),      # 15 = 3 * 5 is kept
-    (2, 7, 200, distill_data.FilterRule(max_ratio=3.0), "ratio"),    # the other way: 7 > 3 * 2
-    (1, 0, 200, distill_data.FilterRule(max_ratio=1.0), None),       # an empty source counts as length 1
-    (100, 1, 200, distill_data.FilterRule(max_ratio=0), None),       # 0: no ratio filter
+    (0, 5, 200, distill_decode.FilterRule(), "empty"),
+    (0, 5, 200, distill_decode.FilterRule(drop_empty=False, max_ratio=0), None),
+    (9, 5, 9, distill_decode.FilterRule(), "max_len"),       # reached the length limit
+    (8, 5, 9, distill_decode.FilterRule(), None),
+    (9, 5, 9, distill_decode.FilterRule(drop_max_len=False), None),
+    (16, 5, 200, distill_decode.FilterRule(max_ratio=3.0), "ratio"),   # 16 > 3 * 5
+    (15, 5, 200, distill_decode.FilterRule(max_ratio=3.0), None),      # 15 = 3 * 5 is kept
+    (2, 7, 200, distill_decode.FilterRule(max_ratio=3.0), "ratio"),    # the other way: 7 > 3 * 2
+    (1, 0, 200, distill_decode.FilterRule(max_ratio=1.0), None),       # an empty source counts as length 1
+    (100, 1, 200, distill_decode.FilterRule(max_ratio=0), None),       # 0: no ratio filter
 ])
 def test_filter_rule(n_out, n_in, limit, rule, reason):
     assert rule.reason(n_out, n_in, limit) == reason
 
 
 def test_counts_add_and_add_up():
-    a = distill_data.Counts(sources=2, hypotheses=4, kept=3, filtered={"empty": 1}, generated_tokens=10)
-    b = distill_data.Counts(sources=1, hypotheses=2, kept=0, filtered={"ratio": 1, "too_long": 1}, target_tokens=5)
+    a = distill_decode.Counts(sources=2, hypotheses=4, kept=3, filtered={"empty": 1}, generated_tokens=10)
+    b = distill_decode.Counts(sources=1, hypotheses=2, kept=0, filtered={"ratio": 1, "too_long": 1}, target_tokens=5)
     c = a + b
     assert (c.sources, c.hypotheses, c.kept, c.generated_tokens, c.target_tokens) == (3, 6, 3, 10, 5)
     assert c.filtered == {"too_long": 1, "empty": 1, "max_len": 0, "ratio": 1} and c.add_up()
-    assert not distill_data.Counts(hypotheses=1).add_up()
-    assert distill_data.Counts(**c.as_dict()) == c
+    assert not distill_decode.Counts(hypotheses=1).add_up()
+    assert distill_decode.Counts(**c.as_dict()) == c
 
 
 def test_options_are_validated_into_a_frozen_object(tmp_path):
-    opts = distill_data.validate(distill_data.parse_args(["--data", "d", "--teacher-path", "t.pt", "--out", str(tmp_path),
-                                                          "--sampling", "--nbest", "3"]))
+    opts = distill_data.validate(parse(distill_data.DistillOptions, ["--data", "d", "--teacher-path", "t.pt", "--out",
+                                                                     str(tmp_path), "--sampling", "--nbest", "3"], "p", "d"))
     assert (opts.beam, opts.nbest, opts.sampling) == (3, 3, True)
     with pytest.raises(dataclasses.FrozenInstanceError):
         opts.beam = 5

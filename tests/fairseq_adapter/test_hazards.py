@@ -9,13 +9,12 @@ import threading
 import pytest
 import torch
 
-from helpers import BF16_RTOL, PLUGINS, TINY_TRAIN, a_batch, build, criterion_error, require_fairseq, run, tool
+from helpers import BF16_RTOL, PLUGINS, TINY_TRAIN, a_batch, build, build_cache, criterion_error, require_fairseq, run, tool
 
 require_fairseq()
 from fairseq import utils  # noqa: E402
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
-from fairseq_plugins import topk_cache  # noqa: E402
 
 K = 4
 # a wider, deeper teacher than TINY_ARCH (the students): 3+3 layers, 48-dim, 4 heads
@@ -44,7 +43,7 @@ def test_wider_deeper_teacher_online_and_cached(tiny_data, wide_teacher, tmp_pat
     cache built from that teacher gives the same top-K loss and gradients."""
     assert torch.load(wide_teacher, weights_only=False)["cfg"]["model"].decoder_layers == 3
     cache = tmp_path / "cache"
-    topk_cache.build(str(tiny_data / "bin"), str(wide_teacher), cache, ["train", "valid"], K, max_tokens=500, cpu=True)
+    build_cache(tiny_data / "bin", wide_teacher, cache, ["train", "valid"], K, max_tokens=500, cpu=True)
     common = ["--kd-lambda", "0.9", "--kd-temperature", "2", "--label-smoothing", "0.1", "--kd-topk", str(K)]
     on_cfg, task, _ = build(tiny_data / "bin", common + ["--teacher-path", str(wide_teacher)])
     off_cfg, _, _ = build(tiny_data / "bin", common + ["--kd-topk-cache", str(cache)])

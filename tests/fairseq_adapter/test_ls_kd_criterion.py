@@ -13,7 +13,7 @@ from fairseq import utils  # noqa: E402
 from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion  # noqa: E402
 
 utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
-from fairseq_plugins.criterions.ls_kd import LsKdCriterion  # noqa: E402
+from fairseq_plugins.criterions.ls_kd import LsKdConfig, LsKdCriterion  # noqa: E402
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1])
@@ -21,7 +21,7 @@ from fairseq_plugins.criterions.ls_kd import LsKdCriterion  # noqa: E402
 def test_kd_lambda_zero_is_fairseq_label_smoothed_cross_entropy(tiny_data, eps, sentence_avg):
     cfg, task, model = build(tiny_data / "bin", ["--kd-lambda", "0", "--label-smoothing", str(eps), "--report-accuracy"])
     sample = a_batch(task)
-    ours = LsKdCriterion(task, sentence_avg, kd_lambda=0.0, label_smoothing=eps, report_accuracy=True)
+    ours = LsKdCriterion(LsKdConfig(kd_lambda=0.0, label_smoothing=eps, report_accuracy=True, sentence_avg=sentence_avg), task)
     ref = LabelSmoothedCrossEntropyCriterion(task, sentence_avg, eps, report_accuracy=True)
     model.train()
     results = []

@@ -13,10 +13,11 @@ utils.import_user_module(argparse.Namespace(user_dir=PLUGINS))
 
 
 def test_nmt_features_match_the_model_in_corpus_order(tiny_data, tiny_teacher, tmp_path):
-    from fairseq_plugins.nmt_features import extract
+    from fairseq_plugins.nmt_features import FeaturesOptions, extract
     from fairseq_plugins.teacher import TeacherSession
 
-    d = extract(str(tiny_data / "bin"), str(tiny_teacher), "valid", top=5, max_per_word=7)
+    d = extract(FeaturesOptions(data=str(tiny_data / "bin"), path=str(tiny_teacher), out=tmp_path / "f.pt", split="valid",
+                                top=5, max_per_word=7))
     assert len(d["classes"]) == 5 and d["features"].size(0) == sum(d["counts"]) and max(d["counts"]) <= 7
     assert d["labels"].bincount(minlength=5).tolist() == d["counts"]
     session = TeacherSession.for_data(str(tiny_data / "bin"), str(tiny_teacher), ["valid"], option="--path")

@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from helpers import BIN, TINY_TRAIN, require_fairseq, run, tool
+from helpers import BIN, TINY_TRAIN, build_cache, require_fairseq, run, tool
 
 require_fairseq()  # every test here runs fairseq-train
 
@@ -62,10 +62,9 @@ def assert_params_close(a, b):
 @pytest.fixture(scope="module")
 def teachers(tiny_data, tiny_teacher, tmp_path_factory):
     """--teacher-path or --kd-topk-cache (a top-4 cache of the same teacher), by mode."""
-    from fairseq_plugins import topk_cache
 
     cache = tmp_path_factory.mktemp("scale_cache") / "c"
-    topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), cache, ["train", "valid"], 4, max_tokens=500, cpu=True)
+    build_cache(tiny_data / "bin", tiny_teacher, cache, ["train", "valid"], 4, max_tokens=500, cpu=True)
     return {"online": ["--teacher-path", str(tiny_teacher)], "cache": ["--kd-topk-cache", str(cache)]}
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import PLUGINS, a_batch, build, cache_error, copy_cache, require_fairseq, run, tool, train
+from helpers import PLUGINS, a_batch, build, build_cache, cache_error, copy_cache, require_fairseq, run, tool, train
 
 require_fairseq()
 from fairseq import utils  # noqa: E402
@@ -23,7 +23,7 @@ K = 4
 @pytest.fixture(scope="module")
 def cache_dir(tiny_data, tiny_teacher, tmp_path_factory):
     out = tmp_path_factory.mktemp("cache") / "c"
-    topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), out, ["train", "valid"], K, max_tokens=500, cpu=True)
+    build_cache(tiny_data / "bin", tiny_teacher, out, ["train", "valid"], K, max_tokens=500, cpu=True)
     return out
 
 
@@ -148,10 +148,10 @@ def test_interrupted_build_leaves_nothing_complete(tiny_data, tiny_teacher, tmp_
 
     monkeypatch.setattr(TeacherSession, "batches", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), out, ["train"], K, max_tokens=200, cpu=True)
+        build_cache(tiny_data / "bin", tiny_teacher, out, ["train"], K, max_tokens=200, cpu=True)
     assert list(out.iterdir()) == []  # no split directory, no temporary left behind
     monkeypatch.setattr(TeacherSession, "batches", real)
-    topk_cache.build(str(tiny_data / "bin"), str(tiny_teacher), out, ["train"], K, max_tokens=200, cpu=True)
+    build_cache(tiny_data / "bin", tiny_teacher, out, ["train"], K, max_tokens=200, cpu=True)
     assert topk_cache.TopKCache(out / "train").manifest["n_sentences"] == 400
 
 

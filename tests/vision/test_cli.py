@@ -32,8 +32,8 @@ def _err(tmp_path, capsys, argv):
 @pytest.mark.parametrize("argv,pattern", [
     (["train-teacher", "--arch", "vgg11"], "unknown model 'vgg11'; expected one of: mlp, mobilenet_v2, resnet18"),
     (["train-teacher", "--dataset", "svhn"], "unknown dataset 'svhn'; expected one of: cifar10"),
-    (["train-teacher", "--label-smoothing", "1.0"], "--label-smoothing: alpha must be in [0, 1), got 1.0"),
-    (["train-teacher", "--label-smoothing", "-0.1"], "--label-smoothing: alpha must be in [0, 1)"),
+    (["train-teacher", "--label-smoothing", "1.0"], "--label-smoothing must be in [0, 1), got 1.0"),
+    (["train-teacher", "--label-smoothing", "-0.1"], "--label-smoothing must be in [0, 1), got -0.1"),
     (["train-teacher", "--schedule", "poly"], "--schedule: unknown schedule 'poly'"),
     (["train-teacher", "--clip-grad-norm", "-1"], "--clip-grad-norm: expected >= 0"),
     (["train-teacher", "--dataset", "cifar10", "--data-root", "/nonexistent"], "--data-root: /nonexistent is not a directory"),

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from .cli import LskdError
+from lskd.errors import LskdError
 
 # options the launcher sets itself; a user who gives them wants another launch, not this one
 OWN_OPTIONS = ("--distributed-init-method", "--distributed-rank", "--distributed-world-size", "--distributed-no-spawn",
