@@ -88,6 +88,9 @@ def check_existing(out: Path, settings: Dict) -> None:
     for path, m in found:
         if m is None:
             continue
+        if m.get("kind") == "shard" and "sample_ids" in m:
+            raise LskdError(f"--out {out}: shards/{path.name} was cut by sample-id ranges (lskd before the shared "
+                            "shard store): rerun with --force to decode it again in batch shards")
         diff = _first_difference(m.get("settings", {}), settings)
         if diff:
             raise LskdError(f"--out {out}: {path.name} was made with other settings ({diff}); "

@@ -2,9 +2,10 @@
 
     ROOT/shards/SPLIT-0000I-of-0000N/    shard I of N of one split: its files, manifest.json written last
 
-The cut is fairseq's own sharding of the unsharded run's batches (EpochBatchIterator's num_shards/shard_id):
-shard I holds batches I, I + N, I + 2N, ..., so every sentence is computed in the batch it has without shards
-and the merged output is the unsharded one byte for byte. A shard is written in a temporary directory beside
+The cut is fairseq's own sharding (EpochBatchIterator's num_shards/shard_id) of the batches the command makes
+without shards (the cache: fairseq's epoch iterator; distill-data: fairseq-generate's batching): shard I holds
+batches I, I + N, I + 2N, ..., so every sentence is computed in the batch it has without shards and the merged
+output is the unsharded one byte for byte. A shard is written in a temporary directory beside
 its final name and renamed when complete: a killed run leaves nothing that looks finished, and a rerun sweeps
 what it left and skips finished shards. When all N are finished each command merges them its own way (cache:
 rows by sample id; distill-data: pairs by sample id) and the shard directories are deleted.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import torch
 
@@ -32,6 +32,14 @@ def load_features(name: str, path: str) -> dict:
         raise LskdError(f"--features {name}={path}: missing {', '.join(missing)} (write it with `lskd vision "
                         "features` or `lskd nmt-features`)")
     return d
+
+
+class FeatureCell(NamedTuple):
+    """One cell of the table: its name, the features of its models (one per seed), their files."""
+
+    name: str
+    models: List[dict]
+    files: List[str]
 
 
 def parse_cells(specs: Sequence[str]) -> List[Tuple[str, List[str]]]:
@@ -104,16 +112,16 @@ def _reference(a: argparse.Namespace, cells, index_classes: List[int], n_classes
     """The similar and control classes, from the user's pairs or each reference model's softmax (one per table)."""
     if a.similar_pairs:
         return [(parse_pairs(a.similar_pairs, index_classes), {"kind": "pairs", "pairs": a.similar_pairs})]
-    names = [n for n, _, _ in cells]
+    names = [c.name for c in cells]
     out = []
     for ref_spec in a.similar_from or [None]:
         if ref_spec is None:  # the first file of the first cell
-            ref_data, ref_file = cells[0][1][0], cells[0][2][0]
+            ref_data, ref_file = cells[0].models[0], cells[0].files[0]
         elif ref_spec in names:
-            cell = next(c for c in cells if c[0] == ref_spec)
-            if len(cell[1]) != 1:
-                raise LskdError(f"--similar-from {ref_spec}: that cell has {len(cell[1])} files; name one file")
-            ref_data, ref_file = cell[1][0], cell[2][0]
+            cell = next(c for c in cells if c.name == ref_spec)
+            if len(cell.files) != 1:
+                raise LskdError(f"--similar-from {ref_spec}: that cell has {len(cell.files)} files; name one file")
+            ref_data, ref_file = cell.models[0], cell.files[0]
         elif Path(ref_spec).is_file():
             ref_data, ref_file = load_features("(--similar-from)", ref_spec), ref_spec
         else:
@@ -129,7 +137,7 @@ def _reference(a: argparse.Namespace, cells, index_classes: List[int], n_classes
 def _plot(a: argparse.Namespace, cells, known, n_classes: int) -> None:
     """One projection panel per cell (its first file), oriented by the class directions."""
     panels = []
-    for name, ds, _ in cells:
+    for name, ds, _ in cells:  # FeatureCell: name, models, files
         d = ds[0]
         try:
             basis = template_basis(d["fc_weight"], d["fc_bias"], a.classes)
@@ -210,16 +218,16 @@ def main(argv: List[str]) -> int:
         return compare(a.compare, a.out, a.confidence)
     if a.classes is None:
         raise LskdError("--classes: expected the three classes of the projection")
-    cells = [(name, [load_features(name, f) for f in files], files) for name, files in parse_cells(a.features)]
-    if any(not files for _, _, files in cells):
+    cells = [FeatureCell(name, [load_features(name, f) for f in files], files) for name, files in parse_cells(a.features)]
+    if any(not c.files for c in cells):
         raise LskdError("--features: every cell needs at least one file")
-    models = [d for _, ds, _ in cells for d in ds]
+    models = [d for c in cells for d in c.models]
     n_classes = models[0]["logits"].size(1)
     index_classes, enough, present = _classes(a, models, n_classes)
-    baseline, tables = cells[0][0], []
+    baseline, tables = cells[0].name, []
     for pairs, reference in _reference(a, cells, index_classes, n_classes):
         try:
-            results, paired = index_table([(n, ds) for n, ds, _ in cells], pairs, a.bootstrap, a.confidence, a.seed)
+            results, paired = index_table([(c.name, c.models) for c in cells], pairs, a.bootstrap, a.confidence, a.seed)
         except ValueError as e:
             raise LskdError(f"--features: {e}")
         tests = systematic_tests(results, baseline)
@@ -233,7 +241,7 @@ def main(argv: List[str]) -> int:
              "pairs": {str(c): {"similar": s, "controls": ctl} for c, (s, ctl) in t["pairs"].items()}} for t in tables]
     write_json(a.out.with_name(a.out.name + ".json"), {
         **refs[0], "references": refs, "baseline": baseline,
-        "files": {n: files for n, _, files in cells}, "classes": a.classes, "index_classes": index_classes,
+        "files": {c.name: c.files for c in cells}, "classes": a.classes, "index_classes": index_classes,
         "too_few_samples": [c for c in present if c not in enough], "clustered": tables[0]["clustered"],
         "min_per_class": MIN_PER_CLASS, "bootstrap": a.bootstrap, "confidence": a.confidence, "seed": a.seed,
         "paired": paired, "command": command_line()})
