@@ -2,6 +2,8 @@
 
 Output layout of OUT (see data_prep/__init__.py): raw/, spm/, bin/, manifest.json. Each step is
 skipped when its manifest shows the same inputs (sha256) and options, and its outputs are intact.
+With a teacher's vocabulary (--teacher-dir, data_prep/teacher_vocab.py) the subword step applies the
+teacher's BPE codes or sentencepiece model into subword/ and binarises with its dictionaries instead.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from . import subword
 from lskd.fileio import atomic_path, command_line, write_json
 
 from .common import DataPrepError, count_lines, log, run_step
+from .teacher_vocab import TeacherVocab, add_teacher_vocab_args, dictionary_symbols, teacher_vocab, unknown_pieces
 
 SPLITS = ("train", "valid", "test")
 Pair = Tuple[str, str]
@@ -42,6 +45,7 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-binarize", dest="binarize", action="store_false",
                    help="stop after sentencepiece (no fairseq-preprocess)")
     g.add_argument("--workers", type=int, default=2, help="fairseq-preprocess workers (default 2)")
+    add_teacher_vocab_args(parser)
 
 
 def check_pair(src: str, tgt: str) -> None:
@@ -174,6 +178,62 @@ def subword_and_binarize(out: Path, src: str, tgt: str, *, vocab_size: int = 800
     return result
 
 
+def _encode_for_teacher(vocab: TeacherVocab, raw: Path, dst: Path, lang: str, tokenize: bool) -> None:
+    """One raw file in the teacher's pieces: Moses (-a, escaped; unless the raw text is tokenised already) and
+    BPE, or its sentencepiece model."""
+    if vocab.spm_model:
+        subword.encode_file(vocab.spm_model, raw, dst)
+        return
+    from . import moses
+    from .bpe import BpeCodes
+
+    codes = BpeCodes(vocab.bpe_codes)
+    lines = raw.read_text(encoding="utf-8").splitlines()
+    if tokenize:
+        lines = moses.tokenize(lines, lang, aggressive=True, escape=True)
+    with atomic_path(dst) as tmp:
+        tmp.write_text("".join(codes.line(line) + "\n" for line in lines), encoding="utf-8")
+
+
+def teacher_subword_and_binarize(out: Path, src: str, tgt: str, vocab: TeacherVocab, *, tokenized: bool,
+                                 binarize: bool = True, workers: int = 2) -> dict:
+    """raw/ -> subword/ with the teacher's subword model -> bin/ with its dictionaries; <unk> counts per split."""
+    out = Path(out)
+    raw, sub = out / "raw", out / "subword"
+    subword_file = vocab.bpe_codes or vocab.spm_model
+    encoded = [sub / f"{s}.{lang}" for s in SPLITS for lang in (src, tgt)]
+
+    def encode_action():
+        for s in SPLITS:
+            for lang in (src, tgt):
+                _encode_for_teacher(vocab, raw / f"{s}.{lang}", sub / f"{s}.{lang}", lang, tokenize=not tokenized)
+        symbols = {lang: dictionary_symbols(d) for lang, d in ((src, vocab.srcdict), (tgt, vocab.tgtdict))}
+        unk = {f"{s}.{lang}": unknown_pieces(sub / f"{s}.{lang}", symbols[lang]) for s in SPLITS for lang in (src, tgt)}
+        for name, u in unk.items():
+            if u["unknown"]:
+                log(f"note: {name}: {u['unknown']} of {u['tokens']} pieces are not in the teacher's dictionary "
+                    f"(-> <unk>; e.g. {' '.join(u['examples'])})")
+        return {"unknown_pieces": unk}
+
+    step = run_step(f"{vocab.subword}: encode with the teacher's {subword_file.name}", manifest=sub / "manifest.json",
+                    inputs=[subword_file, vocab.srcdict, vocab.tgtdict] + raw_paths(out, src, tgt),
+                    options={"subword": vocab.subword, "tokenize": not tokenized}, outputs=encoded,
+                    action=encode_action)
+    result = {"subword_dir": str(sub), "unknown_pieces": step["stats"]["unknown_pieces"]}
+    if binarize:
+        from .binarize import binarize as _binarize
+
+        def bin_action():
+            return {"fairseq_preprocess": _binarize(src, tgt, sub, out / "bin", joint=False, workers=workers,
+                                                    dicts=(vocab.srcdict, vocab.tgtdict))}
+
+        run_step("fairseq-preprocess (the teacher's dictionaries)", manifest=out / "manifest.bin.json",
+                 inputs=encoded + [vocab.srcdict, vocab.tgtdict], options={"src": src, "tgt": tgt, "teacher_dicts": True},
+                 outputs=[out / "bin"], action=bin_action)
+        result["bin"] = str(out / "bin")
+    return result
+
+
 def write_summary(out: Path, src: str, tgt: str, *, corpus: str, joint: bool, extra: Optional[dict] = None) -> dict:
     """OUT/manifest.json: what is where, with line counts (read by recipes)."""
     out = Path(out)
@@ -188,6 +248,10 @@ def write_summary(out: Path, src: str, tgt: str, *, corpus: str, joint: bool, ex
         "step_manifests": [str(p) for p in (out / "raw" / "manifest.json", out / "spm" / "manifest.train.json",
                                               out / "spm" / "manifest.encode.json", out / "manifest.bin.json") if p.exists()],
     }
+    if extra and "preprocessing" in extra:  # a teacher's vocabulary: no sentencepiece model of this data's own
+        for key in ("spm", "spm_models"):
+            summary.pop(key)
+        summary["step_manifests"].insert(1, str(out / "subword" / "manifest.json"))
     if extra:
         summary.update(extra)
     write_json(out / "manifest.json", summary)
@@ -202,10 +266,21 @@ def prepare(args: argparse.Namespace, *, corpus: str, src: str, tgt: str, inputs
     `scoring` (stored in OUT/manifest.json, read by `lskd score`) says how test BLEU is computed on this
     data: {"convention": "detok" | "tokenized" | "wmt14", "text": what raw/test.* holds, ...}."""
     check_output_args(args)
+    vocab = teacher_vocab(args, src, tgt)  # checked before any step runs
     extract_step(args.out, src, tgt, name=corpus, inputs=inputs, options=options, make_splits=make_splits,
                  max_train=args.max_train)
-    subword_and_binarize(args.out, src, tgt, vocab_size=args.vocab_size, joint=args.joint,
-                         model_type=args.spm_model_type, binarize=args.binarize, workers=args.workers,
-                         normalization=args.spm_normalization, seed=args.spm_seed)
     scoring = dict(scoring or {"convention": "detok"})
-    return write_summary(args.out, src, tgt, corpus=corpus, joint=args.joint, extra={"scoring": scoring})
+    if vocab is None:
+        subword_and_binarize(args.out, src, tgt, vocab_size=args.vocab_size, joint=args.joint,
+                             model_type=args.spm_model_type, binarize=args.binarize, workers=args.workers,
+                             normalization=args.spm_normalization, seed=args.spm_seed)
+        extra = {"scoring": scoring, "post_process": "sentencepiece"}
+    else:
+        tokenized = scoring["convention"] != "detok"  # raw/ holds Moses-tokenised text already
+        result = teacher_subword_and_binarize(args.out, src, tgt, vocab, tokenized=tokenized, binarize=args.binarize,
+                                              workers=args.workers)
+        if vocab.bpe_codes and not tokenized:  # hypotheses come out Moses-tokenised: detokenise before sacreBLEU
+            scoring.update(detokenize="moses", lang=tgt)
+        extra = {"scoring": scoring, "post_process": vocab.post_process, "preprocessing": vocab.record(src, tgt, tokenize=not tokenized),
+                 "unknown_pieces": result["unknown_pieces"], "subword_dir": result["subword_dir"]}
+    return write_summary(args.out, src, tgt, corpus=corpus, joint=args.joint and vocab is None, extra=extra)

@@ -330,7 +330,8 @@ def build(opts: CacheOptions) -> Dict[str, Path]:
     todo = _todo(opts, split_paths(opts.teacher_path))
     if any(todo.values()):
         device = opts.device()
-        session = TeacherSession.for_data(opts.data, opts.teacher_path, [s for s, shards in todo.items() if shards])
+        session = TeacherSession.for_data(opts.data, opts.teacher_path, [s for s, shards in todo.items() if shards],
+                                          trust=opts.trust_checkpoint)
         session.to(device, opts.fp16)
         for split, shards in todo.items():
             for i in shards:

@@ -19,7 +19,11 @@ teacher's; no new dictionary is built), so OUT is a fairseq data dir ready for f
     OUT/<other splits>.*                    valid/test binaries copied unchanged from --data
     OUT/text/SPLIT.SRC, SPLIT.TGT           the distilled pairs as subword text (one pair per line)
     OUT/text/SPLIT.detok.TGT                hypotheses detokenised (--post-process; sentencepiece: spaces
-                                            removed, '\u2581' -> space, as fairseq's --post-process sentencepiece)
+                                            removed, '\u2581' -> space, as fairseq's --post-process sentencepiece;
+                                            then Moses-detokenised when --data's manifest says its text was
+                                            Moses-tokenised: a teacher's Moses + BPE)
+    OUT/text/SPLIT.detok.SRC                the sources likewise: with SPLIT.detok.TGT, the text a student with a
+                                            vocabulary of its own is prepared from (data_prep.parallel)
     OUT/text/SPLIT.ids                      per line: sample id, hypothesis rank, score (base 2, as fairseq-generate)
     OUT/manifest.json                       teacher paths + sha256, decoding settings, filters, counts
                                             (sources, hypotheses, kept, filtered by reason), timings, command
@@ -48,6 +52,7 @@ engine (with one shard and --engine fairseq it is what fairseq-generate --seed g
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -77,6 +82,15 @@ class DistillOptions(TeacherRunOptions):
     out: Path = option(None, "output data dir (created; must not be --data); ready for fairseq-train when complete",
                        group="input and output", type=Path, required=True)
     split: str = option("train", "split to distil (default: train); the others are copied", group="input and output")
+    source_text: Optional[Path] = option(None, "raw text in the teacher's source language, one sentence per line: "
+                                         "decode it (no reference; forward translation of monolingual text) into "
+                                         "--split, prepared as --data's data_prep manifest says",
+                                         group="input and output", type=Path)
+    with_original: bool = option(False, "also write --data's gold --split pairs into the output split (after the "
+                                 "distilled ones; counted apart in the manifest)", group="input and output")
+    select_by: Optional[str] = option(None, "with --nbest N: keep per source the one hypothesis closest to the "
+                                      "reference by sentence-level chrF or BLEU (Kim & Rush's Seq-Inter)",
+                                      group="filters", choices=["chrf", "bleu"])
     beam: Optional[int] = option(None, "beam size (default 5 for beam search; with --sampling: --nbest, i.e. "
                                  "independent samples)", group=DECODING, type=int)
     lenpen: float = option(1.0, "length penalty of beam search (default 1.0)", group=DECODING)
@@ -151,6 +165,12 @@ def validate(opts: DistillOptions) -> DistillOptions:
         raise LskdError(f"--max-ratio must be >= 0 (0 disables the filter), got {opts.max_ratio}")
     if opts.merge and opts.shard_id is not None:
         raise LskdError("--merge merges all shards; do not give --shard-id with it")
+    if opts.select_by and opts.source_text:
+        raise LskdError("--select-by compares hypotheses with the reference; --source-text has none")
+    if opts.select_by and nbest < 2:
+        raise LskdError(f"--select-by {opts.select_by} chooses among the n-best: give --nbest N > 1")
+    if opts.source_text is not None and not Path(opts.source_text).is_file():
+        raise LskdError(f"--source-text {opts.source_text}: no such file")
     if opts.batch_size is not None and opts.batch_size < 1:
         raise LskdError("--batch-size must be >= 1")
     if opts.engine == "fairseq" and opts.compute_type != "auto":
@@ -199,12 +219,12 @@ def check_inputs(opts: DistillOptions) -> Inputs:
     data = opts.data
     if not os.path.isdir(data):
         raise LskdError(f"--data {data}: no such directory (expected fairseq binaries from fairseq-preprocess)")
-    checkpoints = read_checkpoints(opts.teacher_path)
+    checkpoints = read_checkpoints(opts.teacher_path, trust=opts.trust_checkpoint)
     src, tgt = language_pair(data, checkpoints[0].state["cfg"].task)
     for lang in (src, tgt):
         if not os.path.isfile(os.path.join(data, f"dict.{lang}.txt")):
             raise LskdError(f"--data {data}: no dict.{lang}.txt (the teacher translates {src}->{tgt})")
-    if _split_prefix(data, opts.split, src, tgt) is None:
+    if (opts.source_text is None or opts.with_original) and _split_prefix(data, opts.split, src, tgt) is None:
         raise LskdError(f"--data {data}: no {opts.split!r} split (expected {opts.split}.{src}-{tgt}.{src}.bin/.idx and "
                         f".{tgt}.bin/.idx; --split chooses another)")
     out = Path(opts.out)
@@ -230,6 +250,10 @@ def settings_of(opts: DistillOptions, inputs: Inputs) -> Dict:
                      "seed": opts.seed, "fp16": opts.fp16, "engine": opts.engine, "compute_type": opts.compute_type},
         "filters": {"max_ratio": opts.max_ratio, "drop_empty": not opts.keep_empty, "drop_max_len": not opts.keep_max_len},
         "num_shards": opts.num_shards,
+        "source_text": None if opts.source_text is None else {"path": os.path.abspath(opts.source_text),
+                                                               "sha256": sha256_file(Path(opts.source_text))},
+        "with_original": opts.with_original or None,
+        "select_by": opts.select_by,
     }
 
 
@@ -297,7 +321,10 @@ def _run(opts: DistillOptions) -> Path:
     if todo:
         device = opts.device()
         # an LskdError (one line) on dictionaries that differ from --data
-        session = TeacherSession.for_data(opts.data, opts.teacher_path, [opts.split], checkpoints=inputs.checkpoints)
+        splits = [] if opts.source_text is not None else [opts.split]
+        session = TeacherSession.for_data(opts.data, opts.teacher_path, splits, checkpoints=inputs.checkpoints)
+        if opts.source_text is not None:
+            load_source_text(opts, session, inputs.src)
         session.to(device, opts.fp16)
         engine = build_engine(opts, session, converted, device)
         for i in todo:
@@ -311,6 +338,30 @@ def _run(opts: DistillOptions) -> Path:
     print(f"{len(left)} shard(s) left ({', '.join(map(str, left[:20]))}); the merge runs when all are finished",
           file=sys.stderr)
     return out
+
+
+def load_source_text(opts: DistillOptions, session, src: str) -> None:
+    """--source-text as the task's --split: each line prepared as --data's manifest says (the teacher's Moses + BPE
+    or sentencepiece), in the teacher's source dictionary (unknown pieces -> <unk>), without targets."""
+    from data_prep.common import DataPrepError
+    from data_prep.teacher_vocab import text_encoder
+
+    manifest_path = Path(opts.data).resolve().parent / "manifest.json"
+    if not manifest_path.is_file():
+        raise LskdError(f"--source-text: no data_prep manifest above --data ({manifest_path}) saying how text is "
+                        "prepared for this teacher")
+    manifest = {**json.loads(manifest_path.read_text(encoding="utf-8")), "path": str(manifest_path)}
+    try:
+        lines = Path(opts.source_text).read_text(encoding="utf-8").splitlines()
+        pieces = text_encoder(manifest, src)(lines)
+    except (UnicodeDecodeError, DataPrepError) as e:
+        raise LskdError(f"--source-text {opts.source_text}: {e}") from None
+    d = session.task.source_dictionary
+    tokens = [d.encode_line(line, add_if_not_exist=False, append_eos=True).long() for line in pieces]
+    unknown = sum(int((t == d.unk()).sum()) for t in tokens)
+    print(f"--source-text {opts.source_text}: {len(tokens)} lines, {sum(len(t) for t in tokens)} tokens, {unknown} "
+          f"<unk>", file=sys.stderr)
+    session.task.datasets[opts.split] = session.task.build_dataset_for_inference(tokens, [len(t) for t in tokens])
 
 
 def _discard(store: ShardStore) -> None:

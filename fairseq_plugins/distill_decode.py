@@ -9,6 +9,7 @@ shard of the ShardStore (fairseq binaries, text copies, manifest.json with the c
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from .ct2_search import DecodedBatch, length_limit
 from .shard_store import ShardStore, cut
 
 FORMAT = "lskd-distill-data/1"
-FILTERS = ("too_long", "empty", "max_len", "ratio")
+FILTERS = ("too_long", "empty", "max_len", "ratio", "not_selected")
 
 
 def generation_config(opts):
@@ -81,12 +82,32 @@ class Counts:
         return dataclasses.asdict(self)
 
 
+class Detokenizer:
+    """Pieces -> text: fairseq's --post-process (`mode`), then Moses detokenisation when the data's text was
+    Moses-tokenised before its subwords (a teacher's Moses + BPE, data_prep's manifest)."""
+
+    def __init__(self, mode: str, moses: bool):
+        self.mode, self.moses, self._tools = mode, moses, {}
+
+    def __call__(self, pieces: str, lang: str) -> str:
+        from fairseq.data import data_utils
+
+        text = data_utils.post_process(pieces, self.mode)
+        if not self.moses:
+            return text
+        if lang not in self._tools:
+            from sacremoses import MosesDetokenizer
+
+            self._tools[lang] = MosesDetokenizer(lang=lang)
+        return self._tools[lang].detokenize(text.split(), unescape=True)
+
+
 class ShardWriter:
     """The files of one shard in `directory`: both sides' fairseq binaries and the text copies (subword
-    source and target, detokenised target, ids), opened together and closed together; the binaries'
+    source and target, detokenised target and source, ids), opened together and closed together; the binaries'
     indices are written only when the block ends without an error."""
 
-    def __init__(self, directory: Path, split: str, src: str, tgt: str, task, detok: str, strip):
+    def __init__(self, directory: Path, split: str, src: str, tgt: str, task, detok: Detokenizer, strip):
         self.dir, self.split, self.src, self.tgt = directory, split, src, tgt
         self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
         self.detok, self.strip = detok, strip
@@ -111,21 +132,20 @@ class ShardWriter:
 
     def add(self, sid: int, rank: int, source, target, tokens, score: float, src_str: str) -> None:
         """One pair: `target` is what is binarised (the hypothesis ending in </s>), `tokens` what fairseq returned."""
-        from fairseq.data import data_utils
-
         self.builders[0].add_item(source)
         self.builders[1].add_item(target)
         hyp_str = self.tgt_dict.string(tokens, None, extra_symbols_to_ignore=self.strip)
-        f_src, f_tgt, f_det, f_ids = self.files
+        f_src, f_tgt, f_det, f_det_src, f_ids = self.files
         f_src.write(src_str + "\n")
         f_tgt.write(hyp_str + "\n")
-        f_det.write(data_utils.post_process(hyp_str, self.detok) + "\n")
+        f_det.write(self.detok(hyp_str, self.tgt) + "\n")
+        f_det_src.write(self.detok(src_str, self.src) + "\n")
         f_ids.write(f"{sid}\t{rank}\t{score / np.log(2):.6f}\n")
 
 
 def text_files(split: str, src: str, tgt: str) -> List[str]:
     """The text copies of a split, in ShardWriter's order."""
-    return [f"{split}.{src}", f"{split}.{tgt}", f"{split}.detok.{tgt}", f"{split}.ids"]
+    return [f"{split}.{src}", f"{split}.{tgt}", f"{split}.detok.{tgt}", f"{split}.detok.{src}", f"{split}.ids"]
 
 
 def seed_all(seed: int) -> None:
@@ -181,7 +201,7 @@ def split_batches(dataset, max_positions, max_tokens, batch_size, max_len_a=0.0)
     kept, ignored = dataset.filter_indices_by_size(indices, max_positions)
     batches = dataset.batch_by_size(kept, max_tokens=max_tokens, max_sentences=batch_size, required_batch_size_multiple=1)
     if max_len_a > 0:  # fairseq's limit a * src_len + b takes the batch's longest source: one length per batch
-        sizes = dataset.src.sizes
+        sizes = dataset.src_sizes
         batches = [b[sizes[b] == n] for b in batches for n in np.unique(sizes[b])]
     return batches, sorted(int(i) for i in ignored)
 
@@ -211,16 +231,35 @@ def decode_all(engine, dataset, batches, nbest: int, split: str, bar) -> Tuple[D
     return results, generated_tokens, decode_s
 
 
+def closest_to_reference(kept: List[Tuple[torch.Tensor, float]], reference: str, strings, metric: str) -> int:
+    """The index of the hypothesis whose detokenised text is closest to the reference (sentence chrF or BLEU)."""
+    import sacrebleu
+
+    score = sacrebleu.sentence_chrf if metric == "chrf" else sacrebleu.sentence_bleu
+    scores = [score(strings(tokens), [reference]).score for tokens, _ in kept]
+    return max(range(len(kept)), key=lambda i: (scores[i], -i))
+
+
 def write_pairs(writer: ShardWriter, results: Dict[int, Decoded], dataset, opts, gen_max_len: int) -> Counts:
-    """Filter the hypotheses (sample-id order, rank order) and write the kept pairs; counts of the kept ones."""
+    """Filter the hypotheses (sample-id order, rank order; with --select-by only the one closest to the reference)
+    and write the kept pairs; counts of the kept ones."""
     rule, eos = opts.filter_rule(), writer.tgt_dict.eos()
     counts = Counts()
+
+    def detok(tokens) -> str:
+        return writer.detok(writer.tgt_dict.string(tokens, None, extra_symbols_to_ignore=writer.strip), writer.tgt)
+
     for sid in sorted(results):
         slen, kept = results[sid]
+        ranked = list(enumerate(kept))
+        if opts.select_by:
+            best = closest_to_reference(kept, detok(dataset.tgt[sid]), detok, opts.select_by)
+            ranked = [ranked[best]]
+            counts.filtered["not_selected"] += len(kept) - 1
         limit = length_limit(slen, opts.max_len_a, opts.max_len_b, gen_max_len)
         source = dataset.src[sid]
         src_str = None
-        for rank, (tokens, score) in enumerate(kept):
+        for rank, (tokens, score) in ranked:
             body = tokens[:-1] if len(tokens) and int(tokens[-1]) == eos else tokens
             reason = rule.reason(len(body), int(slen) - 1, limit)
             if reason:
@@ -234,6 +273,17 @@ def write_pairs(writer: ShardWriter, results: Dict[int, Decoded], dataset, opts,
             counts.source_tokens += len(source)
             counts.target_tokens += len(target)
     return counts
+
+
+def detokenizer(opts, dictionary) -> Detokenizer:
+    """The text copies' detokenisation: --post-process (auto: from the dictionary's pieces), plus Moses
+    detokenisation when --data's manifest says its text was Moses-tokenised (a teacher's Moses + BPE)."""
+    manifest = Path(opts.data).resolve().parent / "manifest.json"
+    try:
+        moses = json.loads(manifest.read_text(encoding="utf-8")).get("preprocessing", {}).get("tokenizer") == "moses"
+    except (OSError, ValueError, AttributeError):
+        moses = False
+    return Detokenizer(detok_mode(opts, dictionary), moses)
 
 
 def detok_mode(opts, dictionary) -> str:
@@ -273,7 +323,7 @@ def decode_shard(opts, settings, session, engine, store: ShardStore, shard_id: i
                         f"(first missing sample id {missing[0] if missing else None})")
 
     t_write = time.perf_counter()
-    detok = detok_mode(opts, session.task.target_dictionary)
+    detok = detokenizer(opts, session.task.target_dictionary)
     with store.writing(shard_id) as tmp:
         with ShardWriter(tmp, split, src, tgt, session.task, detok, engine.strip) as writer:
             # engine.max_len: max decoder positions (or --max-len); the limit is min(a*s+b, this - 1)
@@ -285,7 +335,8 @@ def decode_shard(opts, settings, session, engine, store: ShardStore, shard_id: i
         end = time.perf_counter()
         write_json(tmp / "manifest.json", {
             "format": FORMAT, "kind": "shard", "shard_id": shard_id, "num_shards": opts.num_shards,
-            "settings": settings, "post_process": detok, "counts": counts.as_dict(), "too_long_ids": too_long[:100],
+            "settings": settings, "post_process": detok.mode, "moses_detok": detok.moses, "counts": counts.as_dict(),
+            "too_long_ids": too_long[:100],
             "seconds": {"decode": round(decode_s, 3), "wrapper": round(end - start - decode_s, 3),
                         "write": round(end - t_write, 3), "total": round(end - start, 3)},
             "device": str(device), "engine": engine.record(), "created_by": command_line(),

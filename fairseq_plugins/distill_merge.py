@@ -57,8 +57,9 @@ def _pairs(stack: ExitStack, shard: Path, split: str, src: str, tgt: str) -> Ite
         yield int(sid), int(rank), sides[0][i], sides[1][i], lines
 
 
-def interleave_shards(tmp: Path, store: ShardStore, data: str, src: str, tgt: str) -> None:
-    """The shards' pairs merged into sample-id order (rank order within a sample) in tmp: binaries and text."""
+def interleave_shards(tmp: Path, store: ShardStore, data: str, src: str, tgt: str, with_original: bool = False) -> int:
+    """The shards' pairs merged into sample-id order (rank order within a sample) in tmp: binaries and text;
+    `with_original`: --data's gold pairs of the split after them (binaries only). Returns the gold pairs added."""
     from fairseq.data import Dictionary, indexed_dataset
 
     split = store.split
@@ -75,8 +76,14 @@ def interleave_shards(tmp: Path, store: ShardStore, data: str, src: str, tgt: st
             builders[1].add_item(target)
             for f, line in zip(outs, lines):
                 f.write(line)
+    gold = [indexed_dataset.MMapIndexedDataset(os.path.join(data, name + lang)) for lang in (src, tgt)] \
+        if with_original else [[], []]
+    for pair in zip(*gold):
+        for builder, item in zip(builders, pair):
+            builder.add_item(item)
     for lang, builder in zip((src, tgt), builders):
         builder.finalize(str(tmp / (name + lang)) + ".idx")
+    return len(gold[0])
 
 
 def check_existing(out: Path, settings: Dict) -> None:
@@ -144,9 +151,11 @@ def merge(opts, settings, store: ShardStore) -> Path:
                         "(run them with --shard-id, or without it to run every missing shard)")
     tmp = Path(tempfile.mkdtemp(prefix=".merge.", suffix=".tmp", dir=out))
     try:
-        interleave_shards(tmp, store, opts.data, src, tgt)
+        original = interleave_shards(tmp, store, opts.data, src, tgt, opts.with_original)
         copied = _copy_from_data(tmp, opts.data, opts.split, src, tgt)
         manifest = _merged_manifest(manifests, settings, copied, time.perf_counter() - t0)
+        if opts.with_original:
+            manifest["counts"]["original"] = original  # gold pairs after the distilled ones (binaries only)
         old = out / "manifest.json"
         if old.exists():
             old.unlink()  # from here until the rename below nothing claims to be complete

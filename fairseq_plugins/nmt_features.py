@@ -87,7 +87,8 @@ def extract(opts: FeaturesOptions) -> dict:
     opts.check()
     data, path, split, top, words, max_per_word = opts.data, opts.path, opts.split, opts.top, opts.words, opts.max_per_word
     device = opts.device()
-    session = TeacherSession.for_data(data, path, [split], option="--path").to(device, opts.fp16)
+    session = TeacherSession.for_data(data, path, [split], option="--path", trust=opts.trust_checkpoint)
+    session.to(device, opts.fp16)
     if len(session.models) != 1:
         raise LskdError("--path: one checkpoint (features of an ensemble are not defined)")
     task, model = session.task, session.models[0]

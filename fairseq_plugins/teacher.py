@@ -11,8 +11,10 @@ mismatch is a one-line error instead of a size-mismatch traceback from load_stat
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import re
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -26,14 +28,24 @@ def split_paths(spec: str) -> List[str]:
     return [p for p in spec.split(":") if p]
 
 
-def read_checkpoint(path: str, option: str = "--teacher-path") -> dict:
-    """The checkpoint dict of a fairseq model file, or an LskdError naming the path."""
+UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def read_checkpoint(path: str, option: str = "--teacher-path", trust: bool = False) -> dict:
+    """The checkpoint dict of a fairseq model file (fairseq <= 0.10's `args` layout upgraded by fairseq), or an
+    LskdError naming the path. torch loads weights only unless `trust` (--trust-checkpoint): a checkpoint that
+    needs another pickled class is refused naming it."""
     if not os.path.isfile(path):
         raise LskdError(f"{option} {path}: no such file (expected a fairseq checkpoint .pt)")
     try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
+        with _weights_only(not trust):
+            state = checkpoint_utils.load_checkpoint_to_cpu(path)
     except Exception as e:  # torch/pickle raise many kinds for a non-checkpoint
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        unknown = UNSUPPORTED_GLOBAL.search(str(e))
+        if unknown:
+            raise LskdError(f"{option} {path}: the checkpoint needs the class {unknown.group(1)}, which a weights-only "
+                            "load refuses; if you trust the file, add --trust-checkpoint")
         if _truncated_zip(path):
             raise LskdError(f"{option} {path}: truncated checkpoint ({os.path.getsize(path)} bytes, a torch zip "
                               "archive without its end record: cut short by an interrupted copy or write?)")
@@ -41,6 +53,23 @@ def read_checkpoint(path: str, option: str = "--teacher-path") -> dict:
     if not isinstance(state, dict) or "model" not in state or state.get("cfg") is None:
         raise LskdError(f"{option} {path}: not a fairseq checkpoint (no 'model' and 'cfg' entries)")
     return state
+
+
+@contextlib.contextmanager
+def _weights_only(on: bool):
+    """torch.load's default for the block: weights only (torch >= 2.6), or any pickled object."""
+    if on:
+        yield
+        return
+    old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]
+        else:
+            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
 
 
 def _truncated_zip(path: str) -> bool:
@@ -74,70 +103,106 @@ def languages(task_cfg, data_dir: Optional[str]) -> Tuple[Optional[str], Optiona
     return src, tgt
 
 
-def check_dictionaries(path: str, state: dict, task, option: str = "--teacher-path") -> None:
-    """Compare the teacher's dictionaries (from its data dir if it still exists, else its embedding
-    sizes) with the task's; raise an LskdError with both sizes and the first differing symbol."""
+def teacher_dictionary(path: str, data_dir: Optional[str], lang: Optional[str]) -> Optional[str]:
+    """The teacher's dict.LANG.txt: beside its checkpoint (a released model folder), else in its training data dir."""
+    for folder in (os.path.dirname(os.path.abspath(path)), data_dir):
+        if folder and lang and os.path.isfile(os.path.join(folder, f"dict.{lang}.txt")):
+            return os.path.join(folder, f"dict.{lang}.txt")
+    return None
+
+
+STUDENT_VOCABULARY = ("; word-level KD compares distributions over the same symbols, so the student must use the "
+                      "teacher's dictionaries (a student with a vocabulary of its own learns from sequence-level KD "
+                      "data: lskd distill-data)")
+
+
+def check_dictionaries(path: str, state: dict, task, option: str = "--teacher-path", folder: bool = False,
+                       why: str = "") -> None:
+    """Compare the teacher's language pair and dictionaries (beside the checkpoint or in its data dir, symbol by
+    symbol; else its embedding sizes) with the task's; an LskdError names the first difference. A teacher given
+    as a folder must hold its dictionaries."""
     tcfg = state["cfg"].task
     data = getattr(tcfg, "data", None)
     data_dir = split_paths(data)[0] if data else None
     src, tgt = languages(tcfg, data_dir)
+    pair = (getattr(task.cfg, "source_lang", None), getattr(task.cfg, "target_lang", None))
+    if src and tgt and all(pair) and (src, tgt) != pair:
+        raise LskdError(f"{option} {path}: the teacher translates {src}->{tgt}, the data is {pair[0]}->{pair[1]}")
+    src, tgt = src or pair[0], tgt or pair[1]  # a config without the pair (inferred from data no longer there)
     sides = [("source", src, task.source_dictionary, "encoder"), ("target", tgt, task.target_dictionary, "decoder")]
     for side, lang, task_dict, prefix in sides:
         if task_dict is None:
             continue
-        dict_file = os.path.join(data_dir, f"dict.{lang}.txt") if (data_dir and lang) else None
-        if dict_file and os.path.isfile(dict_file):
+        dict_file = teacher_dictionary(path, data_dir, lang)
+        if dict_file:
             tdict = Dictionary.load(dict_file)
             if len(tdict) != len(task_dict) or tdict.symbols != task_dict.symbols:
                 raise LskdError(
                     f"{option} {path}: teacher {side} dictionary ({dict_file}, {len(tdict)} symbols) differs from "
-                    f"the task's ({len(task_dict)} symbols); {_first_difference(tdict, task_dict)}"
+                    f"the task's ({len(task_dict)} symbols); {_first_difference(tdict, task_dict)}{why}"
                 )
             continue
+        if folder:
+            raise LskdError(f"{option} {os.path.dirname(path)}: no dict.{lang}.txt (a teacher folder holds its "
+                            f"dictionaries: dict.{src}.txt and dict.{tgt}.txt)")
         rows = _embedding_rows(state["model"], prefix)
         if rows is not None and rows != len(task_dict):
             raise LskdError(
                 f"{option} {path}: teacher {side} vocabulary has {rows} symbols, the task's dictionary has "
-                f"{len(task_dict)} (teacher data dir {data_dir!r} not found, so symbols cannot be compared)"
+                f"{len(task_dict)} (teacher data dir {data_dir!r} not found, so symbols cannot be compared){why}"
             )
+
+
+def checkpoint_in(folder: str, option: str = "--teacher-path") -> str:
+    """A model folder's checkpoint: model.pt (fairseq's released layout), else its one checkpoint*.pt."""
+    if os.path.isfile(os.path.join(folder, "model.pt")):
+        return os.path.join(folder, "model.pt")
+    found = sorted(f for f in os.listdir(folder) if f.startswith("checkpoint") and f.endswith(".pt"))
+    if len(found) != 1:
+        raise LskdError(f"{option} {folder}: expected model.pt or one checkpoint*.pt in the teacher folder, found "
+                        f"{', '.join(found) or 'none'}")
+    return os.path.join(folder, found[0])
 
 
 class Checkpoint:
     """One checkpoint file, read on first use of `state` and released once its model is built, so an
-    ensemble holds one checkpoint dict at a time (they carry optimizer states) and none is read twice."""
+    ensemble holds one checkpoint dict at a time (they carry optimizer states) and none is read twice.
+    `folder`: given as a teacher folder (its dictionaries must be beside it)."""
 
-    def __init__(self, path: str, option: str = "--teacher-path"):
-        self.path = path
-        self.option = option
+    def __init__(self, path: str, option: str = "--teacher-path", trust: bool = False, folder: bool = False):
+        self.path, self.option, self.trust, self.folder = path, option, trust, folder
         self._state: Optional[dict] = None
 
     @property
     def state(self) -> dict:
         if self._state is None:
-            self._state = read_checkpoint(self.path, self.option)
+            self._state = read_checkpoint(self.path, self.option, self.trust)
         return self._state
 
     def release(self) -> None:
         self._state = None
 
 
-def read_checkpoints(spec: str, option: str = "--teacher-path") -> List[Checkpoint]:
-    """The checkpoints of `spec` ('a.pt' or 'a.pt:b.pt'), each existing; read when first used."""
+def read_checkpoints(spec: str, option: str = "--teacher-path", trust: bool = False) -> List[Checkpoint]:
+    """The checkpoints of `spec` ('a.pt', a model folder, or several joined by ':'), each existing; read when first
+    used."""
     paths = split_paths(spec)
     if not paths:
         raise LskdError(f"{option} is empty; expected one checkpoint or several joined by ':'")
-    missing = [p for p in paths if not os.path.isfile(p)]
+    missing = [p for p in paths if not os.path.exists(p)]
     if missing:
-        raise LskdError(f"{option} {missing[0]}: no such file (expected a fairseq checkpoint .pt)")
-    return [Checkpoint(path, option) for path in paths]
+        raise LskdError(f"{option} {missing[0]}: no such file (expected a fairseq checkpoint .pt or a model folder)")
+    return [Checkpoint(checkpoint_in(p, option), option, trust, folder=True) if os.path.isdir(p)
+            else Checkpoint(p, option, trust) for p in paths]
 
 
-def load_teachers(checkpoints: Sequence[Checkpoint], task, option: str = "--teacher-path") -> List[torch.nn.Module]:
+def load_teachers(checkpoints: Sequence[Checkpoint], task, option: str = "--teacher-path",
+                  why: str = "") -> List[torch.nn.Module]:
     """Build, load and freeze every teacher, checked against the task's dictionaries, in eval mode on CPU."""
     teachers = []
     for c in checkpoints:
         path, state = c.path, c.state
-        check_dictionaries(path, state, task, option)
+        check_dictionaries(path, state, task, option, c.folder, why)
         model_cfg = state["cfg"].model
         try:
             model = models.build_model(model_cfg, task)
@@ -161,21 +226,21 @@ class TeacherSession:
         self.paths = paths
 
     @classmethod
-    def for_task(cls, task, spec: str, option: str = "--teacher-path") -> "TeacherSession":
+    def for_task(cls, task, spec: str, option: str = "--teacher-path", trust: bool = False) -> "TeacherSession":
         """Teachers for an existing task (the student's, in the criterion)."""
-        checkpoints = read_checkpoints(spec, option)
-        return cls(task, load_teachers(checkpoints, task, option), [c.path for c in checkpoints])
+        checkpoints = read_checkpoints(spec, option, trust)
+        return cls(task, load_teachers(checkpoints, task, option, STUDENT_VOCABULARY), [c.path for c in checkpoints])
 
     @classmethod
     def for_data(cls, data: str, spec: str, splits: Sequence[str], option: str = "--teacher-path",
-                 checkpoints: Optional[List[Checkpoint]] = None) -> "TeacherSession":
+                 checkpoints: Optional[List[Checkpoint]] = None, trust: bool = False) -> "TeacherSession":
         """The first teacher's own task config pointed at `data`, with `splits` loaded, and the teachers.
 
         `checkpoints` (from read_checkpoints) saves reading them again when the caller has them already.
         """
         from fairseq import tasks
 
-        checkpoints = checkpoints or read_checkpoints(spec, option)
+        checkpoints = checkpoints or read_checkpoints(spec, option, trust)
         first = checkpoints[0].state  # a non-checkpoint is named before anything else is looked at
         if not os.path.isdir(data):
             raise LskdError(f"--data {data}: no such directory (expected fairseq binaries from fairseq-preprocess)")

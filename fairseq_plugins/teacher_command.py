@@ -27,6 +27,9 @@ class ModelRunOptions:
     max_tokens: int = option(4096, "tokens per batch (default 4096)", group="hardware")
     cpu: bool = option(False, "run on the CPU even if a GPU is present", group="hardware")
     fp16: bool = option(False, "run the model in fp16 (GPU only)", group="hardware")
+    trust_checkpoint: bool = option(False, "load checkpoints that need pickled classes besides tensors and "
+                                    "fairseq's config (older fairseq versions, other code): only files you trust",
+                                    group="input and output")
 
     def check(self) -> None:
         """The checks that need no file: one line naming the option."""

@@ -115,6 +115,18 @@ def moses_detokenize(lines: List[str], lang: str) -> List[str]:
     return [d.detokenize(line.split(), unescape=True) for line in lines]
 
 
+def looks_tokenised(refs: List[str]) -> Optional[str]:
+    """Why these references look Moses-tokenised (escapes, or punctuation split off at most line ends), or None."""
+    escapes = [e for e in ("&apos;", "&quot;", "&amp;", " @-@ ") if any(e in r for r in refs)]
+    if escapes:
+        return f"it holds Moses escapes ({', '.join(e.strip() for e in escapes)})"
+    ended = [r for r in refs if r.rstrip()[-1:] in ".?!"]
+    split = sum(r.rstrip()[-2:-1] == " " for r in ended)
+    if len(ended) >= 10 and split >= 0.5 * len(ended):
+        return f"{split} of {len(ended)} lines end in a separated '.', '?' or '!'"
+    return None
+
+
 def data_scoring_spec(ref: Path) -> Optional[dict]:
     """The "scoring" entry of the data_prep manifest above --ref (DATA/raw/test.x -> DATA/manifest.json)."""
     manifest = Path(ref).resolve().parent.parent / "manifest.json"
@@ -191,7 +203,10 @@ def main(argv: List[str]) -> int:
     p.add_argument("--convention", choices=CONVENTIONS, default=None,
                    help="how to score (default: the data's manifest.json 'scoring', else detok)")
     p.add_argument("--detok-ref", type=Path, default=None, help="wmt14: the untouched reference (default DATA/ref/test.TGT)")
-    p.add_argument("--lang", default=None, help="wmt14: the target language, for the Moses detokeniser")
+    p.add_argument("--lang", default=None, help="wmt14, --detokenize moses: the target language, for the Moses detokeniser")
+    p.add_argument("--detokenize", choices=("none", "moses"), default=None,
+                   help="detok: Moses-detokenise the hypotheses first (text prepared with a teacher's Moses + BPE; "
+                        "default: the data manifest's 'scoring', else none)")
     p.add_argument("--out", type=Path, help="write the scores (plus --meta) as JSON here, e.g. RUN/score.json")
     p.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra fields for the JSON (role=student teacher_alpha=0.1 temperature=2 seed=1)")
@@ -211,7 +226,20 @@ def main(argv: List[str]) -> int:
     if convention == "detok" and spec.get("convention") in ("tokenized", "wmt14"):
         raise LskdError(f"--convention detok: {spec['manifest']} says {args.ref} is {spec.get('text', 'tokenised text')}; "
                         f"sacreBLEU on it would not be detokenised BLEU (use --convention {spec['convention']})")
+    detokenize = args.detokenize or spec.get("detokenize", "none")
+    if convention == "detok" and not spec and args.convention is None and detokenize == "none":
+        why = looks_tokenised(refs)
+        if why:
+            raise LskdError(f"--ref {args.ref} looks Moses-tokenised ({why}) and no data manifest says how it was "
+                            "prepared: give --convention tokenized (tokenised BLEU), or --convention detok with an "
+                            "untouched reference (and --detokenize moses for tokenised hypotheses)")
     kw: dict = {"text": spec.get("text")}
+    if detokenize == "moses":
+        lang = args.lang or spec.get("lang")
+        if convention != "detok" or not lang:
+            raise LskdError("--detokenize moses: goes with --convention detok and needs --lang (the target language)")
+        hyps = moses_detokenize(hyps, lang)
+        kw["text"] = f"Moses-detokenised hypotheses ({lang}) against the untouched reference"
     if convention == "wmt14":
         lang = args.lang or spec.get("lang")
         if not lang:

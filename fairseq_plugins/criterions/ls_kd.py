@@ -80,6 +80,11 @@ class LsKdConfig(LabelSmoothedCrossEntropyCriterionConfig):
         metadata={"help": "instead of --teacher-path: a top-K teacher cache built by `lskd cache` (its 'train' "
                   "split is used in training, its 'valid' split, if present, in validation); no teacher is loaded"},
     )
+    trust_checkpoint: bool = field(
+        default=False,
+        metadata={"help": "load teacher checkpoints that need pickled classes besides tensors and fairseq's config "
+                  "(older fairseq versions, other code): only files you trust"},
+    )
     save_dir: Optional[str] = II("checkpoint.save_dir")  # to refuse a teacher inside the student's save dir
 
 
@@ -207,7 +212,7 @@ class LsKdCriterion(FairseqCriterion):
             return teacher
         if path:
             refuse_teacher_in_save_dir(path, cfg.save_dir)
-            teacher = OnlineTeacher(TeacherSession.for_task(task, path).models)
+            teacher = OnlineTeacher(TeacherSession.for_task(task, path, trust=cfg.trust_checkpoint).models)
             logger.info(f"ls_kd: {len(teacher.models)} frozen teacher(s) from {path}; kd_lambda={kd_lambda} "
                         f"T={cfg.kd_temperature} topk={cfg.kd_topk or 'full'}")
             return teacher

@@ -16,7 +16,8 @@ LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$LIB_DIR/../.." && pwd)"
 CONFIG_KEYS=(OUT SRC TGT PREPARE_CMD ARCH_ARGS OPT_ARGS TEACHER_UPDATES STUDENT_UPDATES TEACHER_ALPHAS
              TEMPERATURES SEEDS KD_LAMBDA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS RANKS
-             DECODE_ENGINE TEACHER_RELEASES STUDENT_OPT_ARGS BASELINE_SEEDS T1_STUDENT_SEEDS)
+             DECODE_ENGINE TEACHER_RELEASES STUDENT_OPT_ARGS BASELINE_SEEDS T1_STUDENT_SEEDS
+             DATA_BIN TEST_REF POST_PROCESS TEACHER_PATHS STUDENT_ARCH_ARGS)
 
 source "$LIB_DIR/common.sh"
 
@@ -34,13 +35,66 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
   : "${BASELINE_SEEDS=}"  # seeds of the no-KD baseline (the students' model and budget on gold data alone); empty: none
   : "${STUDENT_OPT_ARGS=}"  # fairseq-train options for the students only, after OPT_ARGS (the later value wins)
   : "${TEACHER_RELEASES=}"  # a folder of a<alpha>_s<seed>.pt teacher releases to start from; empty: train the teachers
+  # bring your own (docs/ARCHITECTURE.md, README "Your own teacher and corpus"): a binarised data dir instead of
+  # the prepare step, teachers given as checkpoints or model folders, students of another architecture
+  : "${DATA_BIN=}" "${TEACHER_PATHS=}" "${STUDENT_ARCH_ARGS=}"
+  [[ -n $DATA_BIN ]] && : "${PREPARE_CMD=}"
+  BIN=${DATA_BIN:-$OUT/data/bin}
+  : "${TEST_REF:=$(dirname "$BIN")/raw/test.$TGT}"
+  : "${POST_PROCESS:=$(data_post_process "$(dirname "$BIN")/manifest.json")}"
+  : "${STUDENT_ARCH_ARGS:=$ARCH_ARGS}"
   require_keys "$file" "${CONFIG_KEYS[@]}"
   case "$PURE_KD" in 0|1) ;; *) die "config $file: PURE_KD must be 0 or 1, got $PURE_KD";; esac
   [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "config $file: JOBS must be a positive integer, got $JOBS"
   [[ $RANKS =~ ^[1-9][0-9]*$ ]] || die "config $file: RANKS must be a positive integer, got $RANKS"
   case "$DECODE_ENGINE" in fairseq|ctranslate2) ;; *) die "config $file: DECODE_ENGINE must be fairseq or ctranslate2, got $DECODE_ENGINE";; esac
+  check_own_inputs "$file"
   LOG_DIR="$OUT/logs"
   mkdir -p "$LOG_DIR"
+}
+
+data_post_process() {  # data_post_process MANIFEST: fairseq-generate's --post-process for that data (default sentencepiece)
+  [[ -f $1 ]] || { echo sentencepiece; return; }
+  "${PYTHON:-python3}" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("post_process", "sentencepiece"))' "$1"
+}
+
+teacher_path_of() {  # teacher_path_of ALPHA SEED: the TEACHER_PATHS entry a<ALPHA>_s<SEED>=PATH (empty if none)
+  local entry
+  for entry in $TEACHER_PATHS; do [[ ${entry%%=*} == "a$1_s$2" ]] && { echo "${entry#*=}"; return; }; done
+  return 0
+}
+
+checkpoint_file() {  # checkpoint_file PATH: a checkpoint, or a model folder's model.pt / its one checkpoint*.pt
+  local found
+  if [[ -f $1 ]]; then echo "$1"; return; fi
+  if [[ -f $1/model.pt ]]; then echo "$1/model.pt"; return; fi
+  found=$(ls "$1"/checkpoint*.pt 2> /dev/null || true)
+  [[ -n $found && $(wc -l <<< "$found") == 1 ]] || die "TEACHER_PATHS: $1: expected a checkpoint, or a folder with model.pt or one checkpoint*.pt"
+  echo "$found"
+}
+
+check_own_inputs() {  # check_own_inputs CONFIG: DATA_BIN, TEST_REF, POST_PROCESS, TEACHER_PATHS, STUDENT_ARCH_ARGS, before any step
+  local file=$1 a s path
+  if [[ -n $DATA_BIN ]]; then
+    [[ -f $DATA_BIN/dict.$SRC.txt && -f $DATA_BIN/dict.$TGT.txt ]] \
+      || die "config $file: DATA_BIN $DATA_BIN: expected a fairseq data dir with dict.$SRC.txt and dict.$TGT.txt"
+    [[ -f $TEST_REF ]] || die "config $file: TEST_REF $TEST_REF: no such file (the untouched test references; set TEST_REF)"
+  fi
+  case "$POST_PROCESS" in sentencepiece|subword_nmt|none|@@\ ) ;; *) die "config $file: POST_PROCESS must be sentencepiece, subword_nmt or none, got $POST_PROCESS";; esac
+  if [[ -n $TEACHER_PATHS ]]; then
+    [[ -z $TEACHER_RELEASES ]] || die "config $file: TEACHER_PATHS and TEACHER_RELEASES: give one source of teachers"
+    for s in $SEEDS; do for a in $TEACHER_ALPHAS; do
+      path=$(teacher_path_of "$a" "$s")
+      [[ -n $path ]] || die "config $file: TEACHER_PATHS has no a${a}_s${s}=PATH (one entry per teacher alpha and seed)"
+      [[ -e $path ]] || die "config $file: TEACHER_PATHS a${a}_s${s}=$path: no such file or folder"
+      checkpoint_file "$path" > /dev/null
+    done; done
+  fi
+  if [[ $STUDENT_ARCH_ARGS != "$ARCH_ARGS" ]]; then
+    # shellcheck disable=SC2086
+    "${PYTHON:-python3}" -m fairseq_plugins.arch_check $STUDENT_ARCH_ARGS \
+      || die "config $file: STUDENT_ARCH_ARGS are not fairseq-train architecture options (above)"
+  fi
 }
 
 checkpoint_updates() {  # checkpoint_updates CKPT: the number of updates a fairseq checkpoint has trained
@@ -48,8 +102,8 @@ checkpoint_updates() {  # checkpoint_updates CKPT: the number of updates a fairs
 print(s["optimizer_history"][-1]["num_updates"])' "$1"
 }
 
-train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED CRITERION_ARGS...  (RANKS > 1: as RANKS processes)
-  local save=$1 max_update=$2 seed=$3; shift 3
+train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED ARCH_ARGS CRITERION_ARGS...  (RANKS > 1: as RANKS processes)
+  local save=$1 max_update=$2 seed=$3 arch=$4; shift 4
   # fairseq resuming a checkpoint that already reached --max-update trains one more update: a run killed
   # between its last checkpoint and the step's marker is finished, not resumed
   if [[ -f $save/checkpoint_last.pt ]] && (( $(checkpoint_updates "$save/checkpoint_last.pt") >= max_update )); then
@@ -61,10 +115,14 @@ train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED CRITERION_ARGS...  (RANKS > 
     train=("${LSKD[@]}" train-ranks --nproc "$RANKS" --threads $(( threads > 0 ? threads : 1 )) --)
   fi
   # shellcheck disable=SC2086
-  "${train[@]}" "$OUT/data/bin" --user-dir "$REPO/fairseq_plugins" --task translation $ARCH_ARGS $OPT_ARGS \
+  "${train[@]}" "$BIN" --user-dir "$REPO/fairseq_plugins" --task translation $arch $OPT_ARGS \
     --max-update "$max_update" --seed "$seed" --criterion ls_kd "$@" \
     --best-checkpoint-metric nll_loss --report-accuracy --save-dir "$save" --no-epoch-checkpoints \
     --log-format simple --log-interval 50
+}
+
+run_checkpoint() {  # run_checkpoint RUN_DIR: the model a run directory stands for (a given teacher: its own file)
+  if [[ -f $1/teacher_path ]]; then cat "$1/teacher_path"; else echo "$1/checkpoint_best.pt"; fi
 }
 
 evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED KD_LAMBDA TEACHER_SEED -> RUN_DIR/score.json
@@ -72,11 +130,11 @@ evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED KD_LAMBDA T
   # DECODE_ENGINE=ctranslate2: the same search, batches, length limits and output format on CTranslate2
   if [[ $DECODE_ENGINE == ctranslate2 ]]; then generate=("${LSKD[@]}" ct2-generate); fi
   # shellcheck disable=SC2086
-  "${generate[@]}" "$OUT/data/bin" --user-dir "$REPO/fairseq_plugins" --path "$run/checkpoint_best.pt" \
-    --gen-subset test --beam "$BEAM" --required-batch-size-multiple 1 --post-process sentencepiece $GEN_ARGS \
+  "${generate[@]}" "$BIN" --user-dir "$REPO/fairseq_plugins" --path "$(run_checkpoint "$run")" \
+    --gen-subset test --beam "$BEAM" --required-batch-size-multiple 1 --post-process "$POST_PROCESS" $GEN_ARGS \
     > "$run/generate-test.txt.tmp"
   mv "$run/generate-test.txt.tmp" "$run/generate-test.txt"
-  "${LSKD[@]}" score --generate "$run/generate-test.txt" --ref "$OUT/data/raw/test.$TGT" --out "$run/score.json" \
+  "${LSKD[@]}" score --generate "$run/generate-test.txt" --ref "$TEST_REF" --out "$run/score.json" \
     --meta "role=$2" "teacher_alpha=$3" "temperature=$4" "seed=$5" "kd_lambda=$6" "teacher_seed=$7"
 }
 
@@ -90,16 +148,20 @@ student_args() {  # the student's criterion options
 
 do_prepare() {  # always run: data_prep skips its own finished steps, and redoes them when options change
   # shellcheck disable=SC2086
+  if [[ -n $DATA_BIN ]]; then echo "skip: prepare (DATA_BIN $DATA_BIN)"; return 0; fi
   step prepare - $PREPARE_CMD --out "$OUT/data"
 }
 
 teacher() {  # teacher ALPHA SEED: train (or import its release from TEACHER_RELEASES), then decode and score the test set
   local a=$1 s=$2 dir="$OUT/teachers/a$1_s$2"
-  if [[ -n $TEACHER_RELEASES ]]; then
+  if [[ -n $TEACHER_PATHS ]]; then  # a teacher the user brings: used where it is
+    mkdir -p "$dir"
+    checkpoint_file "$(teacher_path_of "$a" "$s")" > "$dir/teacher_path"
+  elif [[ -n $TEACHER_RELEASES ]]; then
     step "teacher_a${a}_s${s}" "$dir/done" "${LSKD[@]}" teacher-release import --release "$TEACHER_RELEASES/a${a}_s${s}.pt" \
-      --data "$OUT/data/bin" --save-dir "$dir"
+      --data "$BIN" --save-dir "$dir"
   else
-    step "teacher_a${a}_s${s}" "$dir/done" train_nmt "$dir" "$TEACHER_UPDATES" "$s" --kd-lambda 0 --label-smoothing "$a"
+    step "teacher_a${a}_s${s}" "$dir/done" train_nmt "$dir" "$TEACHER_UPDATES" "$s" "$ARCH_ARGS" --kd-lambda 0 --label-smoothing "$a"
   fi
   step "teacher_a${a}_s${s}_score" "$dir/score.json" evaluate "$dir" teacher "$a" null "$s" null "$s"
 }
@@ -110,12 +172,17 @@ do_teachers() {
   pool_wait
 }
 
+teacher_for_cache() {  # teacher_for_cache ALPHA SEED: a given teacher as given (a folder brings its dictionaries)
+  local given; given=$(teacher_path_of "$1" "$2")
+  if [[ -n $given ]]; then echo "$given"; else echo "$OUT/teachers/a$1_s$2/checkpoint_best.pt"; fi
+}
+
 do_caches() {
   local a s
   for s in $SEEDS; do for a in $TEACHER_ALPHAS; do
     # shellcheck disable=SC2086
-    pool_run step "cache_a${a}_s${s}" "$OUT/caches/a${a}_s${s}/done" "${LSKD[@]}" cache --data "$OUT/data/bin" \
-      --teacher-path "$OUT/teachers/a${a}_s${s}/checkpoint_best.pt" --out "$OUT/caches/a${a}_s${s}" --k "$TOPK" $CACHE_ARGS
+    pool_run step "cache_a${a}_s${s}" "$OUT/caches/a${a}_s${s}/done" "${LSKD[@]}" cache --data "$BIN" \
+      --teacher-path "$(teacher_for_cache "$a" "$s")" --out "$OUT/caches/a${a}_s${s}" --k "$TOPK" $CACHE_ARGS
   done; done
   pool_wait
 }
@@ -125,7 +192,7 @@ student() {  # student TEACHER_ALPHA T TEACHER_SEED STUDENT_SEED: train from tha
   if [[ $r != "$s" ]]; then name+="_r$r"; seed="s${s}r${r}"; fi  # another student seed of the same teacher
   local dir="$OUT/students/$name"
   # shellcheck disable=SC2046
-  step "student_$name" "$dir/done" train_nmt "$dir" "$STUDENT_UPDATES" "$r" $(student_args) \
+  step "student_$name" "$dir/done" train_nmt "$dir" "$STUDENT_UPDATES" "$r" "$STUDENT_ARCH_ARGS" $(student_args) \
     --kd-temperature "$t" --kd-topk-cache "$OUT/caches/a${a}_s${s}" $STUDENT_OPT_ARGS
   step "student_${name}_score" "$dir/score.json" evaluate "$dir" student "$a" "$t" "$seed" "$(student_lambda)" "$s"
 }
@@ -147,7 +214,8 @@ do_students() {  # every teacher seed x alpha x T x student seed of that cell (s
 baseline() {  # baseline SEED: the students' model, options and budget trained on gold data alone (no teacher)
   local dir="$OUT/baselines/s$1"
   # shellcheck disable=SC2086
-  step "baseline_s$1" "$dir/done" train_nmt "$dir" "$STUDENT_UPDATES" "$1" --kd-lambda 0 --label-smoothing "$STUDENT_EPS" $STUDENT_OPT_ARGS
+  step "baseline_s$1" "$dir/done" train_nmt "$dir" "$STUDENT_UPDATES" "$1" "$STUDENT_ARCH_ARGS" --kd-lambda 0 \
+    --label-smoothing "$STUDENT_EPS" $STUDENT_OPT_ARGS
   step "baseline_s$1_score" "$dir/score.json" evaluate "$dir" baseline null null "$1" 0 null
 }
 
@@ -168,9 +236,10 @@ do_report() {  # one table per score the runs carry (their BLEU conventions: lsk
 }
 
 diffusion_features() {  # RUN_DIR -> $OUT/diffusion/NAME.pt (skipped when present)
-  [[ -f $1/checkpoint_best.pt ]] || die "$1/checkpoint_best.pt: no such checkpoint (run the grid first)"
-  step "features_$(basename "$1")" "$OUT/diffusion/$(basename "$1").pt" "${LSKD[@]}" nmt-features --data "$OUT/data/bin" \
-    --path "$1/checkpoint_best.pt" --split valid --top 30 --out "$OUT/diffusion/$(basename "$1").pt"
+  local ckpt; ckpt=$(run_checkpoint "$1")
+  [[ -f $ckpt ]] || die "$ckpt: no such checkpoint (run the grid first)"
+  step "features_$(basename "$1")" "$OUT/diffusion/$(basename "$1").pt" "${LSKD[@]}" nmt-features --data "$BIN" \
+    --path "$ckpt" --split valid --top 30 --out "$OUT/diffusion/$(basename "$1").pt"
 }
 
 do_diffusion() {  # not in the default sequence (--only diffusion): penultimate-layer analysis of a finished grid

@@ -291,7 +291,7 @@ def test_counts_add_and_add_up():
     b = distill_decode.Counts(sources=1, hypotheses=2, kept=0, filtered={"ratio": 1, "too_long": 1}, target_tokens=5)
     c = a + b
     assert (c.sources, c.hypotheses, c.kept, c.generated_tokens, c.target_tokens) == (3, 6, 3, 10, 5)
-    assert c.filtered == {"too_long": 1, "empty": 1, "max_len": 0, "ratio": 1} and c.add_up()
+    assert c.filtered == {"too_long": 1, "empty": 1, "max_len": 0, "ratio": 1, "not_selected": 0} and c.add_up()
     assert not distill_decode.Counts(hypotheses=1).add_up()
     assert distill_decode.Counts(**c.as_dict()) == c
 
