@@ -84,10 +84,24 @@ def _cache_key(checkpoint: str, data_dir: str, src: str, tgt: str) -> str:
     return h.hexdigest()[:32]
 
 
-def convert(checkpoint: str, data_dir: str, src: str, tgt: str, quiet: bool = False) -> Path:
-    """The checkpoint converted to a CTranslate2 model directory (cached; built atomically on first use)."""
+def convert_into(checkpoint: str, data_dir: str, src: str, tgt: str, output_dir: Path,
+                 quantization: Optional[str] = None) -> None:
+    """CTranslate2's FairseqConverter (the data dir's dictionaries as vocabularies) into output_dir; Unconvertible
+    with the converter's reason when it refuses the model."""
     from ctranslate2.converters import FairseqConverter
 
+    plugins = str(Path(__file__).resolve().parent)
+    # torch.load(weights_only=True) inside the converter: importing the user dir allow-lists argparse.Namespace
+    converter = FairseqConverter(checkpoint, data_dir, source_lang=src, target_lang=tgt, user_dir=plugins)
+    try:
+        converter.convert(str(output_dir), quantization=quantization, force=True)
+    except (ValueError, NotImplementedError, KeyError, AttributeError, TypeError) as e:
+        text = " ".join(line.strip(" -") for line in str(e).strip().splitlines() if line.strip())
+        raise Unconvertible(f"{type(e).__name__}: {text[:300]}") from None
+
+
+def convert(checkpoint: str, data_dir: str, src: str, tgt: str, quiet: bool = False) -> Path:
+    """The checkpoint converted to a CTranslate2 model directory (cached; built atomically on first use)."""
     root = cache_root()
     final = root / _cache_key(checkpoint, data_dir, src, tgt)
     if (final / "model.bin").is_file():
@@ -95,15 +109,8 @@ def convert(checkpoint: str, data_dir: str, src: str, tgt: str, quiet: bool = Fa
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
     try:
-        plugins = str(Path(__file__).resolve().parent)
-        # torch.load(weights_only=True) inside the converter: importing the user dir allow-lists argparse.Namespace
-        converter = FairseqConverter(checkpoint, data_dir, source_lang=src, target_lang=tgt, user_dir=plugins)
         t0 = time.perf_counter()
-        try:
-            converter.convert(str(tmp / "model"), force=True)
-        except (ValueError, NotImplementedError, KeyError, AttributeError, TypeError) as e:
-            text = " ".join(line.strip(" -") for line in str(e).strip().splitlines() if line.strip())
-            raise Unconvertible(f"{type(e).__name__}: {text[:300]}") from None
+        convert_into(checkpoint, data_dir, src, tgt, tmp / "model")
         (tmp / "model" / "lskd-source.txt").write_text(
             f"{os.path.abspath(checkpoint)}\n{data_dir}\n{src}-{tgt}\nctranslate2 {version()}\n")
         try:

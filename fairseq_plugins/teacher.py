@@ -143,8 +143,10 @@ def check_dictionaries(path: str, state: dict, task, option: str = "--teacher-pa
                 )
             continue
         if folder:
+            has = sorted(f for f in os.listdir(os.path.dirname(path)) if f.startswith("dict.") and f.endswith(".txt"))
+            other = f"; it has {', '.join(has)}: a teacher of another language pair?" if has else ""
             raise LskdError(f"{option} {os.path.dirname(path)}: no dict.{lang}.txt (a teacher folder holds its "
-                            f"dictionaries: dict.{src}.txt and dict.{tgt}.txt)")
+                            f"dictionaries: dict.{src}.txt and dict.{tgt}.txt{other})")
         rows = _embedding_rows(state["model"], prefix)
         if rows is not None and rows != len(task_dict):
             raise LskdError(

@@ -74,7 +74,7 @@ def test_released_teacher_to_word_and_sequence_level_students(teacher, tmp_path)
     run([tool("lskd"), "distill-data", "--data", data / "bin", "--teacher-path", teacher, "--out", tmp_path / "seq",
          "--source-text", mono, "--beam", "2", "--with-original", "--cpu"])
     m = json.loads((tmp_path / "seq" / "manifest.json").read_text())
-    assert m["counts"]["sources"] == 60 and m["counts"]["original"] == 240
+    assert m["counts"]["sources"] == 60 and m["counts"]["original"] == manifest["pairs"]["train"] == 180
     assert m["settings"]["source_text"]["path"] == str(mono.resolve())
     seq = student(tmp_path / "seq", tmp_path / "seqst", "--kd-lambda", "0", "--label-smoothing", "0.1")
     score = scored(data, seq, tmp_path, manifest["post_process"])
@@ -147,16 +147,24 @@ def test_older_checkpoint_layouts(tiny_data, tiny_teacher, tmp_path):
 
 
 def test_word_level_kd_with_another_student_dictionary_says_why(teacher, tiny_data, tmp_path):
-    proc = run([tool("fairseq-train"), tiny_data / "bin", *TINY_TRAIN, "--save-dir", tmp_path / "s", "--max-update", "1",
-                "--criterion", "ls_kd", "--kd-lambda", "0.5", "--teacher-path", teacher], check=False)
+    src, tgt = write_text(tmp_path / "user", "corpus", corpus(240, 11))
+    run([sys.executable, "-m", "data_prep.parallel", "--src", src, "--tgt", tgt, "--src-lang", "de", "--tgt-lang", "en",
+         "--valid-size", "30", "--test-size", "30", "--vocab-size", "50", "--out", tmp_path / "own"])  # its own vocabulary
+    proc = run([tool("fairseq-train"), tmp_path / "own" / "bin", *TINY_TRAIN, "--save-dir", tmp_path / "s",
+                "--max-update", "1", "--criterion", "ls_kd", "--kd-lambda", "0.5", "--teacher-path", teacher], check=False)
     last = proc.stderr.strip().splitlines()[-1]
-    assert proc.returncode != 0 and "word-level KD" in last and "lskd distill-data" in last, last
+    assert proc.returncode != 0 and "differs from the task's" in last and "word-level KD" in last, last
+    assert "lskd distill-data" in last
+    wrong_pair = run([tool("fairseq-train"), tiny_data / "bin", *TINY_TRAIN, "--save-dir", tmp_path / "t",
+                      "--max-update", "1", "--criterion", "ls_kd", "--kd-lambda", "0.5", "--teacher-path", teacher],
+                     check=False)
+    assert "no dict.src.txt" in wrong_pair.stderr and "it has dict.de.txt, dict.en.txt: a teacher of another " \
+        "language pair?" in wrong_pair.stderr
 
 
 def test_recipe_refuses_student_arch_args_fairseq_rejects(tmp_path):
     config = tmp_path / "config.sh"
-    config.write_text(f': "${{OUT:={tmp_path / "out"}}}"\nSRC=de\nTGT=en\nPREPARE_CMD=true\n'
-                      'ARCH_ARGS="--arch transformer"\nOPT_ARGS=""\nTEACHER_UPDATES=1\nSTUDENT_UPDATES=1\n'
+    config.write_text(f'OUT={tmp_path / "out"}\nsource {REPO}/recipes/bible/config.demo.sh\n'
                       'STUDENT_ARCH_ARGS="--arch transformer --encoder-layerz 1"\n')
     proc = run(["bash", "recipes/bible/run_all.sh", "--config", config], check=False, cwd=REPO)
     assert proc.returncode != 0 and "unrecognized arguments: --encoder-layerz 1" in proc.stderr

@@ -1,0 +1,177 @@
+"""`lskd translate`: raw text in, translations out, with a model folder made by `lskd export`.
+
+    lskd translate --model DIR [--input FILE] [--output FILE] [--beam 5] [--lenpen 1] [--batch-size 64]
+
+One line out per line in, in input order: each line is prepared as the model's data was (its sentencepiece
+model, or Moses tokenisation + BPE), searched as `lskd ct2-generate --length-limit per-sentence` searches
+(fairseq's beam search on CTranslate2, fairseq_plugins/ct2_search.py: the same hypotheses), and detokenised
+back. The input is read and translated --chunk lines at a time (CTranslate2 batches each chunk by length), so
+memory stays flat in the input's length. An empty line gives an empty line; a line longer than the model's
+source positions is cut to them (counted at the end); invalid UTF-8 is refused naming the line. A progress line
+(lines/s) goes to stderr when reading from a terminal or pipe, or with --progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator, List, TextIO
+
+from lskd.errors import LskdError
+from lskd.fileio import atomic_path, read_json
+
+from . import ct2_model
+from .ct2_search import Decoder, SearchSettings
+
+
+class ExportedModel:
+    """An `lskd export` folder: its dictionaries, its tokenizer both ways, and a Decoder over its CTranslate2 model."""
+
+    def __init__(self, folder: Path, search: SearchSettings, device: str, compute_type: str, threads: int):
+        from fairseq.data import Dictionary
+
+        self.dir = Path(folder)
+        if not (self.dir / "export.json").is_file():
+            raise LskdError(f"--model {folder}: no export.json (not a folder made by lskd export)")
+        self.manifest = read_json(self.dir / "export.json", "an lskd export manifest")
+        self.src, self.tgt = self.manifest["source_lang"], self.manifest["target_lang"]
+        self.src_dict = Dictionary.load(str(self.dir / f"dict.{self.src}.txt"))
+        self.tgt_dict = Dictionary.load(str(self.dir / f"dict.{self.tgt}.txt"))
+        search = dataclasses.replace(search, max_len_cap=self.manifest["max_target_positions"])
+        translator = ct2_model.load(self.dir / "model", device, compute_type, threads)
+        self.decoder = Decoder(translator, self.src_dict, self.tgt_dict, search)
+        self.max_source = self.manifest["max_source_positions"]
+        self.encode, self.decode = self._tokenizer(self.manifest["tokenizer"])
+
+    def _tokenizer(self, tok: dict):
+        """(raw lines -> piece lines, piece line -> text) as the data was prepared."""
+        post = tok["post_process"]
+        if tok["kind"] == "sentencepiece":
+            import sentencepiece as spm
+
+            sp = spm.SentencePieceProcessor(model_file=str(self.dir / tok["models"][self.src]))
+            return (lambda lines: [" ".join(p) for p in sp.encode(lines, out_type=str)]), \
+                (lambda pieces: self._post(pieces, post))
+        from data_prep import moses
+        from data_prep.bpe import BpeCodes
+        from sacremoses import MosesDetokenizer
+
+        codes, detok = BpeCodes(self.dir / tok["codes"]), MosesDetokenizer(lang=self.tgt)
+        tokenize = tok["kind"] == "moses+bpe"
+
+        def encode(lines: List[str]) -> List[str]:
+            if tokenize:
+                lines = moses.tokenize(lines, self.src, aggressive=True, escape=True)
+            return [codes.line(line) for line in lines]
+
+        def decode(pieces: str) -> str:
+            text = self._post(pieces, post)
+            return detok.detokenize(text.split(), unescape=True) if tokenize else text
+
+        return encode, decode
+
+    def _post(self, pieces: str, mode: str) -> str:
+        from fairseq.data import data_utils
+
+        return data_utils.post_process(pieces, mode)
+
+    def translate(self, lines: List[str]) -> "tuple[List[str], int]":
+        """Translations of raw lines (empty stays empty), and how many sources were cut to the model's length."""
+        import torch
+
+        todo = [i for i, line in enumerate(lines) if line.strip()]
+        sources, cut = [], 0
+        for pieces in self.encode([lines[i] for i in todo]):
+            ids = self.src_dict.encode_line(pieces, add_if_not_exist=False, append_eos=True).long()
+            if len(ids) > self.max_source:
+                ids, cut = torch.cat([ids[: self.max_source - 1], ids[-1:]]), cut + 1
+            sources.append(ids)
+        out = [""] * len(lines)
+        if sources:
+            eos = {self.tgt_dict.eos()}
+            for i, hyps in zip(todo, self.decoder.decode(sources)):
+                out[i] = self.decode(self.tgt_dict.string(hyps[0][0], None, extra_symbols_to_ignore=eos))
+        return out, cut
+
+
+def read_chunks(stream: BinaryIO, size: int, name: str) -> Iterator[List[str]]:
+    """UTF-8 lines in chunks of `size`; invalid UTF-8 is an LskdError naming the line."""
+    chunk: List[str] = []
+    for n, raw in enumerate(stream, start=1):
+        try:
+            chunk.append(raw.decode("utf-8").rstrip("\r\n"))
+        except UnicodeDecodeError as e:
+            raise LskdError(f"{name}: line {n} is not UTF-8 ({e.reason} at byte {e.start})") from None
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def run(model: ExportedModel, stream: BinaryIO, out: TextIO, chunk: int, name: str,
+        progress: Callable[[int, float], None]) -> dict:
+    lines = cut = 0
+    start = time.perf_counter()
+    for part in read_chunks(stream, chunk, name):
+        translations, c = model.translate(part)
+        out.write("".join(t + "\n" for t in translations))
+        lines, cut = lines + len(part), cut + c
+        progress(lines, time.perf_counter() - start)
+    return {"lines": lines, "cut": cut, "seconds": time.perf_counter() - start}
+
+
+def main(argv: List[str]) -> int:
+    doc = __doc__.split("\n\n", 1)
+    p = argparse.ArgumentParser(prog="lskd translate", description=doc[0], epilog=doc[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, type=Path, help="a folder made by lskd export")
+    p.add_argument("--input", type=Path, default=None, help="raw text, one sentence per line (default stdin)")
+    p.add_argument("--output", type=Path, default=None, help="translations (default stdout)")
+    p.add_argument("--beam", type=int, default=5, help="beam size (default 5)")
+    p.add_argument("--lenpen", type=float, default=1.0, help="length penalty (default 1.0)")
+    p.add_argument("--max-len-a", type=float, default=0.0, help="max output length a * src_len + b (default a=0)")
+    p.add_argument("--max-len-b", type=int, default=200, help="(default b=200)")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences per CTranslate2 batch (default 64)")
+    p.add_argument("--chunk", type=int, default=2000, help="lines read and translated at a time (default 2000)")
+    p.add_argument("--compute-type", default="default",
+                   help="CTranslate2 compute type (default: the export's quantization; float32, int8, ...)")
+    p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is present")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's, i.e. OMP_NUM_THREADS)")
+    p.add_argument("--progress", action="store_true", help="a progress line on stderr even when reading a file")
+    a = p.parse_args(argv)
+    if a.beam < 1 or a.lenpen <= 0 or a.batch_size < 1 or a.chunk < 1:
+        raise LskdError(f"--beam {a.beam} --lenpen {a.lenpen} --batch-size {a.batch_size} --chunk {a.chunk}: expected "
+                        "beam, batch size and chunk >= 1 and lenpen > 0")
+    if a.input is not None and not a.input.is_file():
+        raise LskdError(f"--input {a.input}: no such file")
+    search = SearchSettings(beam=a.beam, lenpen=a.lenpen, max_len_a=a.max_len_a, max_len_b=a.max_len_b,
+                            batch_size=a.batch_size)
+    with ct2_model.torch_threads_restored():
+        threads = a.threads or ct2_model.take_threads_from_torch()
+        model = ExportedModel(a.model, search, ct2_model.device_of(a.cpu), a.compute_type, threads)
+        show = a.progress or a.input is None
+
+        def progress(lines: int, seconds: float) -> None:
+            if show:
+                print(f"\r{lines} lines, {lines / max(seconds, 1e-9):.1f} lines/s", end="", file=sys.stderr, flush=True)
+
+        with contextlib.ExitStack() as stack:
+            stream = stack.enter_context(open(a.input, "rb")) if a.input else sys.stdin.buffer
+            out = sys.stdout
+            if a.output:  # a temporary name until every line is written
+                out = stack.enter_context(open(stack.enter_context(atomic_path(a.output)), "w", encoding="utf-8",
+                                               newline="\n"))
+            stats = run(model, stream, out, a.chunk, str(a.input or "stdin"), progress)
+    print(f"{chr(10) if show else ''}translated {stats['lines']} lines in {stats['seconds']:.1f} s "
+          f"({stats['lines'] / max(stats['seconds'], 1e-9):.1f} lines/s); {stats['cut']} cut to the model's "
+          f"{model.max_source} source positions", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

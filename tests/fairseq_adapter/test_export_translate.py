@@ -1,0 +1,110 @@
+"""`lskd export` and `lskd translate` (issue 23): the exported folder translates raw text as ct2-generate decodes
+the prepared test set, quantised exports load, exports are deterministic, and bad input is one line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from foreign_teacher import corpus, make_teacher, write_text
+from helpers import require_fairseq, run, tool
+from lskd.scoring import hypotheses_in_order, moses_detokenize
+
+require_fairseq()
+
+
+@pytest.fixture(scope="module", params=["bpe", "spm"])
+def prepared(request, tmp_path_factory):
+    """(teacher folder, data_prep output of a new corpus prepared for it)."""
+    root = tmp_path_factory.mktemp(f"export_{request.param}")
+    teacher = make_teacher(root, request.param)
+    src, tgt = write_text(root / "user", "corpus", corpus(200, 21))
+    run([sys.executable, "-m", "data_prep.parallel", "--src", src, "--tgt", tgt, "--src-lang", "de", "--tgt-lang", "en",
+         "--valid-size", "20", "--test-size", "40", "--out", root / "data", "--teacher-dir", teacher])
+    return teacher, root / "data"
+
+
+def export(prepared, out, *extra):
+    teacher, data = prepared
+    return run([tool("lskd"), "export", "--checkpoint", teacher / "model.pt", "--data", data / "bin", "--out", out, *extra])
+
+
+def translate(model, *args, **kw):
+    return run([tool("lskd"), "translate", "--model", model, "--beam", "3", *args], **kw)
+
+
+def test_translate_equals_ct2_generate_on_the_test_set(prepared, tmp_path):
+    teacher, data = prepared
+    export(prepared, tmp_path / "exp")
+    manifest = json.loads((tmp_path / "exp" / "export.json").read_text())
+    bpe = manifest["tokenizer"]["kind"] == "moses+bpe"
+    assert sorted(manifest["files"]) == sorted(
+        ["dict.de.txt", "dict.en.txt", "bpecodes" if bpe else "spm.model"]
+        + [f"model/{p.name}" for p in (tmp_path / "exp" / "model").iterdir()])
+    translate(tmp_path / "exp", "--input", data / "raw" / "test.de", "--output", tmp_path / "out.txt")
+    ours = (tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()
+    gen = run([tool("lskd"), "ct2-generate", data / "bin", "--path", teacher / "model.pt", "--beam", "3",
+               "--length-limit", "per-sentence", "--post-process", manifest["tokenizer"]["post_process"]])
+    (tmp_path / "gen.txt").write_text(gen.stdout)
+    reference = hypotheses_in_order(tmp_path / "gen.txt", 40)
+    assert ours == (moses_detokenize(reference, "en") if bpe else reference)
+    # streaming in chunks of 7 lines changes nothing; stdin works as a file does
+    piped = translate(tmp_path / "exp", "--chunk", "7", input=(data / "raw" / "test.de").read_text(encoding="utf-8"))
+    assert piped.stdout.splitlines() == ours and "lines/s" in piped.stderr
+
+
+def test_quantised_export_translates_and_exports_are_deterministic(prepared, tmp_path):
+    export(prepared, tmp_path / "int8", "--quantization", "int8")
+    assert json.loads((tmp_path / "int8" / "export.json").read_text())["quantization"] == "int8"
+    _, data = prepared
+    out = translate(tmp_path / "int8", "--input", data / "raw" / "test.de").stdout.splitlines()
+    assert len(out) == 40 and sum(bool(line) for line in out) >= 35
+    first = json.loads((tmp_path / "int8" / "export.json").read_text())["files"]
+    again = export(prepared, tmp_path / "int8", "--quantization", "int8")
+    assert "the same files" in again.stderr and json.loads((tmp_path / "int8" / "export.json").read_text())["files"] == first
+
+
+def test_empty_long_and_invalid_lines(prepared, tmp_path):
+    export(prepared, tmp_path / "exp")
+    long = " ".join(["Haus"] * 1500)
+    text = f"Der Hund.\n\n{long}\nDie Katze.\n"
+    proc = translate(tmp_path / "exp", input=text)
+    out = proc.stdout.split("\n")
+    assert len(out) == 5 and out[1] == "" and out[0] and out[3] and out[4] == ""
+    assert "1 cut to the model's 1024 source positions" in proc.stderr
+    (tmp_path / "bad.txt").write_bytes(b"Der Hund.\nDie \xff Katze.\n")
+    bad = translate(tmp_path / "exp", "--input", tmp_path / "bad.txt", "--output", tmp_path / "o.txt", check=False)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
+        f"lskd translate: error: {tmp_path / 'bad.txt'}: line 2 is not UTF-8")
+    assert not (tmp_path / "o.txt").exists()  # nothing half-written under the output's name
+    other = translate(tmp_path, input="x\n", check=False)
+    assert other.stderr.strip().splitlines()[-1] == f"lskd translate: error: --model {tmp_path}: no export.json (not a " \
+        "folder made by lskd export)"
+
+
+def test_unconvertible_model_is_one_line(prepared, tmp_path, monkeypatch):
+    from ctranslate2.converters import FairseqConverter
+
+    from fairseq_plugins import export as export_module
+    from lskd.errors import LskdError
+
+    def refuse(self, *args, **kwargs):
+        raise NotImplementedError("Option --arch lstm is not supported")
+
+    monkeypatch.setattr(FairseqConverter, "convert", refuse)
+    teacher, data = prepared
+    with pytest.raises(LskdError, match=r"CTranslate2 cannot convert this model \(NotImplementedError: Option --arch "
+                                        r"lstm is not supported\)"):
+        export_module.export(str(teacher / "model.pt"), str(data / "bin"), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_export_needs_the_data_manifest(prepared, tmp_path):
+    teacher, data = prepared
+    import shutil
+
+    shutil.copytree(data / "bin", tmp_path / "bin")
+    proc = subprocess.run([str(tool("lskd")), "export", "--checkpoint", str(teacher / "model.pt"), "--data",
+                           str(tmp_path / "bin"), "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "no data_prep manifest" in proc.stderr.strip().splitlines()[-1]
