@@ -194,6 +194,36 @@ def _meta(items: List[str]) -> dict:
     return out
 
 
+def _convention(args: argparse.Namespace, spec: dict, refs: List[str], hyps: List[str]):
+    """(convention, hypotheses as scored, score()'s keyword arguments) from the options and the data manifest."""
+    convention = args.convention or spec.get("convention", "detok")
+    if convention == "detok" and spec.get("convention") in ("tokenized", "wmt14"):
+        raise LskdError(f"--convention detok: {spec['manifest']} says {args.ref} is {spec.get('text', 'tokenised text')}; "
+                        f"sacreBLEU on it would not be detokenised BLEU (use --convention {spec['convention']})")
+    detokenize = args.detokenize or spec.get("detokenize", "none")
+    if convention == "detok" and not spec and args.convention is None and detokenize == "none":
+        why = looks_tokenised(refs)
+        if why:
+            raise LskdError(f"--ref {args.ref} looks Moses-tokenised ({why}) and no data manifest says how it was "
+                            "prepared: give --convention tokenized (tokenised BLEU), or --convention detok with an "
+                            "untouched reference (and --detokenize moses for tokenised hypotheses)")
+    kw: dict = {"text": spec.get("text")}
+    if detokenize == "moses":
+        lang = args.lang or spec.get("lang")
+        if convention != "detok" or not lang:
+            raise LskdError("--detokenize moses: goes with --convention detok and needs --lang (the target language)")
+        hyps = moses_detokenize(hyps, lang)
+        kw["text"] = f"Moses-detokenised hypotheses ({lang}) against the untouched reference"
+    if convention == "wmt14":
+        lang = args.lang or spec.get("lang")
+        if not lang:
+            raise LskdError("--convention wmt14: expected --lang (the target language, for the Moses detokeniser)")
+        detok_ref = args.detok_ref or (args.ref.resolve().parent.parent / "ref" / f"test.{lang}")
+        kw.update(lang=lang, detok_refs=_read_lines(detok_ref, "--detok-ref"),
+                  compound=spec.get("compound_split", lang == "de"))
+    return convention, hyps, kw
+
+
 def main(argv: List[str]) -> int:
     p = argparse.ArgumentParser(prog="lskd score", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -222,31 +252,7 @@ def main(argv: List[str]) -> int:
         if len(hyps) != len(refs):
             raise LskdError(f"--hyp {args.hyp}: {len(hyps)} lines, --ref {args.ref}: {len(refs)} lines (expected equal)")
     spec = data_scoring_spec(args.ref) or {}
-    convention = args.convention or spec.get("convention", "detok")
-    if convention == "detok" and spec.get("convention") in ("tokenized", "wmt14"):
-        raise LskdError(f"--convention detok: {spec['manifest']} says {args.ref} is {spec.get('text', 'tokenised text')}; "
-                        f"sacreBLEU on it would not be detokenised BLEU (use --convention {spec['convention']})")
-    detokenize = args.detokenize or spec.get("detokenize", "none")
-    if convention == "detok" and not spec and args.convention is None and detokenize == "none":
-        why = looks_tokenised(refs)
-        if why:
-            raise LskdError(f"--ref {args.ref} looks Moses-tokenised ({why}) and no data manifest says how it was "
-                            "prepared: give --convention tokenized (tokenised BLEU), or --convention detok with an "
-                            "untouched reference (and --detokenize moses for tokenised hypotheses)")
-    kw: dict = {"text": spec.get("text")}
-    if detokenize == "moses":
-        lang = args.lang or spec.get("lang")
-        if convention != "detok" or not lang:
-            raise LskdError("--detokenize moses: goes with --convention detok and needs --lang (the target language)")
-        hyps = moses_detokenize(hyps, lang)
-        kw["text"] = f"Moses-detokenised hypotheses ({lang}) against the untouched reference"
-    if convention == "wmt14":
-        lang = args.lang or spec.get("lang")
-        if not lang:
-            raise LskdError("--convention wmt14: expected --lang (the target language, for the Moses detokeniser)")
-        detok_ref = args.detok_ref or (args.ref.resolve().parent.parent / "ref" / f"test.{lang}")
-        kw.update(lang=lang, detok_refs=_read_lines(detok_ref, "--detok-ref"),
-                  compound=spec.get("compound_split", lang == "de"))
+    convention, hyps, kw = _convention(args, spec, refs, hyps)
     result = {**meta, **score(hyps, refs, convention, **kw)}
     if spec.get("manifest"):
         result["data_manifest"] = spec["manifest"]

@@ -48,3 +48,21 @@ def test_bad_input(tmp_path, args, message):
     with pytest.raises(LskdError) as info:
         main([a.format(d=tmp_path) for a in args])
     assert message.format(d=tmp_path) in str(info.value)
+
+
+def test_tokenised_references_without_a_manifest_are_refused(tmp_path):
+    refs = ["He said : &quot; yes &quot; .", "It &apos;s here ."] * 3
+    (tmp_path / "ref.txt").write_text("\n".join(refs) + "\n")
+    (tmp_path / "hyp.txt").write_text("\n".join(refs) + "\n")
+    with pytest.raises(LskdError, match=r"looks Moses-tokenised \(it holds Moses escapes \(&apos;, &quot;\)\)"):
+        main(["--hyp", str(tmp_path / "hyp.txt"), "--ref", str(tmp_path / "ref.txt")])
+    assert main(["--hyp", str(tmp_path / "hyp.txt"), "--ref", str(tmp_path / "ref.txt"), "--convention", "tokenized"]) == 0
+
+
+def test_moses_tokenised_hypotheses_against_untouched_references(tmp_path, capsys):
+    (tmp_path / "ref.txt").write_text('He said: "yes".\nIt\'s here.\n')
+    (tmp_path / "hyp.txt").write_text("He said : &quot; yes &quot; .\nIt &apos;s here .\n")
+    assert main(["--hyp", str(tmp_path / "hyp.txt"), "--ref", str(tmp_path / "ref.txt"), "--detokenize", "moses",
+                 "--lang", "en", "--out", str(tmp_path / "s.json")]) == 0
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["bleu"] == 100 and "Moses-detokenised hypotheses (en)" in s["conventions"]["bleu"]
