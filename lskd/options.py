@@ -38,6 +38,12 @@ def _default(f: dataclasses.Field):
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
 
 
+def _plain(hint):
+    """Optional[T] -> T: what argparse converts the string with."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) is typing.Union and len(args) == 1 else hint
+
+
 def add_options(parser: argparse.ArgumentParser, cls, role: Optional[str] = None,
                 groups: Optional[Dict[str, Any]] = None) -> None:
     """Add an argument for every option field of `cls` (those of `role` where fields name roles)."""
@@ -56,7 +62,7 @@ def add_options(parser: argparse.ArgumentParser, cls, role: Optional[str] = None
         if hints[f.name] is bool and meta["type"] is None:
             kw["action"] = "store_false" if default else "store_true"
         else:
-            kw.update(type=meta["type"] or hints[f.name], default=default)
+            kw.update(type=meta["type"] or _plain(hints[f.name]), default=default)
             kw.update({key: meta[key] for key in ("choices", "required", "nargs") if meta[key]})
         target.add_argument(*flags, **kw)
 

@@ -302,3 +302,32 @@ def test_options_are_validated_into_a_frozen_object(tmp_path):
     assert (opts.beam, opts.nbest, opts.sampling) == (3, 3, True)
     with pytest.raises(dataclasses.FrozenInstanceError):
         opts.beam = 5
+
+
+def test_select_by_keeps_the_hypothesis_closest_to_the_reference(tiny_data, tiny_teacher, tmp_path):
+    """--select-by chrf with --nbest 3: per source the one of the 3 best whose sentence chrF against the reference is
+    highest (first on ties), as sacrebleu scores them; the others are counted as not selected."""
+    import sacrebleu
+
+    common = ["--split", "valid", "--beam", "3", "--nbest", "3", "--max-ratio", "0", "--keep-empty", "--keep-max-len"]
+    nbest = distill(tiny_data / "bin", tiny_teacher, tmp_path / "all", *common)
+    picked = distill(tiny_data / "bin", tiny_teacher, tmp_path / "sel", *common, "--select-by", "chrf")
+    assert picked["counts"]["kept"] == 40 and picked["counts"]["filtered"]["not_selected"] == 80
+    hyps = {}
+    for ids, text in zip((tmp_path / "all" / "text" / "valid.ids").read_text().splitlines(),
+                         (tmp_path / "all" / "text" / "valid.detok.tgt").read_text().splitlines()):
+        hyps.setdefault(int(ids.split("\t")[0]), []).append(text)
+    refs = (tiny_data / "raw" / "valid.tgt").read_text().splitlines()
+    expected = [max(hyps[i], key=lambda h: (sacrebleu.sentence_chrf(h, [refs[i]]).score, -hyps[i].index(h)))
+                for i in sorted(hyps)]
+    assert (tmp_path / "sel" / "text" / "valid.detok.tgt").read_text().splitlines() == expected
+    assert nbest["counts"]["kept"] == 120
+
+
+def test_select_by_needs_a_reference_and_an_nbest(tiny_data, tiny_teacher, tmp_path):
+    (tmp_path / "mono.txt").write_text("s1 s2\n")
+    for extra, message in ((["--nbest", "1"], "--select-by chrf chooses among the n-best: give --nbest N > 1"),
+                           (["--beam", "3", "--nbest", "2", "--source-text", tmp_path / "mono.txt"],
+                            "--select-by compares hypotheses with the reference; --source-text has none")):
+        with pytest.raises(LskdError, match=re.escape(message)):
+            distill(tiny_data / "bin", tiny_teacher, tmp_path / "x", "--split", "valid", "--select-by", "chrf", *extra)

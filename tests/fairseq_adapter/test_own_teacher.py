@@ -169,3 +169,27 @@ def test_recipe_refuses_student_arch_args_fairseq_rejects(tmp_path):
     proc = run(["bash", "recipes/bible/run_all.sh", "--config", config], check=False, cwd=REPO)
     assert proc.returncode != 0 and "unrecognized arguments: --encoder-layerz 1" in proc.stderr
     assert "STUDENT_ARCH_ARGS" in proc.stderr.strip().splitlines()[-1] and not (tmp_path / "out" / "logs").exists()
+
+
+@pytest.mark.slow
+def test_recipe_grid_from_data_bin_and_teacher_paths_with_smaller_students(teacher, tmp_path):
+    """The NMT grid started from what the user has: their prepared data (DATA_BIN), their teacher folder
+    (TEACHER_PATHS), students of another architecture (STUDENT_ARCH_ARGS); references and post-processing
+    from the data's manifest."""
+    assert prepare(tmp_path, teacher).returncode == 0
+    small = " ".join(["--arch", "transformer", "--encoder-layers", "1", "--decoder-layers", "1", *SMALL,
+                      "--encoder-attention-heads", "2", "--decoder-attention-heads", "2"])
+    config = tmp_path / "config.sh"
+    config.write_text(f'OUT={tmp_path / "grid"}\nSRC=de\nTGT=en\nDATA_BIN={tmp_path / "data" / "bin"}\n'
+                      f'TEACHER_PATHS="a0_s1={teacher}"\nTEACHER_ALPHAS=0\nTEMPERATURES=1\nTEACHER_RELEASES=\n'
+                      f'STUDENT_UPDATES=5\nDECODE_ENGINE=fairseq\nJOBS=1\nSTUDENT_ARCH_ARGS="{small}"\n'
+                      f'source {REPO}/recipes/bible/config.demo.sh\n')
+    run(["bash", "recipes/bible/run_all.sh", "--config", config], cwd=REPO)
+    grid = tmp_path / "grid"
+    assert not (grid / "data").exists() and (grid / "results_bleu.md").is_file()
+    for run_dir in (grid / "teachers" / "a0_s1", grid / "students" / "a0_T1_s1"):
+        score = json.loads((run_dir / "score.json").read_text())
+        assert score["n_sentences"] == 30 and score["data_manifest"] == str((tmp_path / "data" / "manifest.json").resolve())
+    student = torch.load(grid / "students" / "a0_T1_s1" / "checkpoint_best.pt", weights_only=False)
+    assert student["cfg"]["model"].encoder_embed_dim == 16
+    assert (grid / "teachers" / "a0_s1" / "teacher_path").read_text().strip() == str(teacher / "model.pt")
