@@ -101,7 +101,7 @@ def error_of(tiny_data, args):
     (["--kd-temperature", "0", "--teacher-path", "TEACHER"], "--kd-temperature must be > 0, got 0.0"),
     (["--kd-lambda", "0.5"], "--kd-lambda > 0 needs a teacher"),
     (["--kd-topk", "100000", "--teacher-path", "TEACHER"], "--kd-topk 100000 is larger than the target vocabulary"),
-    (["--teacher-path", "MISSING"], "--teacher-path MISSING: no such file (expected a fairseq checkpoint .pt)"),
+    (["--teacher-path", "MISSING"], "--teacher-path MISSING: no such file (expected a fairseq checkpoint .pt or a model folder)"),
 ])
 def test_bad_options_stop_with_one_line(tiny_data, tiny_teacher, tmp_path, args, message):
     names = {"TEACHER": str(tiny_teacher), "MISSING": str(tmp_path / "nope.pt")}
