@@ -26,7 +26,7 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "report": ("lskd.report:main", "collect a sweep's scores into an alpha x T table (markdown, CSV, PNG)"),
     "nmt-features": ("fairseq_plugins.nmt_features:main", "penultimate decoder states per gold target token, for `lskd diffusion`"),
     "diffusion": ("lskd.diffusion_cli:main", "template projection plots and a diffusion index from penultimate features"),
-    "train-ranks": ("fairseq_plugins.train_ranks:main", "fairseq-train as N processes on a CPU machine (gloo): multi-process ls_kd"),
+    "train-ranks": ("lskd.launch:main", "fairseq-train as N processes on a CPU machine (gloo): multi-process ls_kd"),
     "vision": ("lskd.vision.cli:main", "image classification: LS teachers and KD students with torchvision"),
     "user-dir": ("lskd.cli:user_dir", "print the fairseq plugin directory: fairseq-train --user-dir \"$(lskd user-dir)\" ..."),
 }
