@@ -37,13 +37,13 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
   : "${TEACHER_RELEASES=}"  # a folder of a<alpha>_s<seed>.pt teacher releases to start from; empty: train the teachers
   # bring your own (docs/ARCHITECTURE.md, README "Your own teacher and corpus"): a binarised data dir instead of
   # the prepare step, teachers given as checkpoints or model folders, students of another architecture
-  : "${DATA_BIN=}" "${TEACHER_PATHS=}" "${STUDENT_ARCH_ARGS=}"
-  [[ -n $DATA_BIN ]] && : "${PREPARE_CMD=}"
+  : "${DATA_BIN=}" "${TEACHER_PATHS=}" "${STUDENT_ARCH_ARGS=}" "${TEST_REF=}" "${POST_PROCESS=}"
+  if [[ -n $DATA_BIN ]]; then : "${PREPARE_CMD=}"; fi
+  require_keys "$file" "${CONFIG_KEYS[@]}"
   BIN=${DATA_BIN:-$OUT/data/bin}
   : "${TEST_REF:=$(dirname "$BIN")/raw/test.$TGT}"
   : "${POST_PROCESS:=$(data_post_process "$(dirname "$BIN")/manifest.json")}"
   : "${STUDENT_ARCH_ARGS:=$ARCH_ARGS}"
-  require_keys "$file" "${CONFIG_KEYS[@]}"
   case "$PURE_KD" in 0|1) ;; *) die "config $file: PURE_KD must be 0 or 1, got $PURE_KD";; esac
   [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "config $file: JOBS must be a positive integer, got $JOBS"
   [[ $RANKS =~ ^[1-9][0-9]*$ ]] || die "config $file: RANKS must be a positive integer, got $RANKS"

@@ -94,7 +94,7 @@ def test_manifest_counts_add_up(distilled, tiny_teacher):
     c = m["counts"]
     assert c["sources"] == 400 and c["hypotheses"] == 400
     assert c["kept"] + sum(c["filtered"].values()) == c["hypotheses"]
-    assert set(c["filtered"]) == {"too_long", "empty", "max_len", "ratio"}
+    assert set(c["filtered"]) == {"too_long", "empty", "max_len", "ratio", "not_selected"}
     assert c["target_tokens"] == sum(len(t) for t in read_bin(distilled / "train.src-tgt.tgt"))
     assert c["source_tokens"] == sum(len(t) for t in read_bin(distilled / "train.src-tgt.src"))
     from lskd.fileio import sha256_file

@@ -17,7 +17,7 @@ from lskd.errors import LskdError  # noqa: E402
 def test_ensemble_reads_each_checkpoint_once_and_batches_cover_the_split(tiny_data, tiny_teacher, monkeypatch):
     reads = []
     real = teacher.read_checkpoint
-    monkeypatch.setattr(teacher, "read_checkpoint", lambda path, option: reads.append(path) or real(path, option))
+    monkeypatch.setattr(teacher, "read_checkpoint", lambda path, *args: reads.append(path) or real(path, *args))
     session = teacher.TeacherSession.for_data(str(tiny_data / "bin"), f"{tiny_teacher}:{tiny_teacher}", ["valid"])
     assert reads == [str(tiny_teacher)] * 2 and len(session.models) == 2
     assert all(not m.training and not any(p.requires_grad for p in m.parameters()) for m in session.models)
