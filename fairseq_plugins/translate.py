@@ -125,6 +125,12 @@ def run(model: ExportedModel, stream: BinaryIO, out: TextIO, chunk: int, name: s
     return {"lines": lines, "cut": cut, "seconds": time.perf_counter() - start}
 
 
+def summary(stats: dict, max_source: int) -> str:
+    rate = stats["lines"] / max(stats["seconds"], 1e-9)
+    return (f"translated {stats['lines']} lines in {stats['seconds']:.1f} s ({rate:.1f} lines/s); {stats['cut']} cut "
+            f"to the model's {max_source} source positions")
+
+
 def main(argv: List[str]) -> int:
     doc = __doc__.split("\n\n", 1)
     p = argparse.ArgumentParser(prog="lskd translate", description=doc[0], epilog=doc[1],
@@ -167,9 +173,7 @@ def main(argv: List[str]) -> int:
                 out = stack.enter_context(open(stack.enter_context(atomic_path(a.output)), "w", encoding="utf-8",
                                                newline="\n"))
             stats = run(model, stream, out, a.chunk, str(a.input or "stdin"), progress)
-    print(f"{chr(10) if show else ''}translated {stats['lines']} lines in {stats['seconds']:.1f} s "
-          f"({stats['lines'] / max(stats['seconds'], 1e-9):.1f} lines/s); {stats['cut']} cut to the model's "
-          f"{model.max_source} source positions", file=sys.stderr)
+    print(("\n" if show else "") + summary(stats, model.max_source), file=sys.stderr)
     return 0
 
 
