@@ -360,6 +360,18 @@ def test_two_references_and_the_comparison_of_two_tables(tmp_path, capsys):
                                         tmp_path / "c3"], capsys)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "c3.md").exists()
+    # tables made with other references (or another number of them) are not compared
+    swapped = json.loads((tmp_path / "b.json").read_text())
+    swapped["references"] = swapped["references"][::-1]
+    (tmp_path / "swapped.json").write_text(json.dumps(swapped))
+    one = dict(swapped, references=swapped["references"][:1])
+    (tmp_path / "one.json").write_text(json.dumps(one))
+    for other, message in (("swapped.json", "the tables use other similar classes"),
+                           ("one.json", "or number of references (2 vs 1)")):
+        code, _, err = lskd_in_process(["diffusion", "--compare", f"x={tmp_path / 'a.json'}", f"y={tmp_path / other}",
+                                        "--out", tmp_path / "c4"], capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c4.md").exists()
 
 
 def test_help_defines_the_index(capsys):
