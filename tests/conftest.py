@@ -34,3 +34,14 @@ def tiny_teacher(tiny_data, tmp_path_factory):
     save = tmp_path_factory.mktemp("teacher")
     train(tiny_data / "bin", save, ["--kd-lambda", "0", "--label-smoothing", "0.1"], epochs=8)
     return save / "checkpoint_last.pt"
+
+
+@pytest.fixture(scope="session", params=["bpe", "spm"])
+def foreign_teacher(request, tmp_path_factory):
+    """A teacher lskd did not train, in fairseq's released layout (tests/foreign_teacher.py): Moses + BPE, or
+    sentencepiece; shared by the own-teacher and export tests."""
+    if not fairseq_installed():
+        pytest.skip(FAIRSEQ_MISSING)
+    from foreign_teacher import make_teacher
+
+    return make_teacher(tmp_path_factory.mktemp(f"foreign_{request.param}"), request.param)

@@ -7,18 +7,17 @@ import sys
 
 import pytest
 
-from foreign_teacher import corpus, make_teacher, write_text
+from foreign_teacher import corpus, write_text
 from helpers import require_fairseq, run, tool
 from lskd.scoring import hypotheses_in_order, moses_detokenize
 
 require_fairseq()
 
 
-@pytest.fixture(scope="module", params=["bpe", "spm"])
-def prepared(request, tmp_path_factory):
+@pytest.fixture(scope="session")
+def prepared(foreign_teacher, tmp_path_factory):
     """(teacher folder, data_prep output of a new corpus prepared for it)."""
-    root = tmp_path_factory.mktemp(f"export_{request.param}")
-    teacher = make_teacher(root, request.param)
+    root, teacher = tmp_path_factory.mktemp("export"), foreign_teacher
     src, tgt = write_text(root / "user", "corpus", corpus(200, 21))
     run([sys.executable, "-m", "data_prep.parallel", "--src", src, "--tgt", tgt, "--src-lang", "de", "--tgt-lang", "en",
          "--valid-size", "20", "--test-size", "40", "--out", root / "data", "--teacher-dir", teacher])

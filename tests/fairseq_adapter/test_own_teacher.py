@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from foreign_teacher import corpus, make_teacher, write_text
+from foreign_teacher import corpus, write_text
 from helpers import PLUGINS, REPO, TINY_TRAIN, build_cache, require_fairseq, run, tool
 
 require_fairseq()
@@ -24,9 +24,9 @@ SMALL = ["--encoder-embed-dim", "16", "--decoder-embed-dim", "16", "--encoder-ff
          "--decoder-ffn-embed-dim", "32"]  # after TINY_TRAIN's 32-dim arch: a smaller student
 
 
-@pytest.fixture(scope="module", params=["bpe", "spm"])
-def teacher(request, tmp_path_factory):
-    return make_teacher(tmp_path_factory.mktemp(f"foreign_{request.param}"), request.param)
+@pytest.fixture
+def teacher(foreign_teacher):
+    return foreign_teacher
 
 
 def prepare(root, teacher_dir, *extra, src_lang="de"):
