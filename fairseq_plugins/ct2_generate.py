@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import List
 
 import numpy as np
 
 from lskd.errors import LskdError
+from lskd.fileio import read_json
 
 from . import ct2_model
 from .ct2_search import Decoder, SearchSettings
@@ -40,7 +42,9 @@ def generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--required-batch-size-multiple", type=int, default=1, help="accepted; every sentence is decoded")
-    p.add_argument("--post-process", "--remove-bpe", default=None, help="sentencepiece, subword_nmt, ... (as fairseq)")
+    p.add_argument("--post-process", "--remove-bpe", default=None,
+                   help="sentencepiece, subword_nmt, ... (as fairseq); auto: what the data_prep manifest above DATA "
+                        "says its text needs")
     p.add_argument("--cpu", action="store_true")
     p.add_argument("--compute-type", default="auto", choices=ct2_model.COMPUTE_TYPES,
                    help="CTranslate2 compute type (auto: float32 on CPU, float16 on GPU)")
@@ -70,6 +74,15 @@ def write_generate_output(out, task, dataset, order, hypos, args) -> int:
     return n_tokens
 
 
+def data_post_process(data: str) -> str:
+    """The post-processing the data_prep manifest above a data dir names (data prepared before it named one:
+    sentencepiece, data_prep's own subwords)."""
+    manifest = Path(data).resolve().parent / "manifest.json"
+    if not manifest.is_file():
+        raise LskdError(f"--post-process auto: no data_prep manifest above {data} ({manifest}); name the post-processing")
+    return read_json(manifest, "a data_prep manifest").get("post_process", "sentencepiece")
+
+
 def main(argv: List[str]) -> int:
     args, unknown = generate_parser().parse_known_args(argv)
     if unknown:
@@ -79,6 +92,8 @@ def main(argv: List[str]) -> int:
                         "and lenpen > 0")
     if ":" in args.path:
         raise LskdError(f"--path {args.path}: an ensemble cannot run on CTranslate2 (decode with fairseq-generate)")
+    if args.post_process == "auto":
+        args.post_process = data_post_process(args.data)
     with ct2_model.torch_threads_restored():
         return _generate(args, ct2_model.take_threads_from_torch())  # torch only loads the model for the checks
 
