@@ -77,12 +77,12 @@ def file_hashes(folder: Path) -> Dict[str, str]:
             if p.is_file() and p.name != "export.json"}
 
 
-def export(checkpoint: str, data_bin: str, out: Path, quantization: str = "none") -> Path:
-    from .teacher import TeacherSession
+def export(checkpoint: str, data_bin: str, out: Path, quantization: str = "none", trust: bool = False) -> Path:
+    from .teacher import TeacherSession, weights_only
 
     if quantization not in QUANTIZATIONS:
         raise LskdError(f"--quantization {quantization}: expected one of {', '.join(QUANTIZATIONS)}")
-    session = TeacherSession.for_data(data_bin, checkpoint, [], option="--checkpoint")  # checks the dictionaries
+    session = TeacherSession.for_data(data_bin, checkpoint, [], option="--checkpoint", trust=trust)  # checks the dicts
     task, model = session.task, session.models[0]
     src, tgt = task.cfg.source_lang, task.cfg.target_lang
     tokenizer = tokenizer_of(Path(data_bin), src, tgt)
@@ -90,8 +90,9 @@ def export(checkpoint: str, data_bin: str, out: Path, quantization: str = "none"
     previous = read_json(out / "export.json", "an lskd export manifest") if (out / "export.json").is_file() else None
     with atomic_dir(out) as tmp:
         try:
-            ct2_model.convert_into(checkpoint, data_bin, src, tgt, tmp / "model",
-                                   None if quantization == "none" else quantization)
+            with weights_only(not trust):  # the converter loads the checkpoint again
+                ct2_model.convert_into(checkpoint, data_bin, src, tgt, tmp / "model",
+                                       None if quantization == "none" else quantization)
         except ct2_model.Unconvertible as e:
             raise LskdError(f"--checkpoint {checkpoint}: CTranslate2 cannot convert this model ({e})") from None
         for lang in (src, tgt):
@@ -129,8 +130,11 @@ def main(argv: List[str]) -> int:
     p.add_argument("--out", required=True, type=Path, help="the export folder (replaced when complete)")
     p.add_argument("--quantization", default="none", choices=QUANTIZATIONS,
                    help="CTranslate2 weight type (default none: as trained, float32)")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="load a checkpoint that needs pickled classes besides tensors and fairseq's config (older "
+                        "fairseq versions, other code): only files you trust")
     a = p.parse_args(argv)
-    export(a.checkpoint, a.data, a.out, a.quantization)
+    export(a.checkpoint, a.data, a.out, a.quantization, a.trust_checkpoint)
     return 0
 
 

@@ -38,7 +38,7 @@ def read_checkpoint(path: str, option: str = "--teacher-path", trust: bool = Fal
     if not os.path.isfile(path):
         raise LskdError(f"{option} {path}: no such file (expected a fairseq checkpoint .pt)")
     try:
-        with _weights_only(not trust):
+        with weights_only(not trust):
             state = checkpoint_utils.load_checkpoint_to_cpu(path)
     except Exception as e:  # torch/pickle raise many kinds for a non-checkpoint
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
@@ -56,7 +56,7 @@ def read_checkpoint(path: str, option: str = "--teacher-path", trust: bool = Fal
 
 
 @contextlib.contextmanager
-def _weights_only(on: bool):
+def weights_only(on: bool):
     """torch.load's default for the block: weights only (torch >= 2.6), or any pickled object."""
     if on:
         yield

@@ -107,3 +107,22 @@ def test_export_needs_the_data_manifest(prepared, tmp_path):
     proc = subprocess.run([str(tool("lskd")), "export", "--checkpoint", str(teacher / "model.pt"), "--data",
                            str(tmp_path / "bin"), "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert proc.returncode == 2 and "no data_prep manifest" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_an_older_fairseq_checkpoint_exports_the_same_model(prepared, tmp_path):
+    """fairseq <= 0.10's layout (an `args` Namespace, no `cfg`) exports to the same CTranslate2 model."""
+    import torch
+    from fairseq import options
+
+    from helpers import PLUGINS, TINY_TRAIN
+
+    teacher, data = prepared
+    args = options.parse_args_and_arch(options.get_training_parser(), [
+        str(data / "bin"), *map(str, TINY_TRAIN), "--user-dir", PLUGINS, "--criterion", "ls_kd", "--kd-lambda", "0"])
+    state = torch.load(teacher / "model.pt", weights_only=False)
+    state["args"], state["cfg"] = args, None
+    torch.save(state, tmp_path / "old.pt")
+    run([tool("lskd"), "export", "--checkpoint", tmp_path / "old.pt", "--data", data / "bin", "--out", tmp_path / "old"])
+    export(prepared, tmp_path / "new")
+    files = [json.loads((tmp_path / d / "export.json").read_text())["files"] for d in ("old", "new")]
+    assert files[0]["model/model.bin"] == files[1]["model/model.bin"]
