@@ -17,7 +17,8 @@ from . import subword
 from lskd.fileio import atomic_path, command_line, write_json
 
 from .common import DataPrepError, count_lines, log, run_step
-from .teacher_vocab import TeacherVocab, add_teacher_vocab_args, dictionary_symbols, teacher_vocab, unknown_pieces
+from .teacher_vocab import (TeacherVocab, add_teacher_vocab_args, dictionary_symbols, subword_encoder, teacher_vocab,
+                            unknown_pieces)
 
 SPLITS = ("train", "valid", "test")
 Pair = Tuple[str, str]
@@ -182,17 +183,12 @@ def _encode_for_teacher(vocab: TeacherVocab, raw: Path, dst: Path, lang: str, to
     """One raw file in the teacher's pieces: Moses (-a, escaped; unless the raw text is tokenised already) and
     BPE, or its sentencepiece model."""
     if vocab.spm_model:
-        subword.encode_file(vocab.spm_model, raw, dst)
+        subword.encode_file(vocab.spm_model, raw, dst)  # streamed in batches
         return
-    from . import moses
-    from .bpe import BpeCodes
-
-    codes = BpeCodes(vocab.bpe_codes)
-    lines = raw.read_text(encoding="utf-8").splitlines()
-    if tokenize:
-        lines = moses.tokenize(lines, lang, aggressive=True, escape=True)
+    encode = subword_encoder("bpe", vocab.bpe_codes, lang, moses=tokenize)
     with atomic_path(dst) as tmp:
-        tmp.write_text("".join(codes.line(line) + "\n" for line in lines), encoding="utf-8")
+        tmp.write_text("".join(line + "\n" for line in encode(raw.read_text(encoding="utf-8").splitlines())),
+                       encoding="utf-8")
 
 
 def teacher_subword_and_binarize(out: Path, src: str, tgt: str, vocab: TeacherVocab, *, tokenized: bool,

@@ -80,14 +80,6 @@ def encode_file(model: Path, src: Path, dst: Path, batch: int = 10000) -> int:
     return n
 
 
-def encode_lines(model: Path, lines: Iterable[str]) -> List[str]:
-    """Each line as space-separated pieces of the sentencepiece model."""
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=str(model))
-    return [" ".join(pieces) for pieces in sp.encode(list(lines), out_type=str)]
-
-
 def decode_lines(model: Path, lines: Iterable[str]) -> List[str]:
     import sentencepiece as spm
 

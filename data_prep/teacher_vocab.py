@@ -149,30 +149,39 @@ def unknown_pieces(encoded: Path, symbols: set) -> Dict[str, int]:
     return {"tokens": tokens, "unknown": unknown, "examples": examples}
 
 
+def subword_encoder(kind: str, path: Path, lang: str, moses: bool = False) -> Callable[[List[str]], List[str]]:
+    """Raw lines -> lines of pieces: Moses tokenisation (-a, escaped) when `moses`, then the BPE codes at `path`
+    (kind "bpe"), or the sentencepiece model at `path` (loaded once)."""
+    if kind == "bpe":
+        from . import moses as moses_tools
+        from .bpe import BpeCodes
+
+        codes = BpeCodes(Path(path))
+
+        def bpe(lines: List[str]) -> List[str]:
+            if moses:
+                lines = moses_tools.tokenize(lines, lang, aggressive=True, escape=True)
+            return [codes.line(line) for line in lines]
+
+        return bpe
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(path))
+    return lambda lines: [" ".join(pieces) for pieces in sp.encode(list(lines), out_type=str)]
+
+
 def text_encoder(manifest: dict, lang: str) -> Callable[[List[str]], List[str]]:
     """What makes raw text of `lang` into the pieces a data dir holds, from its data_prep manifest: the teacher's
     Moses + BPE or sentencepiece model ("preprocessing"), or the data's own sentencepiece model ("spm_models")."""
-    from . import moses, subword
-    from .bpe import BpeCodes
-
     base = Path(manifest.get("path", "manifest.json")).parent
     pre = manifest.get("preprocessing")
     if pre is not None:
-        if pre["subword"] == "bpe":
-            codes = BpeCodes(Path(pre["subword_file"]))
-
-            def bpe(lines: List[str]) -> List[str]:
-                if pre.get("tokenizer") == "moses":
-                    lines = moses.tokenize(lines, lang, aggressive=True, escape=True)
-                return [codes.line(line) for line in lines]
-
-            return bpe
-        model = Path(pre["subword_file"])
+        kind, model = pre["subword"], Path(pre["subword_file"])
     elif manifest.get("spm_models", {}).get(lang):
-        model = base / "spm" / Path(manifest["spm_models"][lang]).name
+        kind, model = "sentencepiece", base / "spm" / Path(manifest["spm_models"][lang]).name
     else:
         raise DataPrepError(f"the data manifest {manifest.get('path', '')} says nothing of how {lang} text was prepared "
                             "(no 'preprocessing' and no 'spm_models': prepare the data with data_prep)")
     if not model.is_file():
         raise DataPrepError(f"{model}: the subword model the data manifest names is not there")
-    return lambda lines: subword.encode_lines(model, lines)
+    return subword_encoder(kind, model, lang, moses=pre is not None and pre.get("tokenizer") == "moses")

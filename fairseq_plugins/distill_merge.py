@@ -22,7 +22,7 @@ from lskd.errors import LskdError
 from lskd.fileio import command_line, read_json, write_json
 
 from .distill_decode import FORMAT, Counts, text_files
-from .shard_store import ShardStore
+from .shard_store import ShardStore, read_manifest
 
 
 def _first_difference(a, b, prefix="") -> Optional[str]:
@@ -33,14 +33,6 @@ def _first_difference(a, b, prefix="") -> Optional[str]:
                 return d
         return None
     return None if a == b else f"{prefix[:-1]}: {a!r} there, {b!r} now"
-
-
-def read_shard(path: Path) -> Optional[dict]:
-    m = path / "manifest.json"
-    try:
-        return read_json(m, "a distill-data shard manifest") if m.is_file() else None
-    except LskdError:
-        return None
 
 
 def _pairs(stack: ExitStack, shard: Path, split: str, src: str, tgt: str) -> Iterator[tuple]:
@@ -88,7 +80,7 @@ def interleave_shards(tmp: Path, store: ShardStore, data: str, src: str, tgt: st
 
 def check_existing(out: Path, settings: Dict) -> None:
     """Refuse to mix finished shards or a finished output made with other settings (before decoding)."""
-    found = [(p, read_shard(p)) for p in sorted((out / "shards").glob(f"{settings['split']}-*-of-*"))]
+    found = [(p, read_manifest(p)) for p in sorted((out / "shards").glob(f"{settings['split']}-*-of-*"))]
     final = out / "manifest.json"
     if final.is_file():
         found.append((final.parent, read_json(final, "an lskd distill-data manifest")))
@@ -144,7 +136,7 @@ def merge(opts, settings, store: ShardStore) -> Path:
     the shards."""
     t0 = time.perf_counter()
     src, tgt, n, out = settings["source_lang"], settings["target_lang"], opts.num_shards, store.root
-    manifests = [read_shard(store.path(i)) for i in range(n)]
+    manifests = [store.manifest(i) for i in range(n)]
     missing = [i for i, m in enumerate(manifests) if m is None]
     if missing:
         raise LskdError(f"--merge: shard(s) {', '.join(map(str, missing))} of {n} are not finished in {out / 'shards'} "

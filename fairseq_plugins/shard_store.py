@@ -46,6 +46,15 @@ def fresh_dir(final: Path) -> Iterator[Path]:
         yield tmp
 
 
+def read_manifest(shard_dir: Path) -> Optional[dict]:
+    """The manifest.json of a finished shard directory; None while it is not finished (or it is unreadable)."""
+    path = Path(shard_dir) / "manifest.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except ValueError:
+        return None
+
+
 class ShardStore:
     """The N shards of one split under ROOT/shards/."""
 
@@ -57,21 +66,12 @@ class ShardStore:
 
     def manifest(self, shard_id: int) -> Optional[dict]:
         """A finished shard's manifest; None while it is not finished (or its manifest is unreadable)."""
-        path = self.path(shard_id) / "manifest.json"
-        try:
-            return json.loads(path.read_text()) if path.is_file() else None
-        except ValueError:
-            return None
+        return read_manifest(self.path(shard_id))
 
     def missing(self, shard_ids: Optional[Sequence[int]] = None) -> List[int]:
         """The shards (default: all N) not finished yet."""
         ids = range(self.num_shards) if shard_ids is None else shard_ids
         return [i for i in ids if self.manifest(i) is None]
-
-    def others(self) -> List[Path]:
-        """Shard directories of this split cut into another number of shards."""
-        return [p for p in sorted((self.root / "shards").glob(f"{self.split}-*-of-*"))
-                if not p.name.endswith(f"-of-{self.num_shards:05d}")]
 
     def writing(self, shard_id: int):
         """A temporary directory that becomes shard `shard_id` when the block ends without an error."""

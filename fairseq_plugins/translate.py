@@ -26,6 +26,7 @@ from lskd.fileio import atomic_path, read_json
 
 from . import ct2_model
 from .ct2_search import Decoder, SearchSettings
+from .distill_decode import Detokenizer
 
 
 class ExportedModel:
@@ -49,35 +50,15 @@ class ExportedModel:
 
     def _tokenizer(self, tok: dict):
         """(raw lines -> piece lines, piece line -> text) as the data was prepared."""
-        post = tok["post_process"]
+        from data_prep.teacher_vocab import subword_encoder
+
+        post, moses = tok["post_process"], tok["kind"] == "moses+bpe"
         if tok["kind"] == "sentencepiece":
-            import sentencepiece as spm
-
-            sp = spm.SentencePieceProcessor(model_file=str(self.dir / tok["models"][self.src]))
-            return (lambda lines: [" ".join(p) for p in sp.encode(lines, out_type=str)]), \
-                (lambda pieces: self._post(pieces, post))
-        from data_prep import moses
-        from data_prep.bpe import BpeCodes
-        from sacremoses import MosesDetokenizer
-
-        codes, detok = BpeCodes(self.dir / tok["codes"]), MosesDetokenizer(lang=self.tgt)
-        tokenize = tok["kind"] == "moses+bpe"
-
-        def encode(lines: List[str]) -> List[str]:
-            if tokenize:
-                lines = moses.tokenize(lines, self.src, aggressive=True, escape=True)
-            return [codes.line(line) for line in lines]
-
-        def decode(pieces: str) -> str:
-            text = self._post(pieces, post)
-            return detok.detokenize(text.split(), unescape=True) if tokenize else text
-
-        return encode, decode
-
-    def _post(self, pieces: str, mode: str) -> str:
-        from fairseq.data import data_utils
-
-        return data_utils.post_process(pieces, mode)
+            encode = subword_encoder("sentencepiece", self.dir / tok["models"][self.src], self.src)
+        else:
+            encode = subword_encoder("bpe", self.dir / tok["codes"], self.src, moses=moses)
+        detok = Detokenizer(post, moses)
+        return encode, lambda pieces: detok(pieces, self.tgt)
 
     def translate(self, lines: List[str]) -> "tuple[List[str], int]":
         """Translations of raw lines (empty stays empty), and how many sources were cut to the model's length."""
