@@ -331,3 +331,9 @@ def test_select_by_needs_a_reference_and_an_nbest(tiny_data, tiny_teacher, tmp_p
                             "--select-by compares hypotheses with the reference; --source-text has none")):
         with pytest.raises(LskdError, match=re.escape(message)):
             distill(tiny_data / "bin", tiny_teacher, tmp_path / "x", "--split", "valid", "--select-by", "chrf", *extra)
+
+
+def test_source_text_must_exist(tiny_data, tiny_teacher, tmp_path):
+    with pytest.raises(LskdError, match=re.escape(f"--source-text {tmp_path / 'none.txt'}: no such file")):
+        distill(tiny_data / "bin", tiny_teacher, tmp_path / "x", "--source-text", tmp_path / "none.txt")
+    assert not (tmp_path / "x").exists()

@@ -126,3 +126,13 @@ def test_an_older_fairseq_checkpoint_exports_the_same_model(prepared, tmp_path):
     export(prepared, tmp_path / "new")
     files = [json.loads((tmp_path / d / "export.json").read_text())["files"] for d in ("old", "new")]
     assert files[0]["model/model.bin"] == files[1]["model/model.bin"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--beam", "0"], "--beam 0 --lenpen 1.0 --batch-size 64 --chunk 2000: expected beam, batch size and chunk >= 1"),
+    (["--input", "NOPE"], "--input NOPE: no such file"),
+])
+def test_translate_option_errors_are_one_line(prepared, tmp_path, args, message):
+    export(prepared, tmp_path / "exp")
+    proc = translate(tmp_path / "exp", *args, check=False, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(f"lskd translate: error: {message}")
