@@ -7,7 +7,7 @@ On the whole --split (fairseq-generate's batches and per-batch length limits, as
 sentences whose n-best may hold what the first search left out (outputs may then differ); (ct2-only)
 CTranslate2's translate_batch alone on the same groups and limits, no first-step scoring, no rescoring of
 hypotheses cut at the limit. Prints seconds per variant (median, min, max), how many sentences were searched
-again and how many returned hypotheses were cut at the limit. Time it on a quiet machine (benchmarks/machine.py).
+again and how many returned hypotheses were cut at the limit. Time it on a quiet machine (lskd/machine.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def main() -> int:
@@ -42,7 +41,7 @@ def main() -> int:
     from fairseq_plugins import ct2_model
     from fairseq_plugins.ct2_search import Decoder, SearchSettings
     from fairseq_plugins.teacher import TeacherSession
-    from machine import cpu_model, load_at_start
+    from lskd.machine import cpu_model, load_at_start
 
     load = load_at_start()
     with ct2_model.torch_threads_restored():

@@ -113,9 +113,8 @@ def main(argv=None) -> int:
     import ctranslate2
     import sacrebleu
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
     from distill_throughput import subset
-    from machine import cpu_model, load_at_start
+    from lskd.machine import cpu_model, load_at_start
 
     work = args.work or Path(tempfile.mkdtemp(prefix="decode_speed."))
     work.mkdir(parents=True, exist_ok=True)

@@ -92,8 +92,7 @@ def main():
         "b": ["--criterion", "ls_kd", "--kd-lambda", "0.9", "--label-smoothing", "0.1", "--teacher-path", teacher],
         "c": ["--criterion", "ls_kd", "--kd-lambda", "0.9", "--label-smoothing", "0.1", "--kd-topk-cache", cache],
     }
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from machine import cpu_model, load_at_start
+    from lskd.machine import cpu_model, load_at_start
 
     load = load_at_start()  # before the timed runs (later, their own work is in the 1-minute average)
     runs = []

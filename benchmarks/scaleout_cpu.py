@@ -7,7 +7,7 @@ Prints (and writes to WORK/scaleout.json):
    (the same global batch) using all cores, and using 1 thread, from a top-K cache, interleaved,
    `--repeats` times: the largest difference of the logged per-update losses, and the ratios of training
    words/s (median of the per-update words/s after 3 warm-up updates; median, min and max over repeats);
-   the load average before it starts is recorded (benchmarks/machine.py): time it on a quiet machine;
+   the load average before it starts is recorded (lskd/machine.py): time it on a quiet machine;
 2. peak RSS per rank (from the kernel's rusage of each rank) while training from a small and a large
    memory-mapped cache: the ratio large/small is ~1 when no rank holds the cache in memory;
 3. peak RSS of `lskd cache` shard builds and their merge for the two corpus sizes (ratio ~1 when the
@@ -123,8 +123,7 @@ def main() -> None:
     small = corpus(work, args.sentences[0])
     large = corpus(work, args.sentences[1], dicts=small)
     t = teacher(work, small)
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from machine import cpu_model, load_at_start
+    from lskd.machine import cpu_model, load_at_start
 
     # the load before any work of this script (later, its own previous steps are in the 1-minute average)
     results = {"command": " ".join(sys.argv), "cpus": os.cpu_count(), "cpu": cpu_model(),

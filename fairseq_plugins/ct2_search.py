@@ -52,6 +52,7 @@ class SearchSettings:
     max_len_cap: int = 1024  # the model's max decoder positions: the limit is min(a * src_len + b, cap - 1)
     max_tokens: Optional[int] = None
     batch_size: Optional[int] = None
+    scores: bool = True  # False: the caller reads only the tokens (greedy then skips rescoring cut hypotheses)
 
     def limit(self, src_len: int) -> int:
         return length_limit(src_len, self.max_len_a, self.max_len_b, self.max_len_cap)
@@ -120,17 +121,19 @@ class Decoder:
         only ranks the finished ones (the search is the same for any penalty > 0); scores stay --lenpen's."""
         rank_lenpen = self.search.lenpen if rank_lenpen is None else rank_lenpen
         first = None
-        if not self.search.sampling and self.search.beam > 1:  # first: short, it fills no tail
+        # first: short, it fills no tail; greedy needs it for fairseq's scores only (one hypothesis: no ranking)
+        if not self.search.sampling and (self.search.beam > 1 or self.search.scores):
             first = self.translator.score_batch(words, [[] for _ in words], max_input_length=0, asynchronous=True,
                                                 **batching)
         search = self.translator.translate_batch(words, asynchronous=True, **batching,
                                                  **self._options(steps, rank_lenpen))
         return _Job(words, steps, rank_lenpen, search, first)
 
-    def _collect(self, job: _Job, limit: int, batching: dict,
+    def _collect(self, job: _Job, limits: List[int], batching: dict,
                  known: Optional[List[dict]] = None) -> Tuple[List[List[list]], List[List[float]]]:
-        """A submitted search's hypotheses [ids ending in </s>, score]; each one without </s> is cut to `limit`
-        words and given </s>, as fairseq forces it, and (beam search) rescored so that its score has fairseq's
+        """A submitted search's hypotheses [ids ending in </s>, score]; each one without </s>, or longer than its
+        sentence's limit (`limits`, one per sentence), is cut to that many words and given </s>, as fairseq forces
+        it, and (beam search) rescored so that its score has fairseq's
         </s> term, unless `known` (per sentence, {ids: score}) has it already. Also, per sentence, CTranslate2's
         own scores of the returned hypotheses it registered at its last step (`steps` tokens; none if the
         sentence finished before)."""
@@ -147,8 +150,8 @@ class Decoder:
                 score = score * len(h) ** (rank_lenpen - self.search.lenpen)
                 if len(h) == steps:
                     at_last.append(float(score))
-                if not ids or ids[-1] != self.eos:
-                    ids = ids[:limit] + [self.eos]
+                if not ids or ids[-1] != self.eos or len(ids) > limits[i] + 1:
+                    ids = ids[:limits[i]] + [self.eos]
                     if known and tuple(ids) in known[i]:  # rescored before: same hypothesis, same score
                         reused.append((i, len(hyps), known[i][tuple(ids)]))
                     else:
@@ -164,7 +167,7 @@ class Decoder:
                 shift = -np.log1p(-min(np.exp(pending.result().log_probs[0]), 1 - 1e-7))
                 for h in out[i]:
                     h[1] -= shift / len(h[0]) ** self.search.lenpen
-        if cut and not self.search.sampling:
+        if cut and not self.search.sampling and (self.search.scores or self.search.beam > 1):  # beams: rank by them
             sources = [words[i] for i, _ in cut]
             rescored = self.translator.score_batch(sources,
                                                    [[self.tgt_dict[t] for t in out[i][j][0][:-1]] for i, j in cut],
@@ -214,20 +217,28 @@ class Decoder:
         the best unnormalised scores, i.e. those that finished early; and, if live beams were not all seen, one
         step longer, where every live beam is extended and the `beam` best next words are registered (their
         prefixes get </s>)."""
+        return self.decode_words([self._source_words(s) for s in sources], limits)
+
+    def decode_words(self, words: List[List[str]], limits: Optional[List[int]] = None) -> List[List[Tuple[torch.Tensor, float]]]:
+        """decode() of sources given as source-dictionary symbols without </s> (what CTranslate2 takes)."""
         if limits is None:
-            limits = [self.search.limit(len(s)) for s in sources]
-        groups = {limit: [i for i, lim in enumerate(limits) if lim == limit] for limit in sorted(set(limits))}
-        words = [self._source_words(s) for s in sources]
+            limits = [self.search.limit(len(w) + 1) for w in words]
+        if self.search.beam == 1 and not self.search.sampling:
+            # greedy: a longer limit changes no step before a shorter one, so one search to the longest limit, each
+            # hypothesis cut to its own (full batches instead of one small group per limit)
+            groups = {max(limits, default=0): list(range(len(words)))}
+        else:
+            groups = {limit: [i for i, lim in enumerate(limits) if lim == limit] for limit in sorted(set(limits))}
         batching = self._batching(words)
         jobs = {limit: self._submit([words[i] for i in idx], limit, batching) for limit, idx in groups.items()}
-        out: List[list] = [None] * len(sources)
-        at_last: List[list] = [None] * len(sources)
+        out: List[list] = [None] * len(words)
+        at_last: List[list] = [None] * len(words)
         for limit, idx in groups.items():
-            for i, hyps, last in zip(idx, *self._collect(jobs[limit], limit, batching)):
+            for i, hyps, last in zip(idx, *self._collect(jobs[limit], [limits[i] for i in idx], batching)):
                 out[i], at_last[i] = hyps, last
         if not self.search.sampling:
             if self.search.beam > 1:  # with one beam the live beam is the one returned
-                unseen = [self._unseen(out[i], at_last[i], limits[i]) for i in range(len(sources))]
+                unseen = [self._unseen(out[i], at_last[i], limits[i]) for i in range(len(words))]
                 for position, (extra, lenpen) in enumerate([(0, UNNORMALISED), (1, None)]):
                     again = {limit: [i for i in idx if unseen[i][position]] for limit, idx in groups.items()}
                     again = {limit: idx for limit, idx in again.items() if idx}
@@ -236,7 +247,7 @@ class Decoder:
                             for limit, idx in again.items()}
                     for limit, idx in again.items():
                         known = [{tuple(ids): score for ids, score in out[i]} for i in idx]
-                        for i, hyps in zip(idx, self._collect(jobs[limit], limit, batching, known)[0]):
+                        for i, hyps in zip(idx, self._collect(jobs[limit], [limit] * len(idx), batching, known)[0]):
                             out[i] = out[i] + hyps
             out = [self._ranked(hyps) for hyps in out]
         return [[(torch.tensor(ids, dtype=torch.int32), score) for ids, score in hyps[:self.search.nbest]] for hyps in out]

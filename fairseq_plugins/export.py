@@ -8,7 +8,8 @@ DIR holds:
                         ct2-generate does, so its hypotheses are ct2-generate's)
     tokenizer files     what the data was prepared with, from DATA_BIN's data_prep manifest: its sentencepiece
                         model(s), or the teacher's BPE codes (after Moses tokenisation)
-    export.json         language pair, tokenizer and post-processing, max positions, the checkpoint's sha256,
+    export.json         language pair, tokenizer and post-processing, max positions, the model's parameter count
+                        (shared embeddings once), the checkpoint's sha256,
                         the quantization, CTranslate2's version, and the sha256 of every file (written last)
 The folder is written under a temporary name and renamed when complete. Exporting the same checkpoint with
 the same settings again gives the same files (their hashes are compared; what differs is named).
@@ -101,6 +102,7 @@ def export(checkpoint: str, data_bin: str, out: Path, quantization: str = "none"
         manifest = {
             "format": FORMAT, "source_lang": src, "target_lang": tgt, "tokenizer": record,
             "max_source_positions": int(model.max_positions()[0]), "max_target_positions": model.max_decoder_positions(),
+            "parameters": sum(p.numel() for p in model.parameters()),
             "checkpoint": {"path": str(Path(checkpoint).resolve()), "sha256": sha256_file(Path(checkpoint))},
             "quantization": quantization, "ctranslate2": ct2_model.version(), "files": file_hashes(tmp),
         }

@@ -42,11 +42,17 @@ class ExportedModel:
         self.src, self.tgt = self.manifest["source_lang"], self.manifest["target_lang"]
         self.src_dict = Dictionary.load(str(self.dir / f"dict.{self.src}.txt"))
         self.tgt_dict = Dictionary.load(str(self.dir / f"dict.{self.tgt}.txt"))
-        search = dataclasses.replace(search, max_len_cap=self.manifest["max_target_positions"])
         translator = ct2_model.load(self.dir / "model", device, compute_type, threads)
+        self.compute_type = translator.compute_type
         self.decoder = Decoder(translator, self.src_dict, self.tgt_dict, search)
+        self.use_search(search)
         self.max_source = self.manifest["max_source_positions"]
+        self.target_tokens = 0  # target tokens produced so far (</s> not counted): for tokens/s
         self.encode, self.decode = self._tokenizer(self.manifest["tokenizer"])
+
+    def use_search(self, search: SearchSettings) -> None:
+        """Search with these settings from now on (the length cap stays the model's)."""
+        self.decoder.search = dataclasses.replace(search, max_len_cap=self.manifest["max_target_positions"], scores=False)
 
     def _tokenizer(self, tok: dict):
         """(raw lines -> piece lines, piece line -> text) as the data was prepared."""
@@ -62,20 +68,20 @@ class ExportedModel:
 
     def translate(self, lines: List[str]) -> "tuple[List[str], int]":
         """Translations of raw lines (empty stays empty), and how many sources were cut to the model's length."""
-        import torch
-
         todo = [i for i, line in enumerate(lines) if line.strip()]
+        known, unk = self.src_dict.indices, self.src_dict.unk_word
         sources, cut = [], 0
         for pieces in self.encode([lines[i] for i in todo]):
-            ids = self.src_dict.encode_line(pieces, add_if_not_exist=False, append_eos=True).long()
-            if len(ids) > self.max_source:
-                ids, cut = torch.cat([ids[: self.max_source - 1], ids[-1:]]), cut + 1
-            sources.append(ids)
+            words = [w if w in known else unk for w in pieces.split()]  # Dictionary.encode_line's, as symbols
+            if len(words) >= self.max_source:  # with </s>, at most max_source tokens
+                words, cut = words[: self.max_source - 1], cut + 1
+            sources.append(words)
         out = [""] * len(lines)
-        if sources:
-            eos = {self.tgt_dict.eos()}
-            for i, hyps in zip(todo, self.decoder.decode(sources)):
-                out[i] = self.decode(self.tgt_dict.string(hyps[0][0], None, extra_symbols_to_ignore=eos))
+        symbols, skip = self.tgt_dict.symbols, {self.tgt_dict.eos(), self.tgt_dict.bos()}
+        for i, hyps in zip(todo, self.decoder.decode_words(sources) if sources else []):
+            pieces = [symbols[t] for t in hyps[0][0].tolist() if t not in skip]  # Dictionary.string's, per id
+            self.target_tokens += len(pieces)
+            out[i] = self.decode(" ".join(pieces))
         return out, cut
 
 

@@ -23,6 +23,7 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "ct2-generate": ("fairseq_plugins.ct2_generate:main", "fairseq-generate's output, decoded by CTranslate2 (recipes' DECODE_ENGINE)"),
     "export": ("fairseq_plugins.export:main", "a trained model as a self-contained CTranslate2 folder with its tokenizer"),
     "translate": ("fairseq_plugins.translate:main", "raw text in, translations out, with a folder made by lskd export"),
+    "deploy-table": ("fairseq_plugins.deploy_table:main", "size, CPU speed and BLEU of a teacher and its students as exported (lskd translate)"),
     "report": ("lskd.report:main", "collect a sweep's scores into an alpha x T table (markdown, CSV, PNG)"),
     "nmt-features": ("fairseq_plugins.nmt_features:main", "penultimate decoder states per gold target token, for `lskd diffusion`"),
     "diffusion": ("lskd.diffusion_cli:main", "template projection plots and a diffusion index from penultimate features"),

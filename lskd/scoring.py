@@ -224,6 +224,22 @@ def _convention(args: argparse.Namespace, spec: dict, refs: List[str], hyps: Lis
     return convention, hyps, kw
 
 
+def score_as_data(hyps: List[str], ref: Path) -> dict:
+    """Detokenised text (what `lskd translate` writes) scored against --ref as `lskd score --hyp` would: sacreBLEU
+    and chrF; data whose manifest scores tokenised text (IWSLT's tokenised BLEU, wmt14) is refused in one line."""
+    ref = Path(ref)
+    refs = _read_lines(ref, "--ref")
+    if len(hyps) != len(refs):
+        raise LskdError(f"--ref {ref}: {len(refs)} lines, {len(hyps)} translations (expected the same test set)")
+    spec = data_scoring_spec(ref) or {}
+    if spec.get("convention", "detok") != "detok":
+        raise LskdError(f"--ref {ref}: {spec['manifest']} scores this data as {spec['convention']} (tokenised text); "
+                        "detokenised translations are scored against an untouched reference: give one")
+    args = argparse.Namespace(convention="detok", detokenize="none", lang=None, detok_ref=None, ref=ref)
+    convention, hyps, kw = _convention(args, spec, refs, hyps)
+    return score(hyps, refs, convention, **kw)
+
+
 def main(argv: List[str]) -> int:
     p = argparse.ArgumentParser(prog="lskd score", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)

@@ -40,6 +40,8 @@ def rows(out, split):
     # a limit most hypotheses reach, per sentence (a > 0), n-best 2: fairseq's forced </s> at the limit
     ("train", ["--beam", "4", "--nbest", "2", "--lenpen", "0.8", "--max-len-a", "0.5", "--max-len-b", "1",
                "--max-ratio", "0", "--keep-max-len"]),
+    # greedy, the same limits: one search to the longest limit, each hypothesis cut to its own (Decoder.decode_words)
+    ("train", ["--beam", "1", "--max-len-a", "0.5", "--max-len-b", "1", "--max-ratio", "0", "--keep-max-len"]),
 ])
 def test_beam_search_equals_fairseq(tiny_data, tiny_teacher, tmp_path, split, extra):
     m_fs = distill(tiny_data / "bin", tiny_teacher, tmp_path / "fs", "--split", split, *extra)
@@ -257,8 +259,8 @@ def test_ranking_by_raw_score_keeps_fairseq_scores(tiny_data, tiny_teacher):
     dataset = task.dataset("train")
     words = [dec._source_words(dataset.src[i]) for i in range(40)]
     batching = dec._batching(words)
-    normal, _ = dec._collect(dec._submit(words, 12, batching), 12, batching)
-    raw, _ = dec._collect(dec._submit(words, 12, batching, ct2_search.UNNORMALISED), 12, batching)
+    normal, _ = dec._collect(dec._submit(words, 12, batching), [12] * len(words), batching)
+    raw, _ = dec._collect(dec._submit(words, 12, batching, ct2_search.UNNORMALISED), [12] * len(words), batching)
     both = 0
     for a, b in zip(normal, raw):
         scores = {tuple(ids): score for ids, score in a}

@@ -29,11 +29,12 @@ def export(prepared, out, *extra):
     return run([tool("lskd"), "export", "--checkpoint", teacher / "model.pt", "--data", data / "bin", "--out", out, *extra])
 
 
-def translate(model, *args, **kw):
-    return run([tool("lskd"), "translate", "--model", model, "--beam", "3", *args], **kw)
+def translate(model, *args, beam=3, **kw):
+    return run([tool("lskd"), "translate", "--model", model, "--beam", str(beam), *args], **kw)
 
 
-def test_translate_equals_ct2_generate_on_the_test_set(prepared, tmp_path):
+@pytest.mark.parametrize("beam", [3, 1])
+def test_translate_equals_ct2_generate_on_the_test_set(prepared, tmp_path, beam):
     teacher, data = prepared
     export(prepared, tmp_path / "exp")
     manifest = json.loads((tmp_path / "exp" / "export.json").read_text())
@@ -41,15 +42,15 @@ def test_translate_equals_ct2_generate_on_the_test_set(prepared, tmp_path):
     assert sorted(manifest["files"]) == sorted(
         ["dict.de.txt", "dict.en.txt", "bpecodes" if bpe else "spm.model"]
         + [f"model/{p.name}" for p in (tmp_path / "exp" / "model").iterdir()])
-    translate(tmp_path / "exp", "--input", data / "raw" / "test.de", "--output", tmp_path / "out.txt")
+    translate(tmp_path / "exp", "--input", data / "raw" / "test.de", "--output", tmp_path / "out.txt", beam=beam)
     ours = (tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()
-    gen = run([tool("lskd"), "ct2-generate", data / "bin", "--path", teacher / "model.pt", "--beam", "3",
+    gen = run([tool("lskd"), "ct2-generate", data / "bin", "--path", teacher / "model.pt", "--beam", str(beam),
                "--length-limit", "per-sentence", "--post-process", "auto"])  # the data manifest's post-processing
     (tmp_path / "gen.txt").write_text(gen.stdout)
     reference = hypotheses_in_order(tmp_path / "gen.txt", 40)
     assert ours == (moses_detokenize(reference, "en") if bpe else reference)
     # streaming in chunks of 7 lines changes nothing; stdin works as a file does
-    piped = translate(tmp_path / "exp", "--chunk", "7", input=(data / "raw" / "test.de").read_text(encoding="utf-8"))
+    piped = translate(tmp_path / "exp", "--chunk", "7", beam=beam, input=(data / "raw" / "test.de").read_text(encoding="utf-8"))
     assert piped.stdout.splitlines() == ours and "lines/s" in piped.stderr
 
 
@@ -136,3 +137,78 @@ def test_translate_option_errors_are_one_line(prepared, tmp_path, args, message)
     export(prepared, tmp_path / "exp")
     proc = translate(tmp_path / "exp", *args, check=False, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(f"lskd translate: error: {message}")
+
+
+def test_deploy_table_measures_what_translate_gives(prepared, tmp_path):
+    """`lskd deploy-table` (issue 23, item 4): one row per model, export type and beam, the issue's columns; a student
+    that is the teacher's own checkpoint keeps 100 %; BLEU is `lskd score` of `lskd translate`'s output."""
+    import csv
+
+    teacher, data = prepared
+    ckpt, raw = teacher / "model.pt", data / "raw"
+    cmd = [tool("lskd"), "deploy-table", "--data", data / "bin", "--source", raw / "test.de", "--ref", raw / "test.en",
+           "--exports", tmp_path / "exports", "--out", tmp_path / "table", "--rounds", "2", "--beams", "1", "3",
+           "--threads", "1", "--model", f"big=teacher:{ckpt}", "--model", f"copy=student:{ckpt}"]
+    run(cmd)
+    with open(tmp_path / "table" / "deploy.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:5] == ["model", "role", "params", "size_bytes", "compute_type"]
+    assert {"lines_per_s", "bleu", "bleu_retention", "chrf", "tokens_per_s", "int8_minus_float32_bleu"} <= set(rows[0])
+    assert sorted((r["model"], r["compute_type"], r["beam"]) for r in rows) == sorted(
+        (m, c, b) for m in ("big", "copy") for c in ("float32", "int8_float32") for b in ("1", "3"))
+    by = {(r["model"], r["compute_type"], r["beam"]): r for r in rows}
+    for r in rows:
+        assert float(r["bleu_retention"]) == 1.0 and float(r["lines_per_s"]) > 0
+        assert (r["int8_minus_float32_bleu"] == "") == (r["compute_type"] == "float32")
+    float32, int8 = by[("copy", "float32", "3")], by[("copy", "int8_float32", "3")]
+    assert int(int8["size_bytes"]) < int(float32["size_bytes"]) and int8["params"] == float32["params"]
+    assert float(int8["int8_minus_float32_bleu"]) == pytest.approx(float(int8["bleu"]) - float(float32["bleu"]), abs=1e-3)
+    translate(tmp_path / "exports" / "copy.none", "--input", raw / "test.de", "--output", tmp_path / "out.txt")
+    run([tool("lskd"), "score", "--hyp", tmp_path / "out.txt", "--ref", raw / "test.en", "--detokenize", "none",
+         "--out", tmp_path / "s.json"])
+    assert float(float32["bleu"]) == pytest.approx(json.loads((tmp_path / "s.json").read_text())["bleu"], abs=1e-3)
+    md = (tmp_path / "table" / "deploy.md").read_text()
+    assert "Targets:" in md and "speed: NOT MET" in md and (tmp_path / "table" / "deploy.png").stat().st_size > 1000
+    again = run(cmd + ["--beams", "1", "--rounds", "1"])  # the exports are reused, not made again
+    assert "exported to" not in again.stderr
+
+
+@pytest.mark.parametrize("models, extra, message", [
+    (["a=teacher:{ckpt}", "b=teacher:{ckpt}"], [], "--model: expected exactly one teacher"),
+    (["a={ckpt}"], [], "--model a={ckpt}: expected NAME=ROLE:CHECKPOINT with ROLE teacher or student"),
+    (["a=teacher:{ckpt}", "a=student:{ckpt}"], [], "--model: a name given twice (a)"),
+    (["a=teacher:NOPE.pt"], [], "--model a=teacher:NOPE.pt: no such checkpoint NOPE.pt"),
+    (["a=teacher:{ckpt}"], ["--ref", "{valid}"], "different numbers of lines (expected one test set)"),
+])
+def test_deploy_table_bad_input_is_one_line(prepared, tmp_path, models, extra, message):
+    from fairseq_plugins import deploy_table
+    from lskd.errors import LskdError
+
+    teacher, data = prepared
+    fill = {"ckpt": teacher / "model.pt", "valid": data / "raw" / "valid.en"}
+    argv = ["--data", str(data / "bin"), "--source", str(data / "raw" / "test.de"), "--ref", str(data / "raw" / "test.en"),
+            "--exports", str(tmp_path / "e"), "--out", str(tmp_path / "t")]
+    argv += [a.format(**fill) for a in extra] + [x for m in models for x in ("--model", m.format(**fill))]
+    with pytest.raises(LskdError) as e:
+        deploy_table.main(argv)
+    assert message.format(**fill) in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "t").exists()
+
+
+def test_deploy_targets_and_pareto_front():
+    """The targets' sentences on constructed rows (float32, beam 5): a student at 92 % and 3.2x meets the speed
+    target; int8 costing 0.4 BLEU does not meet its target; the Pareto front drops dominated points."""
+    from fairseq_plugins.deploy_table import pareto, targets
+
+    def row(model, role, quant, speed, bleu, retention, int8_cost=None):
+        return {"model": model, "role": role, "quantization": quant, "beam": 5, "speedup_vs_teacher": speed,
+                "bleu": bleu, "bleu_retention": retention, "int8_minus_float32_bleu": int8_cost}
+
+    rows = [row("t", "teacher", "none", 1.0, 20.0, 1.0), row("fast", "student", "none", 3.2, 18.4, 0.92),
+            row("faster", "student", "none", 5.0, 15.0, 0.75), row("fast", "student", "int8", 5.5, 18.0, 0.9, -0.4)]
+    speed, int8 = targets(rows)
+    assert speed.startswith("speed: MET") and "fast: 3.20x" in speed and "92.0%" in speed
+    assert int8.startswith("int8: NOT MET") and "over it: fast" in int8
+    rows[1]["speedup_vs_teacher"] = 2.5
+    assert targets(rows)[0].startswith("speed: NOT MET -- the fastest student keeping >= 90% of the teacher's BLEU")
+    assert pareto([(1, 20), (3, 18), (2, 17), (5, 15), (5, 14)]) == [(1, 20), (3, 18), (5, 15)]
