@@ -4,7 +4,8 @@
         --teacher runs/bible_demo/teachers/a0.1_s1/checkpoint_best.pt --split test --out runs/ct2_equality
 
 `lskd distill-data --split SPLIT --beam 5 --max-len-a 1.2 --max-len-b 10` with `--engine fairseq` and with
-`--engine ctranslate2` (float32, no filter, so every source has its best hypothesis), then the best hypotheses
+`--engine ctranslate2` (--compute-type, default float32; --gpu decodes both on the GPU, where CTranslate2's
+default is float16; no filter, so every source has its best hypothesis), then the best hypotheses
 are compared sentence by sentence. Each one that differs is scored by fairseq's own SequenceScorer (the model's
 length-normalised log-probability, base 2, as fairseq-generate prints it), and classified:
   tie      fairseq scores CTranslate2's choice within --tie of its own: a near tie that float rounding
@@ -68,14 +69,21 @@ def main(argv=None) -> int:
     p.add_argument("--gen", default="--max-len-a 1.2 --max-len-b 10", help="length limit options")
     p.add_argument("--tie", type=float, default=0.01, help="score difference (base 2) called a tie (default 0.01)")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--gpu", action="store_true", help="decode on the GPU (fairseq in float32; CTranslate2 in "
+                                                      "--compute-type) instead of the CPU")
+    p.add_argument("--compute-type", default="float32", help="CTranslate2's compute type (float16 on a GPU: the "
+                                                             "engine's default there)")
     args = p.parse_args(argv)
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     for engine in ("fairseq", "ctranslate2"):
         if not (args.out / engine / "manifest.json").is_file():
+            extra = [] if args.gpu else ["--cpu"]
+            if engine == "ctranslate2":
+                extra += ["--compute-type", args.compute_type]
             subprocess.run([BIN / "lskd", "distill-data", "--data", args.data, "--teacher-path", args.teacher,
                             "--out", args.out / engine, "--split", args.split, "--engine", engine, "--beam",
                             str(args.beam), *args.gen.split(), "--max-ratio", "0", "--keep-empty", "--keep-max-len",
-                            "--cpu"], check=True, env=env, capture_output=True)
+                            *extra], check=True, env=env, capture_output=True)
     fs, ct = best(args.out / "fairseq", args.split), best(args.out / "ctranslate2", args.split)
     differ = sorted(i for i in fs if fs[i][0] != ct[i][0])
     m = json.loads((args.out / "fairseq" / "manifest.json").read_text())
@@ -101,7 +109,8 @@ def main(argv=None) -> int:
         kinds[kind].append(i)
         rows.append(f"| {i} | {kind} | {fs[i][1]:.4f} | {ct_by_fairseq:.4f} | {gap:+.4f} | {ct[i][1]:.4f} |")
     n = len(fs)
-    print(f"{args.split}: {n} sentences, beam {args.beam}, {args.gen}; best hypotheses identical: {n - len(differ)} "
+    print(f"{args.split}: {n} sentences, beam {args.beam}, {args.gen}, CTranslate2 {args.compute_type} on "
+          f"{'GPU' if args.gpu else 'CPU'}; best hypotheses identical: {n - len(differ)} "
           f"({100 * (n - len(differ)) / n:.1f}%); differing: " + ", ".join(f"{k} {len(v)}" for k, v in kinds.items()))
     print(f"(fairseq's teacher: {m['settings']['teachers'][0]['path']})")
     if rows:

@@ -121,7 +121,7 @@ def load_scores(runs: Path, metric: str) -> List[dict]:
             raise LskdError(f"{f}: no {metric!r} key (--metric); keys there: {', '.join(sorted(d))}")
         conventions = d.get("conventions") if isinstance(d.get("conventions"), dict) else {}
         out.append({**_run(f, d, metric, metric), "signature": d.get(signature_key(metric)),
-                    "convention": conventions.get(metric) or METRICS.get(metric)})
+                    "convention": conventions.get(metric) or METRICS.get(metric), "decoded_by": d.get("decoded_by")})
     _check_unique(out)
     conv = {r["convention"] for r in out}
     if len(conv) > 1:
@@ -207,13 +207,15 @@ def _fmt(cell: Optional[Cell], digits: int) -> str:
 
 def markdown(agg: Dict[Key, Cell], metric: str, digits: int = 2, title: Optional[str] = None,
              signatures: Sequence[str] = (), n_files: Optional[int] = None, convention: Optional[str] = None,
-             modality: Optional[str] = None, margin: float = 0.25) -> str:
+             modality: Optional[str] = None, margin: float = 0.25, decoded_by: Sequence[str] = ()) -> str:
     alphas, temps = grid(agg)
     lines = []
     if convention:
         lines += [f"### {title + ' — ' if title else ''}{metric}: {convention}", ""]
     elif title:
         lines += [f"### {title}", ""]
+    if decoded_by:  # the engine, compute type and device (score.json "decoded_by"): part of what the numbers are
+        lines += [f"Decoded by: {'; '.join(decoded_by)}.", ""]
     lines.append(f"| {metric} | " + " | ".join(f"teacher α={a:g}" for a in alphas) + " |")
     lines.append("|---|" + "---|" * len(alphas))
     lines.append("| teacher | " + " | ".join(_fmt(agg.get(("teacher", a, None)), digits) for a in alphas) + " |")
@@ -337,8 +339,9 @@ def main(argv: List[str]) -> int:
         sigs = sorted({r["signature"] for r in rows if r.get("signature")})
         convention, inputs = rows[0]["convention"], [r["path"] for r in rows]
     n_runs = len(rows) if rows is not None else sum(c.n for c in agg.values())
+    engines = sorted({r["decoded_by"] for r in rows or [] if r.get("decoded_by")})
     md = markdown(agg, args.metric, args.digits, args.title, sigs, n_files=n_runs, convention=convention,
-                  modality=modality, margin=args.equivalence_margin)
+                  modality=modality, margin=args.equivalence_margin, decoded_by=engines)
     prefix = args.out
     outs = {"md": prefix.with_name(prefix.name + ".md"), "csv": prefix.with_name(prefix.name + ".csv"),
             "runs_csv": prefix.with_name(prefix.name + "_runs.csv"),

@@ -57,6 +57,18 @@ fi
 if compgen -G "$WORK/teachers/*/score.json" > /dev/null; then
   phase report $(( $(seconds_left) > 60 ? $(seconds_left) : 60 )) "${RECIPE[@]}" --only report || true
 fi
+# CTranslate2 against fairseq on the GPU, float16 (its default there) and float32: which engine to trust for numbers
+# next to published ones (issue 24), in whatever time the budget has left; both in ct2_equality.md
+if [[ -f $WORK/teachers/a0.1_s1/checkpoint_best.pt ]]; then
+  for type in float16 float32; do
+    (( TOY )) && [[ $type == float16 ]] && continue  # no float16 on a CPU
+    where=(--gpu); (( TOY )) && where=()
+    phase "ct2_equality_$type" $(( $(seconds_left) - 20 )) bash -c 'out=$1; shift; "$@" >> "$out"' _ \
+      "$RESULTS/ct2_equality.md" "$PYTHON" "$REPO/benchmarks/ct2_equality.py" --data "$WORK/data/bin" \
+      --teacher "$WORK/teachers/a0.1_s1/checkpoint_best.pt" --split test --out "$WORK/ct2_equality_$type" \
+      --compute-type "$type" "${where[@]}" || true
+  done
+fi
 pack_results nmt "Bible $SRC-$TGT, GPU profile ($(basename "$CONFIG")): test BLEU, teacher LS alpha x student KD temperature" \
   "$WORK/results_bleu"
 finish_output

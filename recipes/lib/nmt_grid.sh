@@ -17,7 +17,7 @@ REPO="$(cd "$LIB_DIR/../.." && pwd)"
 CONFIG_KEYS=(OUT SRC TGT PREPARE_CMD ARCH_ARGS OPT_ARGS TEACHER_UPDATES STUDENT_UPDATES TEACHER_ALPHAS
              TEMPERATURES SEEDS KD_LAMBDA STUDENT_EPS TOPK PURE_KD BEAM GEN_ARGS CACHE_ARGS JOBS STUDENT_SEEDS RANKS
              DECODE_ENGINE TEACHER_RELEASES STUDENT_OPT_ARGS BASELINE_SEEDS T1_STUDENT_SEEDS
-             DATA_BIN TEST_REF POST_PROCESS TEACHER_PATHS STUDENT_ARCH_ARGS)
+             DATA_BIN TEST_REF POST_PROCESS TEACHER_PATHS STUDENT_ARCH_ARGS GPUS GPUS_PER_RUN)
 
 source "$LIB_DIR/common.sh"
 
@@ -39,6 +39,8 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
   # the prepare step, teachers given as checkpoints or model folders, students of another architecture
   : "${DATA_BIN=}" "${TEACHER_PATHS=}" "${STUDENT_ARCH_ARGS=}" "${TEST_REF=}" "${POST_PROCESS=}"
   if [[ -n $DATA_BIN ]]; then : "${PREPARE_CMD=}"; fi
+  # GPUs (recipes/lib/common.sh pool_run): empty = CPU; a list of device ids or auto; GPUS_PER_RUN devices per model
+  : "${GPUS=}" "${GPUS_PER_RUN:=1}"
   require_keys "$file" "${CONFIG_KEYS[@]}"
   BIN=${DATA_BIN:-$OUT/data/bin}
   : "${TEST_REF:=$(dirname "$BIN")/raw/test.$TGT}"
@@ -48,9 +50,31 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
   [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "config $file: JOBS must be a positive integer, got $JOBS"
   [[ $RANKS =~ ^[1-9][0-9]*$ ]] || die "config $file: RANKS must be a positive integer, got $RANKS"
   case "$DECODE_ENGINE" in fairseq|ctranslate2) ;; *) die "config $file: DECODE_ENGINE must be fairseq or ctranslate2, got $DECODE_ENGINE";; esac
+  [[ $GPUS_PER_RUN =~ ^[1-9][0-9]*$ ]] || die "config $file: GPUS_PER_RUN must be a positive integer, got $GPUS_PER_RUN"
   check_own_inputs "$file"
   LOG_DIR="$OUT/logs"
-  mkdir -p "$LOG_DIR"
+  [[ ${DRY_RUN:-0} == 1 ]] || mkdir -p "$LOG_DIR"
+}
+
+print_estimate() {  # print_estimate "RECIPE PROFILE": the measured wall time of that profile (docs/results/profile_times.json)
+  "${PYTHON:-python3}" - "$REPO/docs/results/profile_times.json" "$1" <<'PY'
+import json, sys
+path, key = sys.argv[1], sys.argv[2]
+try:
+    r = json.load(open(path))[key]
+except (OSError, ValueError, KeyError):
+    print(f"estimate: no measured time for {key!r} (docs/results/profile_times.json; lskd/step_times.py records one)")
+else:
+    w = r["wall_seconds"]
+    print(f"estimate: about {w // 3600}h{w // 60 % 60:02d}m, measured for {key!r} by `{r['command']}` on {r['machine']} "
+          f"at commit {r['commit']} (docs/results/profile_times.json)")
+PY
+}
+
+print_settings() {  # every config key and its value, as the run will use them
+  local key
+  echo "settings:"
+  for key in "${CONFIG_KEYS[@]}"; do printf '  %s=%s\n' "$key" "${!key}"; done
 }
 
 data_post_process() {  # data_post_process MANIFEST: fairseq-generate's --post-process for that data (default sentencepiece)
@@ -114,6 +138,11 @@ train_nmt() {  # train_nmt SAVE_DIR MAX_UPDATE SEED ARCH_ARGS CRITERION_ARGS... 
     local threads=$(( ${OMP_NUM_THREADS:-$(nproc)} / RANKS ))
     train=("${LSKD[@]}" train-ranks --nproc "$RANKS" --threads $(( threads > 0 ? threads : 1 )) --)
   fi
+  # fairseq-train trains on every GPU it sees (its distributed training): the global batch grows with them
+  local n=1
+  [[ -n ${CUDA_VISIBLE_DEVICES:-} ]] && n=$(awk -F, '{print NF}' <<< "$CUDA_VISIBLE_DEVICES")
+  (( RANKS > 1 )) && n=$RANKS
+  echo "devices: ${CUDA_VISIBLE_DEVICES:-cpu}; $n process(es): global batch = the per-process batch of OPT_ARGS x $n x --update-freq"
   # shellcheck disable=SC2086
   "${train[@]}" "$BIN" --user-dir "$REPO/fairseq_plugins" --task translation $arch $OPT_ARGS \
     --max-update "$max_update" --seed "$seed" --criterion ls_kd "$@" \
@@ -135,7 +164,21 @@ evaluate() {  # evaluate RUN_DIR ROLE TEACHER_ALPHA TEMPERATURE SEED KD_LAMBDA T
     > "$run/generate-test.txt.tmp"
   mv "$run/generate-test.txt.tmp" "$run/generate-test.txt"
   "${LSKD[@]}" score --generate "$run/generate-test.txt" --ref "$TEST_REF" --out "$run/score.json" \
-    --meta "role=$2" "teacher_alpha=$3" "temperature=$4" "seed=$5" "kd_lambda=$6" "teacher_seed=$7"
+    --meta "role=$2" "teacher_alpha=$3" "temperature=$4" "seed=$5" "kd_lambda=$6" "teacher_seed=$7" \
+    "decoded_by=$(decoded_by "$run/generate-test.txt")"
+}
+
+decoded_by() {  # decoded_by GENERATE_OUTPUT: the engine, compute type and device that decoded it (score.json, table)
+  if [[ $DECODE_ENGINE == ctranslate2 ]]; then  # ct2-generate's last line: "... with CTranslate2 V TYPE on DEVICE"
+    sed -n 's/.* with \(CTranslate2 .*\)$/\1/p' "$1" | tail -n 1
+  else
+    local type=float32 device=cpu  # fairseq-generate runs on a GPU when one is visible and GEN_ARGS has no --cpu
+    [[ " $GEN_ARGS " == *" --fp16 "* ]] && type=float16
+    if [[ " $GEN_ARGS " != *" --cpu "* && -n ${CUDA_VISIBLE_DEVICES-x} ]] && nvidia-smi -L > /dev/null 2>&1; then
+      device=cuda
+    fi
+    echo "fairseq-generate $type on $device"
+  fi
 }
 
 student_lambda() {  # the students' KD weight: KD_LAMBDA (Tan et al. mixing), or 1 with PURE_KD=1 (the paper's pure KD)
@@ -227,6 +270,7 @@ do_baselines() {
 
 do_report() {  # one table per score the runs carry (their BLEU conventions: lskd score --help), headline first
   local metric metrics
+  if [[ ${DRY_RUN:-0} == 1 ]]; then echo "would run: report [CPU]: lskd report --runs $OUT (one table per metric)"; return 0; fi
   metrics=$("${LSKD[@]}" report --runs "$OUT" --list-metrics)
   for metric in $metrics; do
     "${LSKD[@]}" report --runs "$OUT" --metric "$metric" --out "$OUT/results_$metric" \
@@ -278,7 +322,7 @@ do_diffusion() {  # not in the default sequence (--only diffusion): penultimate-
   done
 }
 
-run_grid() {  # run_grid RECIPE_DIR [--profile NAME] [--config FILE] [--only STEP]
+run_grid() {  # run_grid RECIPE_DIR [--profile NAME] [--config FILE] [--only STEP] [--dry-run]
   local dir=$1; shift
   local config="$dir/config.demo.sh" only="" steps="prepare teachers caches students baselines report" extra="diffusion"
   while [[ $# -gt 0 ]]; do
@@ -289,14 +333,26 @@ run_grid() {  # run_grid RECIPE_DIR [--profile NAME] [--config FILE] [--only STE
       --config) [[ $# -ge 2 ]] || die "--config needs a file"; config=$2; shift 2;;
       --only) [[ $# -ge 2 ]] || die "--only needs a step"; only=$2; shift 2
               [[ " $steps $extra " == *" $only "* ]] || die "--only $only: unknown step (steps: $steps $extra)";;
-      *) die "unknown argument $1 (expected --profile NAME, --config FILE or --only STEP)";;
+      --dry-run) export DRY_RUN=1; shift;;
+      *) die "unknown argument $1 (expected --profile NAME, --config FILE, --only STEP or --dry-run)";;
     esac
   done
   load_config "$config"
   echo "config: $config -> $OUT"
+  local todo=$steps
+  [[ -n $only ]] && todo=$only
+  echo "steps: $todo (each skipped when done; logs in $OUT/logs/)"
+  print_estimate "$(basename "$dir") $(basename "$config" .sh | sed 's/^config\.//')"
+  if [[ ${DRY_RUN:-0} == 1 ]]; then
+    print_settings
+    echo "dry run: every step's command and devices below; nothing is run"
+  fi
   local s
   for s in $steps $extra; do
     [[ $only == "$s" || ( -z $only && " $steps " == *" $s "* ) ]] && "do_$s"
   done
+  if [[ ${DRY_RUN:-0} != 1 && " $todo " == *" report "* ]]; then
+    echo "tables: $OUT/results_*.md (and .csv); plots: $OUT/results_*.png; time per step: $OUT/logs/steps.tsv"
+  fi
   return 0
 }

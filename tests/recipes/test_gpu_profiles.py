@@ -33,12 +33,12 @@ def steps(results):
     return [line.split("\t") for line in (results / "timing.tsv").read_text().splitlines()]
 
 
-def check_results_folder(results, headline):
+def check_results_folder(results, headline, *extra):
     """What a device call brings back: at most 8 plain files, no folder; tables, timing, summary, logs."""
     entries = sorted(p.name for p in results.iterdir())
     assert all((results / p).is_file() for p in entries) and len(entries) <= 8, entries
     assert entries == sorted(["console.log", "logs.tar.gz", "summary.md", "timing.tsv", f"{headline}.md",
-                              f"{headline}.csv", f"{headline}.png"])
+                              f"{headline}.csv", f"{headline}.png", *extra])
     assert (results / f"{headline}.png").stat().st_size > 1000
     summary = (results / "summary.md").read_text()
     assert "- card: no GPU (nvidia-smi found none): a CPU run" in summary
@@ -105,9 +105,12 @@ def test_bible_profile_at_toy_size_with_the_student_time_guard(tmp_path):
     proc = script("bible.sh", "--toy", "--results", results, "--work", work, "--carry", carry,
                   "--student-seconds", "0.001", "--budget", 3000, **corpus)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    summary, archived = check_results_folder(results, "results_bleu")
+    summary, archived = check_results_folder(results, "results_bleu", "ct2_equality.md")
     assert [(name, status) for name, _, status in steps(results)] == [
-        ("setup", "ok"), ("data", "ok"), ("teachers", "ok"), ("caches", "ok"), ("students", "ok"), ("report", "ok")]
+        ("setup", "ok"), ("data", "ok"), ("teachers", "ok"), ("caches", "ok"), ("students", "ok"), ("report", "ok"),
+        ("ct2_equality_float32", "ok")]  # float16 as well on a GPU (not at toy size: no float16 on a CPU)
+    equality = (results / "ct2_equality.md").read_text()
+    assert "best hypotheses identical:" in equality and "CTranslate2 float32 on CPU" in equality
     assert "[gpu] students: at most 20 updates each (as many as their teachers) or 0.001s of training" in proc.stdout
     for a in ("0", "0.1"):
         assert "'max_update': 20," in (work / "logs" / f"student_a{a}_T1_s1.log").read_text()
