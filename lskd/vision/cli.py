@@ -1,10 +1,11 @@
-"""`lskd vision SUBCOMMAND`: train-teacher, train-student, features.
+"""`lskd vision SUBCOMMAND`: train-teacher, train-student, evaluate, features.
 
   lskd vision train-teacher --dataset fashion_mnist --arch resnet18 --width 0.25 --label-smoothing 0.1 --out-dir runs/t_a0.1
   lskd vision train-student --dataset fashion_mnist --arch resnet18 --width 0.25 --teacher runs/t_a0.1/best.pt \
       --temperature 3 --out-dir runs/s_a0.1_T3
   lskd report --runs runs --metric top1 --out runs/table      # each run writes a score.json for it
   lskd vision features --checkpoint runs/s_a0.1_T3/best.pt --dataset fashion_mnist --split val --out feats.pt
+  lskd vision evaluate --model resnet18-weights.pth --arch resnet18 --classes classes.txt --data-root DIR
 
 Multi-process: `torchrun --nproc_per_node N -m lskd.vision.cli train-student ...` (gloo on CPU, nccl on GPU).
 """
@@ -34,6 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
     for role, help in (("teacher", "train a teacher with label smoothing alpha"),
                        ("student", "distil a student from a frozen teacher at temperature T")):
         add_options(sub.add_parser(f"train-{role}", help=help), TrainConfig, role=role)
+    e = sub.add_parser("evaluate", help="score a model file (lskd checkpoint, torchvision weights, references "
+                                        "checkpoint) on a dataset's val and test splits, without training")
+    e.add_argument("--model", required=True, help="the model file (as --teacher takes it)")
+    e.add_argument("--arch", default="", help="its architecture (required for a weights file / state_dict)")
+    e.add_argument("--classes", default="", help="its classes, one per line, checked against the data's")
+    e.add_argument("--class-map", action="store_true", help="reorder its outputs to the data's classes by name")
+    e.add_argument("--trust", action="store_true", help="unpickle classes besides tensors (only files you trust)")
+    e.add_argument("--dataset", default="imagefolder")
+    e.add_argument("--data-root", default="")
+    e.add_argument("--image-size", type=int, default=0)
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--device", default="")
+    e.add_argument("--out", default="", help="write the scores here as JSON too")
     f = sub.add_parser("features", help="dump penultimate features, labels, logits and the final layer of a checkpoint")
     f.add_argument("--checkpoint", required=True)
     f.add_argument("--dataset", default="fashion_mnist")
@@ -59,6 +73,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         except OptionError as e:
             raise e.with_flag(VISION_FLAGS) from None
         return 0
+    if a.cmd == "evaluate":
+        return evaluate_model(a)
     if a.cmd == "features":
         import torch
         from torch.utils.data import DataLoader
@@ -85,6 +101,41 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     p.print_help()
     return 2
+
+
+def evaluate_model(a: argparse.Namespace) -> int:
+    """`lskd vision evaluate`: the model as a teacher would be loaded (its file kind, class checks), scored on val
+    (and test when the data has one)."""
+    import json
+    import os
+
+    from lskd.fileio import write_json
+    from lskd.vision.checkpoints import load_teacher
+    from lskd.vision.data import build_data
+    from lskd.vision.distributed import Distributed
+    from lskd.vision.train import evaluate
+
+    if not os.path.isfile(a.model):
+        raise LskdError(f"--model: {a.model} does not exist")
+    cfg = TrainConfig(role="student", dataset=a.dataset, data_root=a.data_root, image_size=a.image_size,
+                      teacher=a.model, teacher_arch=a.arch, teacher_classes=a.classes, teacher_class_map=a.class_map,
+                      trust_teacher=a.trust, eval_batch_size=a.batch_size, device=a.device, out_dir="-")
+    data = build_data(cfg.dataset, cfg.data_root, augment=False, image_size=cfg.image_size or None)
+    d = Distributed(cfg.device)
+    try:
+        model, meta = load_teacher(cfg, data)
+    except LskdError as e:  # the same checks, named by this command's options
+        raise LskdError(str(e).replace("--teacher-arch", "--arch").replace("--teacher-classes", "--classes")
+                        .replace("--teacher-class-map", "--class-map").replace("--trust-teacher", "--trust")
+                        .replace("--teacher", "--model")) from None
+    scores = evaluate(model.to(d.device), data.val, cfg, d, "fp32")
+    if data.test is not None:
+        scores.update(evaluate(model, data.test, cfg, d, "fp32", split="test"))
+    scores.update(model=a.model, arch=meta.get("arch"), dataset=a.dataset, data_root=a.data_root)
+    print(json.dumps(scores, indent=1))
+    if a.out:
+        write_json(a.out, scores)
+    return 0
 
 
 def _missing(path: str):

@@ -46,20 +46,29 @@ class TrainConfig:
     augment: bool = option(True, "no random crop/flip on the training set", flag="--no-augment", group=DATA)
     train_subset: int = option(0, "use a fixed (seed-independent) random subset of N training images (CPU grids)",
                                group=DATA)
-    num_workers: int = option(0, "data loader workers", group=DATA)
-    arch: str = option("resnet18", "resnet18 | resnet34 | resnet50 | mobilenet_v2 | smallcnn | mlp", group=MODEL)
+    num_workers: int = option(-1, "data loader workers (default -1: the cores available for data read from image "
+                              "files; 0 for in-memory tensor data sets, where workers would only copy)", group=DATA)
+    arch: str = option("resnet18", "resnet18 | resnet34 | resnet50 | mobilenet_v2 (with --width, --small-input) | "
+                       "smallcnn | mlp | any torchvision classification model name", group=MODEL)
     width: float = option(1.0, "channel width multiplier", group=MODEL)
     small_input: Optional[bool] = option(None, "3x3 stem, no max-pool (default: on for images <= 64 px)", group=MODEL,
                                          type=_bool)
     pretrained: str = option("", "initialise from a local torchvision state_dict file", group=MODEL)
     label_smoothing: float = option(0.0, "LS alpha, target (1-a)*onehot + a/K: the teacher's; a student's CE term "
                                     "(paper: 0)", group=LOSS)
-    teacher: str = option("", "teacher checkpoint (best.pt of a train-teacher run)", group=LOSS, roles=STUDENT,
-                          required=True)
+    teacher: str = option("", "the teacher: an lskd checkpoint (best.pt of a train-teacher run), a torchvision "
+                          "weights file or state_dict (with --teacher-arch), or a torchvision-references checkpoint",
+                          group=LOSS, roles=STUDENT, required=True)
     teacher_cache: bool = option(False, "with --no-augment: run the teacher once over the training set and cache its "
                                  "logits", group=LOSS, roles=STUDENT)
-    teacher_arch: str = option("", "fail unless the teacher checkpoint is of this architecture", group=LOSS,
-                               roles=STUDENT)
+    teacher_arch: str = option("", "the teacher's architecture: required for a torchvision weights file / state_dict "
+                               "(any --arch name), checked for an lskd checkpoint", group=LOSS, roles=STUDENT)
+    teacher_classes: str = option("", "the teacher's classes, one name per line, checked against the data's by name "
+                                  "and order (default: the list an lskd checkpoint stores)", group=LOSS, roles=STUDENT)
+    teacher_class_map: bool = option(False, "allow a teacher whose classes are the data's in another order: its "
+                                     "outputs are reordered by name", group=LOSS, roles=STUDENT)
+    trust_teacher: bool = option(False, "load a --teacher file that pickles classes besides tensors and argparse's "
+                                 "Namespace (unpickling runs code: only files you trust)", group=LOSS, roles=STUDENT)
     temperature: float = option(1.0, "KD temperature T > 0", group=LOSS, roles=STUDENT, aliases=("-T",))
     kd_lambda: float = option(1.0, "weight of KD_T; 1 = pure KD (paper), else (1-lambda)*CE is added", group=LOSS,
                               roles=STUDENT)

@@ -37,6 +37,7 @@ class DataBundle:
     in_channels: int
     image_size: int
     classes: List[str]
+    test: Optional[Dataset] = None  # a held-out split reported apart from val (which selects best.pt)
 
 
 class TensorImages(Dataset):
@@ -203,7 +204,12 @@ def imagefolder(root: str, augment: bool, image_size: int) -> DataBundle:
         raise LskdError(f"--data-root: {root}: {e}") from None
     if tr.classes != va.classes:
         raise LskdError(f"--data-root: {root}/train and {root}/val have different class folders ({len(tr.classes)} vs {len(va.classes)})")
-    return DataBundle(tr, va, len(tr.classes), 3, image_size, list(tr.classes))
+    te = None
+    if os.path.isdir(os.path.join(root, "test")):  # optional: reported separately from val
+        te = ImageFolder(os.path.join(root, "test"), tva)
+        if te.classes != tr.classes:
+            raise LskdError(f"--data-root: {root}/test and {root}/train have different class folders")
+    return DataBundle(tr, va, len(tr.classes), 3, image_size, list(tr.classes), te)
 
 
 class ListImages(Dataset):

@@ -1,15 +1,18 @@
-"""Architectures by name: torchvision ResNet-18/34/50 and MobileNetV2, small-input variants, width multiplier.
+"""Architectures by name: the project's own (ResNet-18/34/50 and MobileNetV2 with small-input variants and a width
+multiplier; `smallcnn` and `mlp`, tiny models for tests and quick CPU runs) and every other torchvision
+classification model (`torchvision.models.list_models(module=torchvision.models)`, as torchvision's references take
+them), built with the data's class count.
 
 `small_input=True` is the 28x28 / 32x32 form: 3x3 stride-1 stem and no max-pool (ResNet), a stride-1
 first convolution (MobileNetV2). `width` scales every layer's channel count (CPU grids); width 1 keeps
-torchvision's parameter names and shapes, so ImageNet weights from a local file load into it.
-`smallcnn` and `mlp` are tiny models for tests and quick CPU runs.
+torchvision's parameter names and shapes, so ImageNet weights from a local file load into it. Other torchvision
+models take neither (their own architecture as published); grey images reach them as three equal channels.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import torch
 from torch import nn
@@ -108,6 +111,33 @@ MODELS: Dict[str, Callable[..., nn.Module]] = {
 }
 
 
+class GreyToRGB(nn.Module):
+    """One grey channel repeated three times: a torchvision model's first convolution takes RGB."""
+
+    def forward(self, x):
+        return x.expand(-1, 3, -1, -1) if x.size(1) == 1 else x
+
+
+def torchvision_names() -> List[str]:
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def torchvision_model(name: str, num_classes: int, in_channels: int, width: float) -> nn.Module:
+    import torchvision
+
+    if width != 1.0:
+        raise LskdError(f"--width {width}: only the project's own models ({', '.join(sorted(MODELS))}) take a width "
+                        f"multiplier; {name} is torchvision's as published")
+    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    if name.startswith(("inception", "googlenet")):
+        model.aux_logits, model.AuxLogits = False, None  # one output, as the other classifiers
+        if hasattr(model, "aux1"):
+            model.aux1 = model.aux2 = None
+    return nn.Sequential(GreyToRGB(), model) if in_channels == 1 else model
+
+
 def build_model(
     name: str,
     num_classes: int,
@@ -117,24 +147,37 @@ def build_model(
     image_size: int = 224,
     pretrained: str = "",
 ) -> nn.Module:
-    if name not in MODELS:
-        raise LskdError(f"--arch: unknown model {name!r}; expected one of: {', '.join(sorted(MODELS))}")
     if not (width > 0):
         raise LskdError(f"--width: expected a positive width multiplier, got {width}")
-    model = MODELS[name](num_classes, in_channels, small_input, width, image_size)
+    if name in MODELS:
+        model = MODELS[name](num_classes, in_channels, small_input, width, image_size)
+    elif name in torchvision_names():
+        model = torchvision_model(name, num_classes, in_channels, width)
+    else:
+        raise LskdError(f"--arch: unknown model {name!r}; expected one of the project's ({', '.join(sorted(MODELS))}) "
+                        "or a torchvision classification model (torchvision.models.list_models(module="
+                        "torchvision.models))")
     if pretrained:
         load_pretrained(model, pretrained)
     return model
 
 
 def final_layer(model: nn.Module) -> nn.Linear:
-    """The classifier layer whose input is the penultimate representation."""
+    """The classifier layer whose input is the penultimate representation (torchvision's names: fc, classifier,
+    head, heads.head; the last Linear of a Sequential)."""
     m = model.module if hasattr(model, "module") else model
-    if hasattr(m, "fc") and isinstance(m.fc, nn.Linear):
-        return m.fc
-    if hasattr(m, "classifier") and isinstance(m.classifier[-1], nn.Linear):
-        return m.classifier[-1]
-    raise TypeError(f"no final linear layer found in {type(m).__name__}")
+    if isinstance(m, nn.Sequential) and isinstance(m[0], GreyToRGB):
+        m = m[1]
+    for name in ("fc", "classifier", "head", "heads"):
+        layer = getattr(m, name, None)
+        if isinstance(layer, nn.Sequential):
+            layer = next((x for x in reversed(layer) if isinstance(x, (nn.Linear, nn.Sequential))), None)
+            if isinstance(layer, nn.Sequential):
+                layer = next((x for x in reversed(layer) if isinstance(x, nn.Linear)), None)
+        if isinstance(layer, nn.Linear):
+            return layer
+    raise LskdError(f"{type(m).__name__}: no final linear layer (fc, classifier, head or heads) to read the "
+                    "penultimate features from")
 
 
 def load_pretrained(model: nn.Module, path: str) -> Tuple[list, list]:

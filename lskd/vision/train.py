@@ -28,7 +28,7 @@ from lskd.errors import LskdError
 from lskd.fileio import read_json, write_json, write_text, write_torch
 from lskd.losses import LSKDLoss
 from lskd.vision.config import TrainConfig, validate
-from lskd.vision.data import DataBundle, build_data
+from lskd.vision.data import DataBundle, TensorImages, build_data
 from lskd.vision.distributed import Distributed, unwrap
 from lskd.vision.checkpoints import load_checkpoint, load_teacher, model_meta
 from lskd.vision.models import build_model
@@ -102,7 +102,7 @@ def teacher_logit_cache(cfg: TrainConfig, teacher: nn.Module, train_set, d: Dist
         if ck.get("key") == key:
             return ck["logits"]
     if d.main:
-        loader = DataLoader(train_set, batch_size=cfg.eval_batch_size, shuffle=False, num_workers=cfg.num_workers)
+        loader = DataLoader(train_set, batch_size=cfg.eval_batch_size, shuffle=False, num_workers=workers(cfg, train_set))
         out = []
         for x, _ in loader:
             x = x.to(d.device)
@@ -115,6 +115,18 @@ def teacher_logit_cache(cfg: TrainConfig, teacher: nn.Module, train_set, d: Dist
         print(f"[lskd vision] cached teacher logits {tuple(logits.shape)} -> {path}", flush=True)
     d.barrier()
     return torch.load(path, map_location="cpu", weights_only=True)["logits"]
+
+
+def workers(cfg: TrainConfig, dataset) -> int:
+    """--num-workers; -1: the cores this process may use for data decoded from files, 0 for tensors in memory."""
+    if cfg.num_workers >= 0:
+        return cfg.num_workers
+    base = dataset
+    while getattr(base, "dataset", None) is not None or getattr(base, "ds", None) is not None:  # Subset, _Indexed
+        base = getattr(base, "dataset", None) or base.ds
+    if isinstance(base, TensorImages):
+        return 0
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _autocast(device: torch.device, precision: str):
@@ -145,11 +157,12 @@ class Tally:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset, cfg: TrainConfig, d: Distributed, precision: str) -> dict:
-    """Top-1 / top-5 / NLL on `dataset`, sharded over ranks without padding (exact counts)."""
+def evaluate(model: nn.Module, dataset, cfg: TrainConfig, d: Distributed, precision: str, split: str = "val") -> dict:
+    """Top-1 / top-5 / NLL on `dataset` (keys SPLIT_top1, ...), sharded over ranks without padding (exact counts)."""
     model.eval()
     idx = list(range(d.rank, len(dataset), d.world))
-    loader = DataLoader(Subset(dataset, idx), batch_size=cfg.eval_batch_size, shuffle=False, num_workers=cfg.num_workers)
+    loader = DataLoader(Subset(dataset, idx), batch_size=cfg.eval_batch_size, shuffle=False,
+                        num_workers=workers(cfg, dataset))
     sums = Tally("nll", "top1", "top5")
     for x, y in loader:
         x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
@@ -162,8 +175,18 @@ def evaluate(model: nn.Module, dataset, cfg: TrainConfig, d: Distributed, precis
         sums.add(n=y.numel(), nll=torch.nn.functional.cross_entropy(logits, y, reduction="sum").item(),
                  top1=hit[:, 0].sum().item(), top5=hit.any(dim=1).sum().item())
     sums.all_sum(d)
-    return {"val_nll": sums.mean("nll"), "val_top1": 100 * sums.mean("top1"), "val_top5": 100 * sums.mean("top5"),
-            "val_n": int(max(1.0, sums["n"]))}
+    return {f"{split}_nll": sums.mean("nll"), f"{split}_top1": 100 * sums.mean("top1"),
+            f"{split}_top5": 100 * sums.mean("top5"), f"{split}_n": int(max(1.0, sums["n"]))}
+
+
+def test_scores(cfg: TrainConfig, model: nn.Module, data: DataBundle, d: Distributed, precision: str) -> dict:
+    """The data's test split (when it has one), scored with best.pt: the model val selected, on images it did
+    not select with."""
+    if data.test is None:
+        return {}
+    best = load_checkpoint(os.path.join(cfg.out_dir, "best.pt"))
+    unwrap(model).load_state_dict(best["model"])
+    return evaluate(model, data.test, cfg, d, precision, split="test")
 
 
 # ------------------------------------------------------------------ main loop
@@ -217,7 +240,7 @@ def train_loader(cfg: TrainConfig, train_set, d: Distributed) -> tuple:
     train_set = _Indexed(train_set)
     sampler = DistributedSampler(train_set, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(train_set, batch_size=cfg.batch_size // d.world, sampler=sampler, drop_last=True,
-                        num_workers=cfg.num_workers, pin_memory=d.device.type == "cuda")
+                        num_workers=workers(cfg, train_set), pin_memory=d.device.type == "cuda")
     steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
     if steps == 0:
         raise LskdError(f"--batch-size: {cfg.batch_size} is larger than the training set ({len(train_set)} images)")
@@ -355,6 +378,7 @@ def finish(cfg: TrainConfig, ev: dict, best: tuple, teacher_meta, d: Distributed
              "kd_lambda": cfg.kd_lambda if student else None, "epochs": cfg.epochs,
              "final_top1": ev["val_top1"], "final_top5": ev["val_top5"], "final_nll": ev["val_nll"],
              "best_top1": best[0], "best_epoch": best[1], "train_time_s": round(seconds, 1),
+             **{k: ev[k] for k in ("test_top1", "test_top5", "test_nll", "test_n") if k in ev},
              "teacher": cfg.teacher or None, "teacher_meta": teacher_meta, "world_size": d.world, "precision": precision}
     if d.main:
         # score.json feeds `lskd report` (the same alpha x T grid as NMT); final.json, written last, marks "done"
@@ -364,9 +388,11 @@ def finish(cfg: TrainConfig, ev: dict, best: tuple, teacher_meta, d: Distributed
         write_json(os.path.join(cfg.out_dir, "score.json"), {
             "role": cfg.role, "teacher_alpha": teacher_alpha, "temperature": final["temperature"],
             "kd_lambda": final["kd_lambda"], "seed": cfg.seed, "teacher_seed": teacher_seed,
-            "top1": ev["val_top1"], "top5": ev["val_top5"], "best_top1": best[0], "dataset": cfg.dataset, "arch": cfg.arch})
+            "top1": ev["val_top1"], "top5": ev["val_top5"], "best_top1": best[0], "dataset": cfg.dataset, "arch": cfg.arch,
+            **{k: ev[k] for k in ("test_top1", "test_top5") if k in ev}})
         write_text(os.path.join(cfg.out_dir, "final.json"), json.dumps(final, indent=1) + "\n")
-        print(f"[lskd vision] done: final val top-1 {ev['val_top1']:.2f}, best {best[0]:.2f} (epoch {best[1] + 1}) -> "
+        test = f", test top-1 {ev['test_top1']:.2f} (best.pt)" if "test_top1" in ev else ""
+        print(f"[lskd vision] done: final val top-1 {ev['val_top1']:.2f}, best {best[0]:.2f} (epoch {best[1] + 1}){test} -> "
               f"{os.path.join(cfg.out_dir, 'final.json')}", flush=True)
     d.barrier()
     return final
@@ -423,4 +449,5 @@ def run(cfg: TrainConfig) -> dict:
         d.barrier()
     if not ev:  # resumed after the last epoch but before final.json
         ev = evaluate(model, data.val, cfg, d, precision)
+    ev.update(test_scores(cfg, model, data, d, precision))
     return finish(cfg, ev, (best_top1, best_epoch), teacher_meta, d, precision, time.time() - t_start)

@@ -48,8 +48,23 @@ def test_pretrained_errors(tmp_path):
 
 
 def test_unknown_model_lists_valid():
-    with pytest.raises(LskdError, match=r"unknown model 'vgg16'; expected one of: .*mobilenet_v2.*resnet18"):
-        build_model("vgg16", 10)
+    with pytest.raises(LskdError, match=r"unknown model 'resnet9000'; expected one of the project's \(.*mobilenet_v2.*resnet18.*\) "
+                                        r"or a torchvision classification model"):
+        build_model("resnet9000", 10)
+
+
+@pytest.mark.parametrize("name", ["shufflenet_v2_x0_5", "mnasnet0_5", "vit_b_16", "convnext_tiny", "densenet121"])
+def test_any_torchvision_model_with_the_data_s_classes_and_its_final_layer(name):
+    """torchvision's models by name, built for the data's class count; the final linear layer is found (the
+    penultimate features' source) and a grey image goes in as three equal channels."""
+    from lskd.vision.models import final_layer
+
+    m = build_model(name, 7, in_channels=1)
+    assert final_layer(m).out_features == 7
+    if name.startswith(("shufflenet", "mnasnet")):
+        assert m.eval()(torch.rand(2, 1, 64, 64)).shape == (2, 7)
+    with pytest.raises(LskdError, match=f"--width 0.5: only the project's own models .* {name} is torchvision's"):
+        build_model(name, 7, width=0.5)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "smallcnn"])
