@@ -21,7 +21,7 @@ def model_meta(cfg: TrainConfig, data: DataBundle, small_input: bool) -> dict:
         "arch": cfg.arch, "width": cfg.width, "small_input": small_input, "num_classes": data.num_classes,
         "in_channels": data.in_channels, "image_size": data.image_size, "dataset": cfg.dataset, "role": cfg.role,
         "label_smoothing": cfg.label_smoothing, "temperature": cfg.temperature if cfg.role == "student" else None,
-        "seed": cfg.seed, "classes": list(data.classes),
+        "seed": cfg.seed, "classes": list(data.classes), "mean": list(cfg.mean) or None, "std": list(cfg.std) or None,
     }
 
 

@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", default="imagefolder")
     e.add_argument("--data-root", default="")
     e.add_argument("--image-size", type=int, default=0)
+    e.add_argument("--mean", type=_floats, default=[], help="per-channel normalisation mean (default: the data's)")
+    e.add_argument("--std", type=_floats, default=[], help="per-channel normalisation std, with --mean")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--device", default="")
     e.add_argument("--out", default="", help="write the scores here as JSON too")
@@ -86,7 +88,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if a.split not in ("train", "val"):
             raise LskdError(f"--split: expected train or val, got {a.split!r}")
         model, ck = model_from_checkpoint(a.checkpoint) if __import__("os").path.isfile(a.checkpoint) else (_missing(a.checkpoint), None)
-        data = build_data(a.dataset, a.data_root, augment=False, image_size=ck["meta"]["image_size"])
+        meta = ck["meta"]
+        data = build_data(a.dataset, a.data_root, augment=False, image_size=meta["image_size"],
+                          mean=meta.get("mean"), std=meta.get("std"))  # as the model was trained
         if data.num_classes != ck["meta"]["num_classes"]:
             raise LskdError(f"--checkpoint: {a.checkpoint} has {ck['meta']['num_classes']} classes, dataset {a.dataset} has {data.num_classes}")
         ds = data.train if a.split == "train" else data.val
@@ -101,6 +105,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     p.print_help()
     return 2
+
+
+def _floats(s: str) -> List[float]:
+    from lskd.vision.config import _float_list
+
+    return _float_list(s)
 
 
 def evaluate_model(a: argparse.Namespace) -> int:
@@ -119,8 +129,10 @@ def evaluate_model(a: argparse.Namespace) -> int:
         raise LskdError(f"--model: {a.model} does not exist")
     cfg = TrainConfig(role="student", dataset=a.dataset, data_root=a.data_root, image_size=a.image_size,
                       teacher=a.model, teacher_arch=a.arch, teacher_classes=a.classes, teacher_class_map=a.class_map,
-                      trust_teacher=a.trust, eval_batch_size=a.batch_size, device=a.device, out_dir="-")
-    data = build_data(cfg.dataset, cfg.data_root, augment=False, image_size=cfg.image_size or None)
+                      trust_teacher=a.trust, eval_batch_size=a.batch_size, device=a.device, out_dir="-",
+                      mean=a.mean, std=a.std)
+    data = build_data(cfg.dataset, cfg.data_root, augment=False, image_size=cfg.image_size or None, mean=cfg.mean,
+                      std=cfg.std)
     d = Distributed(cfg.device)
     try:
         model, meta = load_teacher(cfg, data)

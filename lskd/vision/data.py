@@ -179,10 +179,10 @@ def cifar(root: str, augment: bool, num_classes: int) -> DataBundle:
 # ---------------------------------------------------------------- ImageFolder / ImageNet / CUB
 
 
-def _image_transforms(augment: bool, image_size: int):
+def _image_transforms(augment: bool, image_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     from torchvision import transforms as T
 
-    norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    norm = T.Normalize(mean, std)
     resize = int(round(image_size * 256 / 224))
     train = T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.ToTensor(), norm]) if augment else T.Compose(
         [T.Resize(resize), T.CenterCrop(image_size), T.ToTensor(), norm])
@@ -190,14 +190,14 @@ def _image_transforms(augment: bool, image_size: int):
     return train, val
 
 
-def imagefolder(root: str, augment: bool, image_size: int) -> DataBundle:
+def imagefolder(root: str, augment: bool, image_size: int, norm: tuple = (IMAGENET_MEAN, IMAGENET_STD)) -> DataBundle:
     from torchvision.datasets import ImageFolder
 
     for split in ("train", "val"):
         d = os.path.join(root, split)
         if not os.path.isdir(d) or not any(os.path.isdir(os.path.join(d, c)) for c in os.listdir(d)):
             raise LskdError(f"--data-root: expected {d}/<class>/<image> (ImageFolder layout with train/ and val/), not found")
-    ttr, tva = _image_transforms(augment, image_size)
+    ttr, tva = _image_transforms(augment, image_size, *norm)
     try:
         tr, va = ImageFolder(os.path.join(root, "train"), ttr), ImageFolder(os.path.join(root, "val"), tva)
     except (FileNotFoundError, RuntimeError) as e:
@@ -244,7 +244,7 @@ def _read_pairs(path: str) -> dict:
     return out
 
 
-def cub200(root: str, augment: bool, image_size: int) -> DataBundle:
+def cub200(root: str, augment: bool, image_size: int, norm: tuple = (IMAGENET_MEAN, IMAGENET_STD)) -> DataBundle:
     cands = [os.path.join(root, "CUB_200_2011"), root]
     base = next((d for d in cands if all(os.path.isfile(os.path.join(d, f)) for f in CUB_FILES)), None)
     if base is None:
@@ -267,7 +267,7 @@ def cub200(root: str, augment: bool, image_size: int) -> DataBundle:
     missing = [p for p, _ in train[:1] + val[:1] if not os.path.isfile(p)]
     if missing:
         raise LskdError(f"--data-root: {missing[0]} listed in images.txt does not exist (expected under {base}/images/)")
-    ttr, tva = _image_transforms(augment, image_size)
+    ttr, tva = _image_transforms(augment, image_size, *norm)
     return DataBundle(ListImages(train, ttr), ListImages(val, tva), len(classes), 3, image_size, cls_names)
 
 
@@ -289,19 +289,36 @@ def digits(augment: bool) -> DataBundle:
 DATASETS = ("cifar10", "cifar100", "cub200", "digits", "fashion_mnist", "imagefolder", "imagenet")
 
 
-def build_data(name: str, root: str = "", augment: bool = True, image_size: Optional[int] = None) -> DataBundle:
+def build_data(name: str, root: str = "", augment: bool = True, image_size: Optional[int] = None,
+               mean: Optional[List[float]] = None, std: Optional[List[float]] = None) -> DataBundle:
+    """The data set by name; `mean`/`std` (one value per channel) replace its normalisation (default: the data
+    set's own statistics; ImageNet's for image folders and CUB, what ImageNet-pretrained models expect)."""
     if name not in DATASETS:
         raise LskdError(f"--dataset: unknown dataset {name!r}; expected one of: {', '.join(DATASETS)}")
     if name not in ("digits", "fashion_mnist") and not root:
         raise LskdError(f"--data-root: dataset {name} needs a data root")
     if root and not os.path.isdir(root):
         raise LskdError(f"--data-root: {root} is not a directory")
+    if bool(mean) != bool(std) or (mean and len(mean) != len(std)):
+        raise LskdError(f"--mean {mean} --std {std}: give both, with one value per channel each")
+    if std and min(std) <= 0:
+        raise LskdError(f"--std {std}: expected values > 0")
+    norm = (tuple(mean), tuple(std)) if mean else (IMAGENET_MEAN, IMAGENET_STD)
     if name == "digits":
-        return digits(augment)
-    if name == "fashion_mnist":
-        return fashion_mnist(root, augment)
-    if name in ("cifar10", "cifar100"):
-        return cifar(root, augment, 10 if name == "cifar10" else 100)
-    if name == "cub200":
-        return cub200(root, augment, image_size or 224)
-    return imagefolder(root, augment, image_size or 224)
+        data = digits(augment)
+    elif name == "fashion_mnist":
+        data = fashion_mnist(root, augment)
+    elif name in ("cifar10", "cifar100"):
+        data = cifar(root, augment, 10 if name == "cifar10" else 100)
+    elif name == "cub200":
+        data = cub200(root, augment, image_size or 224, norm)
+    else:
+        data = imagefolder(root, augment, image_size or 224, norm)
+    if mean:
+        if len(mean) != data.in_channels:
+            raise LskdError(f"--mean {mean}: expected {data.in_channels} value(s), one per channel of {name}")
+        for ds in (data.train, data.val, data.test):
+            if isinstance(ds, TensorImages):
+                ds.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+                ds.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+    return data

@@ -405,7 +405,8 @@ def run(cfg: TrainConfig) -> dict:
         print(f"[lskd vision] {cfg.out_dir}: done already (final.json), skipping; --force retrains", flush=True)
         return read_json(final_path, "the final.json of an lskd vision run")
     d, precision = set_up_process(cfg)
-    data = build_data(cfg.dataset, cfg.data_root, augment=cfg.augment, image_size=cfg.image_size or None)
+    data = build_data(cfg.dataset, cfg.data_root, augment=cfg.augment, image_size=cfg.image_size or None,
+                      mean=cfg.mean, std=cfg.std)
     small_input = cfg.small_input if cfg.small_input is not None else data.image_size <= 64
     seed_all(cfg.seed)
     model = build_model(cfg.arch, data.num_classes, data.in_channels, small_input, cfg.width, data.image_size, cfg.pretrained)

@@ -72,7 +72,7 @@ run_with_progress() {  # run_with_progress NAME LOG CMD...: CMD > LOG, and progr
   local name=$1 log=$2; shift 2
   local total every=${PROGRESS_EVERY:-30} start=$SECONDS last=$SECONDS rc=0 live=0 pid
   total=$(max_update_of "$@")
-  "$@" > "$log" 2>&1 &
+  "$@" <&0 > "$log" 2>&1 &  # stdin kept (a background job gets /dev/null by default): steps may read a here-document
   pid=$!
   if [[ -t 1 && ${JOBS:-1} -le 1 && -z ${GPUS:-} ]]; then live=1; every=2; fi
   while kill -0 "$pid" 2>/dev/null; do

@@ -158,3 +158,10 @@ def test_steps_record_their_times_and_the_time_table_reads_them(tmp_path):
     assert record["wall_seconds"] == 3730 and record["step_seconds"] == 3760
     (tmp_path / "bad.tsv").write_text("one\t1\n")
     assert main([str(tmp_path / "bad.tsv"), "--profile", "p", "--command", "c"]) == 2
+
+
+def test_a_step_reads_its_here_document(tmp_path):
+    """step runs its command in the background (for the progress lines) with the caller's stdin, not /dev/null."""
+    proc = bash(f"LOG_DIR={tmp_path}/logs; step heredoc - python3 - <<'PY'\nprint('from the here-document')\nPY\n")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "logs" / "heredoc.log").read_text().strip() == "from the here-document"

@@ -164,3 +164,62 @@ def test_unknown_dataset_lists_valid():
 def test_digits():
     b = build_data("digits")
     assert (len(b.train), len(b.val), b.image_size) == (1437, 360, 8)
+
+
+def test_mean_and_std_replace_the_data_sets_normalisation():
+    base = build_data("digits", augment=False)
+    own = build_data("digits", augment=False, mean=[0.5], std=[0.25])
+    x0, x1 = base.val[0][0], own.val[0][0]
+    raw = x0 * base.val.std + base.val.mean  # the image in [0, 1] again
+    assert torch.allclose(x1, (raw - 0.5) / 0.25, atol=1e-6)
+    with pytest.raises(LskdError, match=r"--mean \[0.5, 0.5, 0.5\]: expected 1 value\(s\), one per channel of digits"):
+        build_data("digits", augment=False, mean=[0.5] * 3, std=[0.2] * 3)
+    with pytest.raises(LskdError, match="give both"):
+        build_data("digits", augment=False, mean=[0.5])
+
+
+def _aug_set(n=4000, pad=2):
+    """TensorImages whose every image is one bright pixel at (0, 0): where it lands says the crop offset and flip."""
+    from lskd.vision.data import TensorImages
+
+    images = torch.zeros(n, 1, 8, 8, dtype=torch.uint8)
+    images[:, 0, 0, 0] = 255
+    return TensorImages(images, torch.zeros(n), (0.0,), (1.0,), crop_pad=pad, flip=True)
+
+
+def _offsets(batch, pad=2):
+    """(dy, dx, flipped) of each augmented image of a batched fetch."""
+    out = []
+    for x, _ in batch:
+        ys, xs = (x[0] > 0.5).nonzero(as_tuple=True)
+        if len(ys) == 0:  # the pixel was cropped away: its shift put it outside
+            out.append(None)
+            continue
+        y, col = int(ys[0]), int(xs[0])
+        flipped = col >= 4
+        out.append((y, 7 - col if flipped else col, flipped))
+    return out
+
+
+def test_batched_augmentation_distribution_and_determinism():
+    """The batched path (DataLoader -> __getitems__): flips with probability 1/2, crop shifts uniform over the
+    2p + 1 positions per axis, drawn independently per image, and the same batch again from the same seed."""
+    ds = _aug_set()
+    torch.manual_seed(0)
+    got = _offsets(ds.__getitems__(list(range(len(ds)))))
+    seen = [g for g in got if g is not None]
+    # the pixel at (0, 0) stays visible only for shifts dy, dx in {0, 1, 2} (offsets 2..4 of 0..4 cut it): 9 of 25
+    assert abs(len(seen) / len(got) - 9 / 25) < 0.03
+    flips = sum(f for _, _, f in seen) / len(seen)
+    assert abs(flips - 0.5) < 0.04
+    for axis in (0, 1):
+        counts = np.bincount([g[axis] for g in seen], minlength=3)
+        assert all(abs(c / len(seen) - 1 / 3) < 0.04 for c in counts), counts
+    # independence: the flip does not depend on the shift (and the two axes do not depend on each other)
+    both = np.array([[g[0], g[1], g[2]] for g in seen])
+    assert abs(np.corrcoef(both[:, 0], both[:, 2])[0, 1]) < 0.06 and abs(np.corrcoef(both[:, 0], both[:, 1])[0, 1]) < 0.06
+    torch.manual_seed(0)
+    again = _offsets(ds.__getitems__(list(range(len(ds)))))
+    assert again == got
+    torch.manual_seed(1)
+    assert _offsets(ds.__getitems__(list(range(len(ds))))) != got
