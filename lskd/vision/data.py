@@ -91,6 +91,19 @@ class TensorImages(Dataset):
         return (x - self.mean) / self.std, self.labels[i]
 
 
+def loader_workers(requested: int, dataset) -> int:
+    """--num-workers; -1: the cores this process may use for data decoded from files, 0 for tensors in memory
+    (workers would only copy them)."""
+    if requested >= 0:
+        return requested
+    base = dataset
+    while getattr(base, "dataset", None) is not None or getattr(base, "ds", None) is not None:  # Subset, _Indexed
+        base = base.dataset if getattr(base, "dataset", None) is not None else base.ds
+    if isinstance(base, TensorImages):
+        return 0
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 # ---------------------------------------------------------------- Fashion-MNIST (idx files)
 
 IDX_NAMES = {

@@ -28,7 +28,7 @@ from lskd.errors import LskdError
 from lskd.fileio import read_json, write_json, write_text, write_torch
 from lskd.losses import LSKDLoss
 from lskd.vision.config import TrainConfig, validate
-from lskd.vision.data import DataBundle, TensorImages, build_data
+from lskd.vision.data import DataBundle, build_data, loader_workers
 from lskd.vision.distributed import Distributed, unwrap
 from lskd.vision.checkpoints import load_checkpoint, load_teacher, model_meta
 from lskd.vision.models import build_model
@@ -102,7 +102,7 @@ def teacher_logit_cache(cfg: TrainConfig, teacher: nn.Module, train_set, d: Dist
         if ck.get("key") == key:
             return ck["logits"]
     if d.main:
-        loader = DataLoader(train_set, batch_size=cfg.eval_batch_size, shuffle=False, num_workers=workers(cfg, train_set))
+        loader = DataLoader(train_set, batch_size=cfg.eval_batch_size, shuffle=False, num_workers=loader_workers(cfg.num_workers, train_set))
         out = []
         for x, _ in loader:
             x = x.to(d.device)
@@ -115,18 +115,6 @@ def teacher_logit_cache(cfg: TrainConfig, teacher: nn.Module, train_set, d: Dist
         print(f"[lskd vision] cached teacher logits {tuple(logits.shape)} -> {path}", flush=True)
     d.barrier()
     return torch.load(path, map_location="cpu", weights_only=True)["logits"]
-
-
-def workers(cfg: TrainConfig, dataset) -> int:
-    """--num-workers; -1: the cores this process may use for data decoded from files, 0 for tensors in memory."""
-    if cfg.num_workers >= 0:
-        return cfg.num_workers
-    base = dataset
-    while getattr(base, "dataset", None) is not None or getattr(base, "ds", None) is not None:  # Subset, _Indexed
-        base = getattr(base, "dataset", None) or base.ds
-    if isinstance(base, TensorImages):
-        return 0
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _autocast(device: torch.device, precision: str):
@@ -162,7 +150,7 @@ def evaluate(model: nn.Module, dataset, cfg: TrainConfig, d: Distributed, precis
     model.eval()
     idx = list(range(d.rank, len(dataset), d.world))
     loader = DataLoader(Subset(dataset, idx), batch_size=cfg.eval_batch_size, shuffle=False,
-                        num_workers=workers(cfg, dataset))
+                        num_workers=loader_workers(cfg.num_workers, dataset))
     sums = Tally("nll", "top1", "top5")
     for x, y in loader:
         x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
@@ -240,7 +228,7 @@ def train_loader(cfg: TrainConfig, train_set, d: Distributed) -> tuple:
     train_set = _Indexed(train_set)
     sampler = DistributedSampler(train_set, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(train_set, batch_size=cfg.batch_size // d.world, sampler=sampler, drop_last=True,
-                        num_workers=workers(cfg, train_set), pin_memory=d.device.type == "cuda")
+                        num_workers=loader_workers(cfg.num_workers, train_set), pin_memory=d.device.type == "cuda")
     steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
     if steps == 0:
         raise LskdError(f"--batch-size: {cfg.batch_size} is larger than the training set ({len(train_set)} images)")

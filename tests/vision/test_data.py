@@ -223,3 +223,14 @@ def test_batched_augmentation_distribution_and_determinism():
     assert again == got
     torch.manual_seed(1)
     assert _offsets(ds.__getitems__(list(range(len(ds))))) != got
+
+
+def test_loader_workers_default_to_the_cores_for_image_files_only():
+    from torch.utils.data import Subset
+
+    from lskd.vision.data import ListImages, loader_workers
+
+    tensors = _aug_set(10)
+    files = ListImages([("a.png", 0)], transform=None)
+    assert loader_workers(-1, tensors) == 0 and loader_workers(-1, Subset(tensors, [0, 1])) == 0
+    assert loader_workers(-1, files) == len(os.sched_getaffinity(0)) and loader_workers(3, tensors) == 3
