@@ -52,13 +52,23 @@ def run_entry(prog: str, fn, argv: List[str]) -> int:
     try:
         return int(fn(argv) or 0)
     except LskdError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {user_line(e)}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] != "fairseq":
             raise
         print(f"{prog}: error: {FAIRSEQ_HINT.format(python=sys.executable)}", file=sys.stderr)
         return 2
+
+
+def user_line(e: LskdError) -> str:
+    """The error's own line; a DataLoader worker's re-raised copy ("Caught LskdError in DataLoader worker process
+    0. Original Traceback ...") gives the line the worker raised."""
+    text = str(e)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        return last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith("Error") else last
+    return text
 
 
 def user_dir(argv: List[str]) -> int:

@@ -212,17 +212,29 @@ def imagefolder(root: str, augment: bool, image_size: int, norm: tuple = (IMAGEN
             raise LskdError(f"--data-root: expected {d}/<class>/<image> (ImageFolder layout with train/ and val/), not found")
     ttr, tva = _image_transforms(augment, image_size, *norm)
     try:
-        tr, va = ImageFolder(os.path.join(root, "train"), ttr), ImageFolder(os.path.join(root, "val"), tva)
+        tr = ImageFolder(os.path.join(root, "train"), ttr, loader=decode_image)
+        va = ImageFolder(os.path.join(root, "val"), tva, loader=decode_image)
     except (FileNotFoundError, RuntimeError) as e:
         raise LskdError(f"--data-root: {root}: {e}") from None
     if tr.classes != va.classes:
         raise LskdError(f"--data-root: {root}/train and {root}/val have different class folders ({len(tr.classes)} vs {len(va.classes)})")
     te = None
     if os.path.isdir(os.path.join(root, "test")):  # optional: reported separately from val
-        te = ImageFolder(os.path.join(root, "test"), tva)
+        te = ImageFolder(os.path.join(root, "test"), tva, loader=decode_image)
         if te.classes != tr.classes:
             raise LskdError(f"--data-root: {root}/test and {root}/train have different class folders")
     return DataBundle(tr, va, len(tr.classes), 3, image_size, list(tr.classes), te)
+
+
+def decode_image(path: str):
+    """An image file as RGB; one that does not decode is refused naming it (ImageFolder's and CUB's loader)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as e:  # PIL's UnidentifiedImageError and truncated files are OSErrors
+        raise LskdError(f"{path}: cannot be decoded as an image ({e}); remove or replace the file") from None
 
 
 class ListImages(Dataset):
@@ -233,11 +245,8 @@ class ListImages(Dataset):
         return len(self.items)
 
     def __getitem__(self, i):
-        from PIL import Image
-
         path, y = self.items[i]
-        with Image.open(path) as im:
-            x = self.transform(im.convert("RGB"))
+        x = self.transform(decode_image(path))
         return x, y
 
 

@@ -155,3 +155,20 @@ def test_imagefolder_without_train_is_one_line(tmp_path, capsys):
     rc, _, err = run_cli(["train-teacher", "--dataset", "imagefolder", "--data-root", str(tmp_path / "d"),
                           "--out-dir", str(tmp_path / "o")], capsys)
     assert rc == 2 and f"--data-root: expected {tmp_path / 'd' / 'train'}/<class>/<image>" in err
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_an_image_that_does_not_decode_is_refused_naming_it(folder, tmp_path, capsys, workers):
+    """A corrupt file in the training images: one line naming it, in the main process or from a loader worker."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(folder, root)
+    bad = root / "train" / "dog" / "broken.png"
+    bad.write_bytes(b"\\x89PNG not really")
+    rc, _, err = run_cli(["train-teacher", "--dataset", "imagefolder", "--data-root", str(root), "--image-size", "32",
+                          "--arch", "smallcnn", "--epochs", "1", "--batch-size", "25", "--device", "cpu",
+                          "--no-progress", "--num-workers", workers, "--out-dir", str(tmp_path / "t")], capsys)
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"lskd vision: error: {bad}: cannot be decoded as an image (")
