@@ -3,8 +3,8 @@
     python -m lskd.progress --log OUT/logs/NAME.log --name NAME --elapsed SECONDS [--total UPDATES] [--final RC]
 
 What the log shows last: fairseq-train's update (`num_updates=N` / `num_updates N`) and loss, with an estimate
-of the time left from the rate so far when the total (--max-update) is known; or a tqdm bar's `done/total`
-(lskd cache, distill-data, nmt-features); else only the elapsed time. Standard library only: it runs every
+of the time left from the rate so far when the total (--max-update) is known; `lskd vision`'s epoch (and step)
+lines; or a tqdm bar's `done/total` (lskd cache, distill-data, nmt-features); else only the elapsed time. Standard library only: it runs every
 few seconds next to the training it reports on.
 """
 
@@ -19,6 +19,7 @@ from typing import Optional
 UPDATE = re.compile(r"num_updates[ =](\d+)")
 LOSS = re.compile(r"\bloss[ =]([0-9.]+)")
 BAR = re.compile(r"(\d+)/(\d+) \[")
+EPOCH = re.compile(r"^epoch (\d+)/(\d+)(?: step (\d+)/(\d+))? (?:train_)?loss ([0-9.]+)", re.M)  # lskd vision
 TAIL_BYTES = 64 * 1024  # the end of the log is enough: progress is its last lines
 
 
@@ -52,6 +53,13 @@ def line(text: str, name: str, elapsed: float, total: Optional[int], final: Opti
         if total and 0 < n < total and final is None:
             parts.append(f"~{clock(elapsed * (total - n) / n)} left")
         return f"{head}: " + ", ".join(parts)
+    epochs = EPOCH.findall(text)
+    if epochs:
+        e, n, step, steps, loss = epochs[-1]
+        done = (int(e) - (0 if not step else 1) + (int(step) / int(steps) if step else 0)) / int(n)
+        where = f"epoch {e}/{n}" + (f" step {step}/{steps}" if step else " done")
+        rest = f", ~{clock(elapsed * (1 - done) / done)} left" if 0 < done < 1 and final is None else ""
+        return f"{head}: {where}, loss {float(loss):.3f}, {clock(elapsed)} elapsed{rest}"
     bars = BAR.findall(text.replace("\r", "\n"))
     if bars:
         done, of = map(int, bars[-1])

@@ -14,7 +14,7 @@ load_vision_config "$HERE" fashion_mnist "$@"
 if [[ -z "$DATA_ROOT" && ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]]; then
   die "Fashion-MNIST not found: install it with 'sudo apt-get install dataset-fashion-mnist' (Debian/Ubuntu), or set DATA_ROOT to a folder with the four *-ubyte[.gz] files"
 fi
-COMMON=(--dataset fashion_mnist --threads "$THREADS" --log-every 100 --no-progress)
+COMMON=(--dataset fashion_mnist --threads "$THREADS" --log-every 100)  # step lines in the logs: the progress lines read them
 [[ -n "$DATA_ROOT" ]] && COMMON+=(--data-root "$DATA_ROOT")
 LAUNCH=(nice -n 10 "${LSKD[@]}" vision)
 

@@ -117,6 +117,10 @@ def test_progress_line_reads_fairseq_and_tqdm_logs():
     bar = "cache train:  10%|#  | 100/1000 [00:01<00:09]\rcache train:  25%|##  | 250/1000 [00:02<00:06]"
     assert line(bar, "c", 20, None) == "[c] running: 250/1000, 0m20s elapsed, ~1m00s left"
     assert line("nothing yet", "x", 3725, None, final=1) == "[x] FAILED (exit 1): 1h02m elapsed"
+    vision = ("epoch 1/4 train_loss 0.8895 train_top1 68.84 val_top1 71.42\n"
+              "epoch 2/4 step 100/400 loss 0.5000 lr 0.1 900 img/s\n")
+    assert line(vision, "v", 125, None) == "[v] running: epoch 2/4 step 100/400, loss 0.500, 2m05s elapsed, ~4m35s left"  # 1.25 of 4 epochs in 125 s
+    assert line(vision.splitlines()[0], "v", 60, None) == "[v] running: epoch 1/4 done, loss 0.889, 1m00s elapsed, ~3m00s left"
 
 
 def test_dry_run_prints_the_paper_settings_and_one_device_per_job(tmp_path):
