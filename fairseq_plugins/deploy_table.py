@@ -77,6 +77,11 @@ def exported(entry: Entry, quantization: str, data: str, exports: Path) -> Path:
     return export(str(entry.checkpoint), data, folder, quantization)
 
 
+def count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
 def model_bytes(folder: Path) -> int:
     """The CTranslate2 model's bytes (weights and vocabularies: what decoding loads)."""
     return sum(p.stat().st_size for p in (folder / "model").rglob("*") if p.is_file())
@@ -278,8 +283,8 @@ def build(a: argparse.Namespace, command: str) -> int:
     for option, path in (("--source", a.source), ("--ref", a.ref)):
         if not path.is_file():
             raise LskdError(f"{option} {path}: no such file")
-    lines = sum(1 for _ in open(a.source, "rb"))
-    if lines != sum(1 for _ in open(a.ref, "rb")):
+    lines = count_lines(a.source)
+    if lines != count_lines(a.ref):
         raise LskdError(f"--source {a.source} and --ref {a.ref}: different numbers of lines (expected one test set)")
     folders = {(e.name, q): exported(e, q, a.data, a.exports) for e in entries for q in a.quantizations}
     search = SearchSettings(max_len_a=a.max_len_a, max_len_b=a.max_len_b, batch_size=a.batch_size)

@@ -1,6 +1,7 @@
 """How long a recipe run took, step by step, from OUT/logs/steps.tsv (written by recipes/lib/common.sh `step`).
 
     python -m lskd.step_times OUT/logs/steps.tsv --profile "bible demo" --command "make demo" [--out FILE.md] [--json FILE]
+    python -m lskd.step_times --estimate "bible demo" --json docs/results/profile_times.json
 
 Prints a markdown table: each step's wall time, then the run's wall time (first start to last end: steps that ran
 at once overlap) and the sum of the steps, with the machine (CPU model and cores, GPUs when visible) and the
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from lskd.errors import LskdError
+from lskd.progress import clock
 
 
 def read_steps(path: Path) -> List[Tuple[str, int, int, str]]:
@@ -55,10 +57,6 @@ def commit() -> str:
     return out.stdout.strip() or "?"
 
 
-def clock(seconds: int) -> str:
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 def table(steps, profile: str, command: str, where: str, rev: str) -> Tuple[str, dict]:
     wall = max(s[2] for s in steps) - min(s[1] for s in steps)
     busy = sum(s[2] - s[1] for s in steps)
@@ -71,14 +69,31 @@ def table(steps, profile: str, command: str, where: str, rev: str) -> Tuple[str,
                               "steps": len(steps), "machine": where, "commit": rev}
 
 
+def estimate(profile: str, path: Path) -> str:
+    """The line recipes print first: the recorded wall time of `profile` in the JSON file, or that there is none."""
+    try:
+        r = json.loads(path.read_text(encoding="utf-8"))[profile]
+    except (OSError, ValueError, KeyError):
+        return f"estimate: no measured time for {profile!r} (docs/results/profile_times.json; lskd/step_times.py records one)"
+    w = r["wall_seconds"]
+    return (f"estimate: about {w // 3600}h{w // 60 % 60:02d}m, measured for {profile!r} by `{r['command']}` on "
+            f"{r['machine']} at commit {r['commit']} (docs/results/profile_times.json)")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("steps", type=Path, help="OUT/logs/steps.tsv of a recipe run")
-    p.add_argument("--profile", required=True, help="the profile's name, e.g. 'bible demo'")
-    p.add_argument("--command", required=True, help="the command that ran it")
+    p.add_argument("steps", type=Path, nargs="?", help="OUT/logs/steps.tsv of a recipe run")
+    p.add_argument("--profile", help="the profile's name, e.g. 'bible demo'")
+    p.add_argument("--command", help="the command that ran it")
+    p.add_argument("--estimate", metavar="PROFILE", help="only print the recorded estimate of PROFILE from --json")
     p.add_argument("--out", type=Path, help="write the markdown table here too")
     p.add_argument("--json", type=Path, help="record the totals under --profile in this JSON file")
     a = p.parse_args(argv)
+    if a.estimate:
+        print(estimate(a.estimate, a.json or Path("docs/results/profile_times.json")))
+        return 0
+    if not (a.steps and a.profile and a.command):
+        p.error("a steps.tsv, --profile and --command are needed (or --estimate PROFILE)")
     try:
         md, record = table(read_steps(a.steps), a.profile, a.command, machine(), commit())
     except LskdError as e:

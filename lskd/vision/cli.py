@@ -18,7 +18,7 @@ from typing import List, Optional
 
 from lskd.errors import LskdError, OptionError
 from lskd.options import add_options, from_args
-from lskd.vision.config import TrainConfig
+from lskd.vision.config import TrainConfig, float_list
 
 # the loss core's field -> this CLI's flag
 VISION_FLAGS = {"kd_lambda": "--kd-lambda", "kd_temperature": "--temperature", "label_smoothing": "--label-smoothing"}
@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", default="imagefolder")
     e.add_argument("--data-root", default="")
     e.add_argument("--image-size", type=int, default=0)
-    e.add_argument("--mean", type=_floats, default=[], help="per-channel normalisation mean (default: the data's)")
-    e.add_argument("--std", type=_floats, default=[], help="per-channel normalisation std, with --mean")
+    e.add_argument("--mean", type=float_list, default=[], help="per-channel normalisation mean (default: the data's)")
+    e.add_argument("--std", type=float_list, default=[], help="per-channel normalisation std, with --mean")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--device", default="")
     e.add_argument("--out", default="", help="write the scores here as JSON too")
@@ -105,12 +105,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     p.print_help()
     return 2
-
-
-def _floats(s: str) -> List[float]:
-    from lskd.vision.config import _float_list
-
-    return _float_list(s)
 
 
 def evaluate_model(a: argparse.Namespace) -> int:

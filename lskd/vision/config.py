@@ -29,7 +29,7 @@ def _bool(s: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
 
 
-def _float_list(s: str) -> List[float]:
+def float_list(s: str) -> List[float]:
     try:
         return [float(x) for x in s.split(",") if x.strip()]
     except ValueError:
@@ -51,8 +51,8 @@ class TrainConfig:
     data_root: str = option("", "dataset folder (fashion_mnist: default /usr/share/datasets/fashion-mnist)", group=DATA)
     image_size: int = option(0, "crop size for ImageFolder/CUB (default 224; 0: the dataset's own)", group=DATA)
     mean: List[float] = option(None, "per-channel mean to normalise with, comma-separated (default: the data set's "
-                               "own; ImageNet's for image folders)", group=DATA, type=_float_list, default_factory=list)
-    std: List[float] = option(None, "per-channel standard deviation, with --mean", group=DATA, type=_float_list,
+                               "own; ImageNet's for image folders)", group=DATA, type=float_list, default_factory=list)
+    std: List[float] = option(None, "per-channel standard deviation, with --mean", group=DATA, type=float_list,
                               default_factory=list)
     augment: bool = option(True, "no random crop/flip on the training set", flag="--no-augment", group=DATA)
     train_subset: int = option(0, "use a fixed (seed-independent) random subset of N training images (CPU grids)",

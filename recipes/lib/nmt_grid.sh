@@ -57,18 +57,8 @@ load_config() {  # load_config FILE: source it after checking that it only sets 
 }
 
 print_estimate() {  # print_estimate "RECIPE PROFILE": the measured wall time of that profile (docs/results/profile_times.json)
-  "${PYTHON:-python3}" - "$REPO/docs/results/profile_times.json" "$1" <<'PY'
-import json, sys
-path, key = sys.argv[1], sys.argv[2]
-try:
-    r = json.load(open(path))[key]
-except (OSError, ValueError, KeyError):
-    print(f"estimate: no measured time for {key!r} (docs/results/profile_times.json; lskd/step_times.py records one)")
-else:
-    w = r["wall_seconds"]
-    print(f"estimate: about {w // 3600}h{w // 60 % 60:02d}m, measured for {key!r} by `{r['command']}` on {r['machine']} "
-          f"at commit {r['commit']} (docs/results/profile_times.json)")
-PY
+  PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" -m lskd.step_times --estimate "$1" \
+    --json "$REPO/docs/results/profile_times.json"
 }
 
 print_settings() {  # every config key and its value, as the run will use them

@@ -1,5 +1,6 @@
 """recipes/lib/common.sh and the vision recipes' config checks, in bash (no training)."""
 
+import json
 import subprocess
 
 from helpers import REPO
@@ -160,6 +161,13 @@ def test_steps_record_their_times_and_the_time_table_reads_them(tmp_path):
     md, record = table([("a", 100, 160, "ok"), ("b", 130, 3830, "ok")], "bible demo", "make demo", "cpu", "abc")
     assert "| a | 1m00s | ok |" in md and "| **whole run** (first start to last end) | **1h02m** | |" in md
     assert record["wall_seconds"] == 3730 and record["step_seconds"] == 3760
+    from lskd.step_times import estimate
+
+    (tmp_path / "times.json").write_text(json.dumps({"bible demo": record}))
+    assert estimate("bible demo", tmp_path / "times.json") == (
+        "estimate: about 1h02m, measured for 'bible demo' by `make demo` on cpu at commit abc "
+        "(docs/results/profile_times.json)")
+    assert estimate("bible cpu", tmp_path / "times.json").startswith("estimate: no measured time for 'bible cpu'")
     (tmp_path / "bad.tsv").write_text("one\t1\n")
     assert main([str(tmp_path / "bad.tsv"), "--profile", "p", "--command", "c"]) == 2
 
