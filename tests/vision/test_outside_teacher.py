@@ -172,3 +172,14 @@ def test_an_image_that_does_not_decode_is_refused_naming_it(folder, tmp_path, ca
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1, err
     assert lines[0].startswith(f"lskd vision: error: {bad}: cannot be decoded as an image (")
+
+
+def test_missing_class_list_and_model_files_are_one_line(folder, tmp_path, capsys):
+    torch.save(torchvision_resnet18().state_dict(), tmp_path / "w.pth")
+    rc, _, err = run_cli(student(folder, tmp_path / "s", "--teacher", str(tmp_path / "w.pth"), "--teacher-arch",
+                                 "resnet18", "--teacher-classes", str(tmp_path / "nope.txt")), capsys)
+    assert rc == 2 and err.strip().splitlines() == [
+        f"lskd vision: error: --teacher-classes: {tmp_path / 'nope.txt'} does not exist (one class name per line)"]
+    assert not (tmp_path / "s" / "last.pt").exists()
+    rc, _, err = run_cli(["evaluate", "--model", str(tmp_path / "nope.pth"), "--data-root", str(folder)], capsys)
+    assert rc == 2 and err.strip().splitlines() == [f"lskd vision: error: --model: {tmp_path / 'nope.pth'} does not exist"]
