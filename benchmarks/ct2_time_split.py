@@ -5,9 +5,9 @@
 On the whole --split (fairseq-generate's batches and per-batch length limits, as ct2-generate), interleaved
 --rounds times: (full) the engine as ct2-generate runs it; (no-second) the same without the second searches of
 sentences whose n-best may hold what the first search left out (outputs may then differ); (ct2-only)
-CTranslate2's translate_batch alone on the same groups and limits, no first-step scoring, no rescoring of
-hypotheses cut at the limit. Prints seconds per variant (median, min, max), how many sentences were searched
-again and how many returned hypotheses were cut at the limit. Time it on a quiet machine (lskd/machine.py).
+CTranslate2's translate_batch alone on the same groups, limits and order (longest limit first), no first-step
+scoring, no rescoring of hypotheses cut at the limit. Prints seconds per variant (median, min, max), how many
+sentences were searched again and how many returned hypotheses were cut at the limit. Time it on a quiet machine (lskd/machine.py).
 """
 
 from __future__ import annotations
@@ -67,14 +67,15 @@ def main() -> int:
             counts["searched again"] += int(r[0])
             return r
 
-        def counting_collect(job, *args, **kw):
-            out = collect(job, *args, **kw)
-            counts["hypotheses cut at the limit"] += sum(1 for hyps in out[0] for ids, _ in hyps if len(ids) == args[0] + 1)
+        def counting_collect(job, sentence_limits, *args, **kw):
+            out = collect(job, sentence_limits, *args, **kw)
+            counts["hypotheses cut at the limit"] += sum(1 for limit, hyps in zip(sentence_limits, out[0])
+                                                         for ids, _ in hyps if len(ids) == limit + 1)
             return out
 
         def ct2_only():
             words = [decoder._source_words(s) for s in sources]
-            groups = {lim: [i for i, x in enumerate(limits) if x == lim] for lim in sorted(set(limits))}
+            groups = {lim: [i for i, x in enumerate(limits) if x == lim] for lim in sorted(set(limits), reverse=True)}
             batching = decoder._batching(words)
             jobs = [decoder.translator.translate_batch([words[i] for i in idx], asynchronous=True, **batching,
                                                        **decoder._options(lim, 1.0)) for lim, idx in groups.items()]

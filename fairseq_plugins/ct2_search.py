@@ -197,6 +197,24 @@ class Decoder:
         live_seen = len(at_last) == self.search.beam and sum(len(ids) == limit + 1 for ids, _ in hyps) == self.search.beam
         return True, not live_seen
 
+    def _search_again(self, idx: List[int], words: List[List[str]], hyps: List[List[list]], at_last: List[List[float]],
+                      limit: int) -> List[Tuple[List[int], _Job, dict, int]]:
+        """For one limit group's sentences (`idx`) whose n-best may hold what the search did not return (_unseen),
+        submit the searches that find it: to the limit with a length penalty near 0, which returns the hypotheses
+        with the best unnormalised scores, i.e. those that finished early; and, if live beams were not all seen,
+        one step longer, where every live beam is extended and the `beam` best next words are registered (their
+        prefixes get </s>). Submitted as soon as the group is collected, they fill the workers while other groups
+        still run. Returns (sentence indices, job, its batching, limit) per search."""
+        unseen = [self._unseen(h, last, limit) for h, last in zip(hyps, at_last)]
+        searches = []
+        for position, (extra, lenpen) in enumerate([(0, UNNORMALISED), (1, None)]):
+            pick = [k for k, u in enumerate(unseen) if u[position]]
+            if pick:
+                batching = self._batching([words[k] for k in pick])
+                job = self._submit([words[k] for k in pick], limit + extra, batching, lenpen)
+                searches.append(([idx[k] for k in pick], job, batching, limit))
+        return searches
+
     @staticmethod
     def _ranked(hyps: List[list]) -> List[list]:
         """Best score first (stable: CTranslate2's order on ties), each token sequence once."""
@@ -213,10 +231,7 @@ class Decoder:
         fairseq-generate's per batch), every group submitted at once. Up to its limit CTranslate2 searches as
         fairseq does, and stops there: its last step's candidates without </s> are fairseq's live beams, which
         get </s> here (as fairseq forces it). Where that may miss part of fairseq's n-best (_unseen), the
-        sentence is searched again: to the limit with a length penalty near 0, which returns the hypotheses with
-        the best unnormalised scores, i.e. those that finished early; and, if live beams were not all seen, one
-        step longer, where every live beam is extended and the `beam` best next words are registered (their
-        prefixes get </s>)."""
+        sentence is searched again (_search_again)."""
         return self.decode_words([self._source_words(s) for s in sources], limits)
 
     def decode_words(self, words: List[List[str]], limits: Optional[List[int]] = None) -> List[List[Tuple[torch.Tensor, float]]]:
@@ -227,28 +242,23 @@ class Decoder:
             # greedy: a longer limit changes no step before a shorter one, so one search to the longest limit, each
             # hypothesis cut to its own (full batches instead of one small group per limit)
             groups = {max(limits, default=0): list(range(len(words)))}
-        else:
-            groups = {limit: [i for i, lim in enumerate(limits) if lim == limit] for limit in sorted(set(limits))}
+        else:  # longest limit first: the longest batches start first and the short ones fill the workers' tails
+            groups = {limit: [i for i, lim in enumerate(limits) if lim == limit] for limit in sorted(set(limits), reverse=True)}
         batching = self._batching(words)
         jobs = {limit: self._submit([words[i] for i in idx], limit, batching) for limit, idx in groups.items()}
         out: List[list] = [None] * len(words)
-        at_last: List[list] = [None] * len(words)
+        again: List[Tuple[List[int], _Job, dict, int]] = []
         for limit, idx in groups.items():
-            for i, hyps, last in zip(idx, *self._collect(jobs[limit], [limits[i] for i in idx], batching)):
-                out[i], at_last[i] = hyps, last
+            hyps, at_last = self._collect(jobs[limit], [limits[i] for i in idx], batching)
+            for i, h in zip(idx, hyps):
+                out[i] = h
+            if self.search.beam > 1 and not self.search.sampling:  # with one beam the live beam is the one returned
+                again.extend(self._search_again(idx, [words[i] for i in idx], hyps, at_last, limit))
+        for idx, job, again_batching, limit in again:  # in submission order: a sentence's first search, then its second
+            known = [{tuple(ids): score for ids, score in out[i]} for i in idx]
+            for i, hyps in zip(idx, self._collect(job, [limit] * len(idx), again_batching, known)[0]):
+                out[i] = out[i] + hyps
         if not self.search.sampling:
-            if self.search.beam > 1:  # with one beam the live beam is the one returned
-                unseen = [self._unseen(out[i], at_last[i], limits[i]) for i in range(len(words))]
-                for position, (extra, lenpen) in enumerate([(0, UNNORMALISED), (1, None)]):
-                    again = {limit: [i for i in idx if unseen[i][position]] for limit, idx in groups.items()}
-                    again = {limit: idx for limit, idx in again.items() if idx}
-                    batching = self._batching([words[i] for idx in again.values() for i in idx])
-                    jobs = {limit: self._submit([words[i] for i in idx], limit + extra, batching, lenpen)
-                            for limit, idx in again.items()}
-                    for limit, idx in again.items():
-                        known = [{tuple(ids): score for ids, score in out[i]} for i in idx]
-                        for i, hyps in zip(idx, self._collect(jobs[limit], [limit] * len(idx), batching, known)[0]):
-                            out[i] = out[i] + hyps
             out = [self._ranked(hyps) for hyps in out]
         return [[(torch.tensor(ids, dtype=torch.int32), score) for ids, score in hyps[:self.search.nbest]] for hyps in out]
 

@@ -29,3 +29,15 @@ def test_decode_speed_benchmark_table(tiny_data, tiny_teacher, tmp_path):
                             tiny_data / "raw" / "test.tgt", "--model", f"tiny={tiny_teacher}", "--n", "3", "--work",
                             tmp_path / "w2"], capture_output=True, text=True)
     assert small.returncode != 0 and "--n 3: below the whole test split" in small.stderr
+
+
+@pytest.mark.slow
+def test_ct2_time_split_rows(tiny_data, tiny_teacher):
+    """benchmarks/ct2_time_split.py on the tiny teacher: one row per variant, ct2-only the unit."""
+    out = run([sys.executable, REPO / "benchmarks" / "ct2_time_split.py", "--data", tiny_data / "bin",
+               "--path", tiny_teacher, "--rounds", "1"]).stdout
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| ") and "variant" not in line
+            and "---" not in line]
+    assert [r[0] for r in rows] == ["| full", "| no-second", "| ct2-only"]
+    assert rows[2][2] == "1.00 |" and all(float(r[1].split()[0]) >= 0 for r in rows)
+    assert "sentences searched again" in out
