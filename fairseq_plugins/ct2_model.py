@@ -28,7 +28,7 @@ from lskd.errors import LskdError
 from lskd.fileio import sha256_file
 
 ENGINES = ("fairseq", "ctranslate2")
-COMPUTE_TYPES = ("auto", "float32", "int8", "int8_float32", "float16", "int8_float16", "bfloat16", "int8_bfloat16")
+COMPUTE_TYPES = ("auto", "float32", "int8", "int8_float32", "int16", "float16", "int8_float16", "bfloat16", "int8_bfloat16")
 CONVERSION_FORMAT = "fairseq-converter/1"  # bump when the conversion recipe here changes
 
 
