@@ -88,6 +88,7 @@ def main(argv=None) -> int:
     p.add_argument("--estimate", metavar="PROFILE", help="only print the recorded estimate of PROFILE from --json")
     p.add_argument("--out", type=Path, help="write the markdown table here too")
     p.add_argument("--json", type=Path, help="record the totals under --profile in this JSON file")
+    p.add_argument("--commit", help="the commit the run used (default: the checkout's HEAD now)")
     a = p.parse_args(argv)
     if a.estimate:
         print(estimate(a.estimate, a.json or Path("docs/results/profile_times.json")))
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
     if not (a.steps and a.profile and a.command):
         p.error("a steps.tsv, --profile and --command are needed (or --estimate PROFILE)")
     try:
-        md, record = table(read_steps(a.steps), a.profile, a.command, machine(), commit())
+        md, record = table(read_steps(a.steps), a.profile, a.command, machine(), a.commit or commit())
     except LskdError as e:
         print(f"step_times: error: {e}", file=sys.stderr)
         return 2

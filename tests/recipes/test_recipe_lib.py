@@ -170,6 +170,10 @@ def test_steps_record_their_times_and_the_time_table_reads_them(tmp_path):
     assert estimate("bible cpu", tmp_path / "times.json").startswith("estimate: no measured time for 'bible cpu'")
     (tmp_path / "bad.tsv").write_text("one\t1\n")
     assert main([str(tmp_path / "bad.tsv"), "--profile", "p", "--command", "c"]) == 2
+    # a run made at an earlier commit is recorded under that commit
+    assert main([str(tmp_path / "logs" / "steps.tsv"), "--profile", "p", "--command", "c", "--commit", "d80e87d",
+                 "--json", str(tmp_path / "times.json")]) == 0
+    assert json.loads((tmp_path / "times.json").read_text())["p"]["commit"] == "d80e87d"
 
 
 def test_a_step_reads_its_here_document(tmp_path):
