@@ -114,7 +114,7 @@ def evaluate_model(a: argparse.Namespace) -> int:
     import os
 
     from lskd.fileio import write_json
-    from lskd.vision.checkpoints import load_teacher
+    from lskd.vision.checkpoints import TeacherOptions, load_teacher
     from lskd.vision.data import build_data
     from lskd.vision.distributed import Distributed
     from lskd.vision.train import evaluate
@@ -128,12 +128,7 @@ def evaluate_model(a: argparse.Namespace) -> int:
     data = build_data(cfg.dataset, cfg.data_root, augment=False, image_size=cfg.image_size or None, mean=cfg.mean,
                       std=cfg.std)
     d = Distributed(cfg.device)
-    try:
-        model, meta = load_teacher(cfg, data)
-    except LskdError as e:  # the same checks, named by this command's options
-        raise LskdError(str(e).replace("--teacher-arch", "--arch").replace("--teacher-classes", "--classes")
-                        .replace("--teacher-class-map", "--class-map").replace("--trust-teacher", "--trust")
-                        .replace("--teacher", "--model")) from None
+    model, meta = load_teacher(cfg, data, TeacherOptions("--model", "--arch", "--classes", "--class-map", "--trust"))
     scores = evaluate(model.to(d.device), data.val, cfg, d, "fp32")
     if data.test is not None:
         scores.update(evaluate(model, data.test, cfg, d, "fp32", split="test"))

@@ -79,6 +79,18 @@ def test_a_references_checkpoint_names_its_architecture_and_unknown_pickles_are_
     rc, _, err = run_cli(student(folder, tmp_path / "s2", "--teacher", str(tmp_path / "odd.pth"), "--trust-teacher",
                                  "--teacher-arch", "resnet18"), capsys)
     assert rc == 0, err
+    # `lskd vision evaluate` runs the same checks, each error naming its own options
+    rc, _, err = run_cli(["evaluate", "--model", str(tmp_path / "odd.pth"), "--data-root", str(folder)], capsys)
+    assert rc == 2 and err.strip().splitlines() == [
+        f"lskd vision: error: --model {tmp_path / 'odd.pth'}: holds pickled objects besides tensors and "
+        "argparse.Namespace (" + err.split("argparse.Namespace (", 1)[1].split("); ")[0] + "); --trust loads it "
+        "anyway (only files you trust: unpickling runs code)"]
+    (tmp_path / "swapped.txt").write_text("dog\ncat\neel\n")
+    rc, _, err = run_cli(["evaluate", "--model", str(tmp_path / "checkpoint.pth"), "--data-root", str(folder),
+                          "--image-size", "32", "--classes", str(tmp_path / "swapped.txt")], capsys)
+    assert rc == 2 and err.strip().splitlines() == [
+        "lskd vision: error: --model: class 0 is 'dog' for the teacher but 'cat' in the data (the class order "
+        "differs; --class-map reorders the teacher's outputs by name)"]
 
 
 def test_class_order_is_checked_and_a_map_reorders_the_teacher(folder, tmp_path, capsys):
