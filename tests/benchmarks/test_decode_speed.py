@@ -41,3 +41,16 @@ def test_ct2_time_split_rows(tiny_data, tiny_teacher):
     assert [r[0] for r in rows] == ["| full", "| no-second", "| ct2-only"]
     assert rows[2][2] == "1.00 |" and all(float(r[1].split()[0]) >= 0 for r in rows)
     assert "sentences searched again" in out
+
+
+@pytest.mark.slow
+def test_ct2_batching_rows(tiny_data, tiny_teacher):
+    """benchmarks/ct2_batching.py on the tiny teacher: one row per variant, in order; a malformed variant is refused."""
+    out = run([sys.executable, REPO / "benchmarks" / "ct2_batching.py", "--data", tiny_data / "bin",
+               "--path", tiny_teacher, "--variants", "desc8", "asc8", "desc2"]).stdout
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| ") and "variant" not in line
+            and "---" not in line]
+    assert [r[0] for r in rows] == ["| desc8", "| asc8", "| desc2"] and all(float(r[1]) >= 0 for r in rows)
+    bad = run([sys.executable, REPO / "benchmarks" / "ct2_batching.py", "--data", tiny_data / "bin",
+               "--path", tiny_teacher, "--variants", "sideways4"], check=False)
+    assert bad.returncode == 2 and "--variants sideways4: expected desc<N> or asc<N>" in bad.stderr
