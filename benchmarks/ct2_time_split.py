@@ -23,42 +23,19 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> int:
+    from ct2_groups import add_group_arguments, ct2_search_only, generate_groups
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True)
-    p.add_argument("--path", required=True)
-    p.add_argument("--split", default="test")
-    p.add_argument("--beam", type=int, default=5)
+    add_group_arguments(p)
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--max-len-a", type=float, default=1.2)
     p.add_argument("--max-len-b", type=int, default=10)
     a = p.parse_args()
-    import argparse as ap
-
-    from fairseq import utils
-
-    utils.import_user_module(ap.Namespace(user_dir=str(REPO / "fairseq_plugins")))
-    from fairseq_plugins import ct2_model
-    from fairseq_plugins.ct2_search import Decoder, SearchSettings
-    from fairseq_plugins.teacher import TeacherSession
     from lskd.machine import cpu_model, load_at_start
 
     load = load_at_start()
-    with ct2_model.torch_threads_restored():
-        threads = ct2_model.take_threads_from_torch()
-        session = TeacherSession.for_data(a.data, a.path, [a.split], option="--path")
-        task, model = session.task, session.models[0]
-        model_dir = ct2_model.convert(a.path, a.data, task.cfg.source_lang, task.cfg.target_lang)
-        dataset = task.dataset(a.split)
-        cap = model.max_decoder_positions()
-        search = SearchSettings(beam=a.beam, max_len_a=a.max_len_a, max_len_b=a.max_len_b, max_len_cap=cap,
-                                batch_size=a.batch_size)
-        decoder = Decoder(ct2_model.load(model_dir, "cpu", "float32", threads), task.source_dictionary,
-                          task.target_dictionary, search)
-        indices = dataset.ordered_indices()
-        batches = dataset.batch_by_size(indices, max_sentences=a.batch_size, required_batch_size_multiple=1)
-        sources = [dataset.src[int(i)] for b in batches for i in b]
-        limits = [search.limit(int(dataset.src.sizes[b].max())) for b in batches for _ in b]
+    with generate_groups(a.data, a.path, a.split, a.beam, a.batch_size, a.max_len_a, a.max_len_b) as (
+            decoder, sources, limits):
         counts = {"searched again": 0, "hypotheses cut at the limit": 0}
         unseen, collect = decoder._unseen, decoder._collect
 
@@ -75,13 +52,7 @@ def main() -> int:
 
         def ct2_only():
             words = [decoder._source_words(s) for s in sources]
-            groups = {lim: [i for i, x in enumerate(limits) if x == lim] for lim in sorted(set(limits), reverse=True)}
-            batching = decoder._batching(words)
-            jobs = [decoder.translator.translate_batch([words[i] for i in idx], asynchronous=True, **batching,
-                                                       **decoder._options(lim, 1.0)) for lim, idx in groups.items()]
-            for job in jobs:
-                for pending in job:
-                    pending.result()
+            ct2_search_only(decoder, words, limits, decoder._batching(words), longest_first=True)
 
         def full():
             decoder._unseen, decoder._collect = counting_unseen, counting_collect
